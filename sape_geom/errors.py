@@ -1,0 +1,23 @@
+"""One exception family for everything a user can get wrong.
+
+Every public entry point raises :class:`InputError` (or a subclass) with a message that names the
+problem and the value found, so the command line can print one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SapeGeomError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class InputError(SapeGeomError, ValueError):
+    """A file, array or option given by the user cannot be used as it is."""
+
+
+class ConfigError(InputError):
+    """A configuration has an unknown key or a value outside its allowed range."""
+
+
+class TrainingCancelled(SapeGeomError):
+    """The user asked to stop; not a failure, callers show no error for it."""
