@@ -1,0 +1,38 @@
+"""Shared test set-up.
+
+``bpy`` must be imported before anything imports ``pymeshlab`` in this process: both ship an Embree
+library and pymeshlab's older copy breaks bpy (``undefined symbol rtcGetSceneTraversable``, see
+``shared/design/platform-notes.md``). pytest imports this file before any test module, so bpy is
+imported here, once, with ``BLENDER_USER_RESOURCES`` pointing at a throw-away folder so that Blender
+never writes into the user's ``~/.config/blender``.
+
+Tests marked ``blender`` are skipped when the bpy module is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+_BLENDER_USER_DIR = tempfile.mkdtemp(prefix="sape_geom_blender_user_")
+os.environ.setdefault("BLENDER_USER_RESOURCES", _BLENDER_USER_DIR)
+
+try:  # must stay the first heavy import of the test session
+    import bpy  # noqa: F401
+
+    HAS_BPY = True
+    BPY_IMPORT_ERROR = ""
+except Exception as exc:  # ImportError, or a broken binary module
+    HAS_BPY = False
+    BPY_IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_BPY:
+        return
+    skip = pytest.mark.skip(reason=f"the bpy module is not available ({BPY_IMPORT_ERROR})")
+    for item in items:
+        if "blender" in item.keywords:
+            item.add_marker(skip)
