@@ -1,0 +1,5 @@
+"""``python -m sape_geom`` runs the command line."""
+
+from .cli import entrypoint
+
+entrypoint()
