@@ -16,6 +16,7 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
+from .colors import coolwarm
 from .errors import InputError
 
 __all__ = [
@@ -247,29 +248,15 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return trimesh.Trimesh(out.vertex_matrix(), out.face_matrix(), process=False)
 
 
-# Coolwarm-like diverging map: (position, R, G, B); blue = low, light grey = middle, red = high.
-_COOLWARM = np.array([
-    [0.00, 59, 76, 192],
-    [0.25, 124, 159, 249],
-    [0.50, 221, 221, 221],
-    [0.75, 244, 154, 123],
-    [1.00, 180, 4, 38],
-], dtype=np.float64)
-
-
 def colorize_by_values(vertices: Any, values: Any, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
-    """Per-vertex RGBA (n,4) uint8 from (n,) ``values`` mapped through a coolwarm-like ramp.
+    """Per-vertex RGBA (n,4) uint8 from (n,) ``values`` through the shared coolwarm map.
 
-    ``vmin`` maps to blue, ``vmax`` to red; values outside are clamped, NaN becomes mid grey.
+    ``vmin`` maps to blue, ``vmax`` to red; values outside are clamped, NaN becomes grey.
     ``vertices`` only fixes ``n`` (so the call reads like the mesh it colours).
     """
     n = len(np.asarray(vertices))
     vals = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(vals) != n:
         raise InputError(f"colorize_by_values: {len(vals)} values for {n} vertices")
-    span = float(vmax) - float(vmin)
-    t = (vals - vmin) / span if span != 0 else np.full(n, 0.5)
-    t = np.clip(np.nan_to_num(t, nan=0.5), 0.0, 1.0)
-    rgb = np.stack([np.interp(t, _COOLWARM[:, 0], _COOLWARM[:, k]) for k in (1, 2, 3)], axis=1)
-    alpha = np.full((n, 1), 255.0)
-    return np.round(np.concatenate([rgb, alpha], axis=1)).astype(np.uint8)
+    rgb = coolwarm(vals, vmin=vmin, vmax=vmax)
+    return np.concatenate([rgb, np.full((n, 1), 255, dtype=np.uint8)], axis=1)
