@@ -39,7 +39,8 @@ Settings and input arrays per task
 ``deform``
     inputs: ``target_points`` (N, 2) float, optional ``source_points`` (M, 2) float (absent: the
     library's default circle). Instead of ``target_points`` the settings may name ``target_image``, a
-    silhouette image read with ``sape_geom.curves.load_contour``. settings: ``config`` (dict for
+    silhouette image (or polyline file) read with ``sape_geom.curves.load_contour`` and normalised
+    (centred, radius 1, y up); results are then in that normalised frame. settings: ``config`` (dict for
     ``DeformConfig``, dotted keys allowed), ``steps`` (shortcut for the config's step count).
     Result: ``curves.npz`` with ``curve`` (P, 2) float32, ``levels`` (P,) or empty,
     ``snapshot_steps`` (S,) int64, ``snapshots`` (S, P, 2) float32, ``target`` (N, 2) float32.
@@ -373,7 +374,7 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
         config = config_mod.replace(config, **dict(s["config"]))
 
     preview = _Previewer(ctx, every_s=float(s.get("preview_every_s", 3.0)),
-                         resolution=int(s.get("preview_resolution", 48)))
+                         resolution=int(s.get("preview_resolution", 48)), mesh=mesh)
     fit = fit_occupancy(mesh, config, callbacks=ctx.callbacks(on_model=preview))
 
     ctx.events.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
@@ -389,8 +390,9 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
 class _Previewer:
     """Coarse extraction every few seconds from the model being trained, written as an npz."""
 
-    def __init__(self, ctx: Context, every_s: float, resolution: int):
+    def __init__(self, ctx: Context, every_s: float, resolution: int, mesh=None):
         self.ctx = ctx
+        self.mesh = mesh
         self.every_s = every_s
         self.resolution = resolution
         self.last = time.monotonic()
@@ -404,11 +406,14 @@ class _Previewer:
         now = time.monotonic()
         if now - self.last < self.every_s or info.step >= info.total:
             return
-        normalization = getattr(info, "normalization", None)
-        if normalization is None:
-            return
         try:
             from .occupancy import preview_mesh
+
+            normalization = getattr(info, "normalization", None)
+            if normalization is None:  # the frame fit_occupancy trains in (spec §6.3)
+                from .meshio import normalization_for
+
+                normalization = normalization_for(self.mesh)
 
             mesh = preview_mesh(info.model, normalization, resolution=self.resolution)
             if len(mesh.faces) == 0:
@@ -478,7 +483,9 @@ def task_deform(ctx: Context) -> dict[str, Any]:
     if s.get("target_image"):
         from .curves import load_contour
 
-        target = np.asarray(load_contour(s["target_image"]), dtype=np.float64)
+        contour = load_contour(s["target_image"])
+        # image pixels (y down) -> the normalised y-up frame: centred, farthest point at distance 1
+        target = contour.normalization().apply(contour.points)
     elif "target_points" in arrays:
         target = np.asarray(arrays["target_points"], dtype=np.float64)
     else:

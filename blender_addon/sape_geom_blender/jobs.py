@@ -1,0 +1,302 @@
+"""Client side of the ``sape_geom.worker`` protocol: start a worker, read its events, stop it.
+
+No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerJob.drain` from its
+polling function; a reader thread moves the worker's JSON lines into a queue. See the docstring of
+``sape_geom/worker.py`` for the protocol itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+FINAL_EVENTS = ("result", "error", "cancelled")
+
+#: Seconds between a ``cancel`` line and SIGTERM, and between SIGTERM and SIGKILL.
+CANCEL_GRACE_S = 5.0
+TERMINATE_GRACE_S = 3.0
+
+
+def addon_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def find_source_root(start: Path | None = None) -> Path | None:
+    """The folder holding ``sape_geom/worker.py`` when the add-on runs from a source checkout."""
+    here = start or addon_dir()
+    for parent in [here, *here.parents][:5]:
+        if (parent / "sape_geom" / "worker.py").is_file():
+            return parent
+    return None
+
+
+def detect_worker_python() -> tuple[str, str]:
+    """Best guess at a Python that has sape_geom and torch: ``(path, where it came from)``.
+
+    Order: the ``SAPE_GEOM_PYTHON`` environment variable, a ``.venv`` in a folder above the add-on (a
+    source checkout), then ``python3`` / ``python`` on PATH. Returns ``("", reason)`` when none exists.
+    """
+    env = os.environ.get("SAPE_GEOM_PYTHON", "").strip()
+    if env:
+        return env, "SAPE_GEOM_PYTHON"
+    for parent in list(addon_dir().parents)[:5]:
+        for rel in (".venv/bin/python", ".venv/Scripts/python.exe", "venv/bin/python"):
+            cand = parent / rel
+            if cand.is_file():
+                return str(cand), f"virtual environment in {parent}"
+    for name in ("python3", "python"):
+        found = shutil.which(name)
+        if found and not _is_blender_python(found):
+            return found, "PATH"
+    return "", "no SAPE_GEOM_PYTHON, no .venv next to the add-on and no python3 on PATH"
+
+
+def _is_blender_python(path: str) -> bool:
+    # Blender's own interpreter lacks torch and must not host training; skip it when guessing.
+    return "blender" in Path(path).name.lower()
+
+
+def check_python(python: str) -> str | None:
+    """None when ``python`` names an executable file, else a sentence saying what is wrong."""
+    if not python:
+        return "no worker Python is set: choose one in the SAPE add-on preferences or set SAPE_GEOM_PYTHON"
+    found = shutil.which(python) if os.sep not in python else (python if Path(python).exists() else None)
+    if not found:
+        return f"worker Python not found: {python}"
+    if not os.access(found, os.X_OK) or Path(found).is_dir():
+        return f"worker Python is not an executable file: {python}"
+    return None
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for the worker: unbuffered, and able to import sape_geom from a source checkout."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another interpreter
+    root = find_source_root()
+    if root is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH", "")])])
+    return env
+
+
+class WorkerJob:
+    """One worker process running one job; every method is for the main thread except the reader."""
+
+    def __init__(self, python: str, task: str, settings: dict[str, Any], work_dir: str | os.PathLike,
+                 inputs: str | os.PathLike | None = None):
+        self.python = python
+        self.task = task
+        self.settings = settings
+        self.work_dir = Path(work_dir)
+        self.inputs = None if inputs is None else Path(inputs)
+        self.proc: subprocess.Popen | None = None
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.final: dict[str, Any] | None = None
+        self.cancel_requested_at: float | None = None
+        self._terminated_at: float | None = None
+        self._reader: threading.Thread | None = None
+        self._eof = False
+        self._stderr_file = None
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        """Write the job file and start the worker; raises OSError/ValueError with a clear message."""
+        problem = check_python(self.python)
+        if problem:
+            raise ValueError(problem)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        job_file = self.work_dir / "job.json"
+        job = {
+            "task": self.task,
+            "settings": self.settings,
+            "inputs": None if self.inputs is None else str(self.inputs),
+            "output_dir": str(self.work_dir),
+            "stop_on_stdin_close": True,
+        }
+        job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
+        self._stderr_file = open(self.work_dir / "worker_stderr.log", "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [self.python, "-m", "sape_geom.worker", str(job_file)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file,
+                cwd=str(self.work_dir), env=worker_env(),
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
+            )
+        except OSError as exc:
+            self._stderr_file.close()
+            raise OSError(f"cannot start the worker with {self.python}: {exc.strerror or exc}") from None
+        self._reader = threading.Thread(target=self._read, name="sape-geom-job-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+                if not isinstance(event, dict) or "event" not in event:
+                    raise ValueError
+            except ValueError:
+                event = {"event": "log", "text": line}
+            self.events.put(event)
+        self.events.put({"event": "_eof"})
+
+    # ------------------------------------------------------------------ main-thread side
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.final is None
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Events received since the last call, ending with a synthetic final event if the worker died.
+
+        Once a ``result``, ``error`` or ``cancelled`` event has been returned the job is over
+        (``self.final`` holds it) and the process has been reaped.
+        """
+        out: list[dict[str, Any]] = []
+        if self.proc is None or self.final is not None:
+            return out
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if event["event"] == "_eof":
+                self._eof = True
+                continue
+            out.append(event)
+            if event["event"] in FINAL_EVENTS:
+                self.final = event
+                break
+        if self.final is None:
+            self._escalate_cancel()
+        if self.final is None and self._eof:
+            self.final = self._death_event()
+            out.append(self.final)
+        if self.final is not None:
+            self._reap()
+        return out
+
+    def _death_event(self) -> dict[str, Any]:
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        if self.cancel_requested_at is not None:
+            return {"event": "cancelled", "task": self.task, "reason": "stopped by the user"}
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            message = f"the worker process was killed ({name})"
+        else:
+            message = f"the worker process exited with code {code} without a result"
+        tail = self.stderr_tail()
+        if tail:
+            message += f": {tail[-1]}"
+        return {"event": "error", "message": message, "type": "WorkerDied", "traceback": "\n".join(tail)}
+
+    def stderr_tail(self, lines: int = 15) -> list[str]:
+        try:
+            text = (self.work_dir / "worker_stderr.log").read_text("utf-8", "replace")
+        except OSError:
+            return []
+        return [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+
+    def cancel(self) -> None:
+        """Ask the worker to stop between steps; it is terminated if it does not within the grace time."""
+        if not self.running or self.cancel_requested_at is not None:
+            return
+        self.cancel_requested_at = time.monotonic()
+        try:
+            assert self.proc is not None and self.proc.stdin is not None
+            self.proc.stdin.write(b"cancel\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError, AssertionError):
+            self._terminate()
+
+    def _escalate_cancel(self) -> None:
+        if self.cancel_requested_at is None or self.proc is None:
+            return
+        now = time.monotonic()
+        if self._terminated_at is None and now - self.cancel_requested_at > CANCEL_GRACE_S:
+            self._terminate()
+        elif self._terminated_at is not None and now - self._terminated_at > TERMINATE_GRACE_S:
+            self.proc.kill()
+
+    def _terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self._terminated_at = time.monotonic()
+            self.proc.terminate()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """End the process now (unregister, shutdown): cancel, terminate, kill; always reaps it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.cancel()
+            try:
+                self.proc.wait(timeout=min(1.0, timeout))
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        if self.final is None:
+            self.final = {"event": "cancelled", "task": self.task, "reason": "stopped"}
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        if self._stderr_file is not None and not self._stderr_file.closed:
+            self._stderr_file.close()
+
+
+def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0) -> dict[str, Any]:
+    """Run the ``check`` job synchronously; returns its result or ``{"ok": False, "reason": ...}``."""
+    job = WorkerJob(python, "check", {}, work_dir)
+    try:
+        job.start()
+    except (OSError, ValueError) as exc:
+        return {"ok": False, "reason": str(exc)}
+    deadline = time.monotonic() + timeout
+    while job.running and time.monotonic() < deadline:
+        for event in job.drain():
+            if event["event"] == "result":
+                return dict(event)
+            if event["event"] in ("error", "cancelled"):
+                reason = event.get("message") or event.get("reason") or "failed"
+                if "No module named sape_geom" in "\n".join(job.stderr_tail()):
+                    reason = f"{python} cannot import sape_geom (install it there, or pick another Python)"
+                return {"ok": False, "reason": reason}
+        time.sleep(0.05)
+    job.stop()
+    return {"ok": False, "reason": f"the check did not finish within {timeout:.0f} s"}

@@ -1,0 +1,254 @@
+"""Operators: Fit Selected, Cancel, Re-extract, Deform Curve, and the internal Report.
+
+Every operator checks its input before anything is created, so a refused request leaves the scene as
+it was and says why in the report area. Work happens in the worker process; results arrive through
+:mod:`runner`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from . import convert, runner
+from .preferences import resolve_worker_python, work_dir_base
+from .properties import merge_extra
+
+
+def _worker_python_or_report(op, context) -> str | None:
+    from .jobs import check_python
+
+    python, where = resolve_worker_python(context)
+    problem = check_python(python)
+    if problem:
+        op.report({"ERROR"}, f"SAPE: {problem} ({where}); set 'Worker Python' in the add-on preferences")
+        return None
+    return python
+
+
+class SAPE_OT_fit_selected(bpy.types.Operator):
+    """Fit a SAPE occupancy field to each selected mesh (modifiers applied) and add the result as a new object"""
+
+    bl_idname = "sape.fit_selected"
+    bl_label = "Fit Selected"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.RUNNER.busy
+
+    def execute(self, context):
+        selected = list(context.selected_objects)
+        if not selected:
+            self.report({"ERROR"}, "SAPE: select one or more mesh objects to fit")
+            return {"CANCELLED"}
+        meshes = [o for o in selected if o.type == "MESH"]
+        skipped = [o.name for o in selected if o.type != "MESH"]
+        if not meshes:
+            self.report({"ERROR"}, f"SAPE: no mesh in the selection ({', '.join(skipped)} is not a mesh)")
+            return {"CANCELLED"}
+        settings = context.scene.sape_geom
+        try:
+            job_settings = settings.fit_settings()
+        except ValueError as exc:
+            self.report({"ERROR"}, f"SAPE: {exc}")
+            return {"CANCELLED"}
+        python = _worker_python_or_report(self, context)
+        if python is None:
+            return {"CANCELLED"}
+
+        depsgraph = context.evaluated_depsgraph_get()
+        items, problems = [], []
+        for obj in meshes:
+            vertices, faces = convert.mesh_world_arrays(obj, depsgraph)
+            if len(faces) == 0:
+                problems.append(f"'{obj.name}' has no faces")
+                continue
+            extent = vertices.max(axis=0) - vertices.min(axis=0)
+            if not np.isfinite(vertices).all() or float(extent.max()) <= 0:
+                problems.append(f"'{obj.name}' is degenerate (all vertices at one point)")
+                continue
+            work_dir = runner.new_work_dir(work_dir_base(context))
+            inputs = work_dir / "inputs.npz"
+            np.savez(inputs, vertices=vertices, faces=faces)
+            items.append(runner.Item(
+                kind="fit", label=obj.name, task="fit_surface", python=python, settings=job_settings,
+                work_dir=work_dir, scene_name=context.scene.name, inputs=inputs,
+                data={"matrix_world": obj.matrix_world.copy()},
+            ))
+        notes = problems + [f"'{n}' is not a mesh" for n in skipped]
+        if not items:
+            self.report({"ERROR"}, "SAPE: nothing to fit: " + "; ".join(notes))
+            return {"CANCELLED"}
+        if notes:
+            self.report({"WARNING"}, "SAPE: skipped " + "; ".join(notes))
+        runner.RUNNER.submit(items)
+        self.report({"INFO"}, f"SAPE: fitting {', '.join(i.label for i in items)}")
+        return {"FINISHED"}
+
+
+class SAPE_OT_cancel(bpy.types.Operator):
+    """Stop the running SAPE job and drop the queued ones"""
+
+    bl_idname = "sape.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return runner.RUNNER.busy
+
+    def execute(self, context):
+        runner.RUNNER.cancel()
+        self.report({"INFO"}, "SAPE: cancelling")
+        return {"FINISHED"}
+
+
+class SAPE_OT_reextract(bpy.types.Operator):
+    """Rebuild the active SAPE result from its kept checkpoint at the panel's resolution, without refitting"""
+
+    bl_idname = "sape.reextract"
+    bl_label = "Re-extract"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return not runner.RUNNER.busy and obj is not None and "sape_checkpoint" in obj
+
+    def execute(self, context):
+        from pathlib import Path
+
+        obj = context.active_object
+        checkpoint = str(obj.get("sape_checkpoint", "")) if obj is not None else ""
+        if not checkpoint:
+            self.report({"ERROR"}, "SAPE: the active object is not a SAPE result (no checkpoint)")
+            return {"CANCELLED"}
+        if not Path(checkpoint).is_file():
+            self.report({"ERROR"}, f"SAPE: the checkpoint of '{obj.name}' is gone: {checkpoint}")
+            return {"CANCELLED"}
+        python = _worker_python_or_report(self, context)
+        if python is None:
+            return {"CANCELLED"}
+        s = context.scene.sape_geom
+        settings = {"checkpoint": checkpoint, "resolution": int(s.resolution), "colors": True}
+        if s.device != "auto":
+            settings["device"] = s.device
+        runner.RUNNER.submit([runner.Item(
+            kind="extract", label=obj.name, task="extract", python=python, settings=settings,
+            work_dir=runner.new_work_dir(work_dir_base(context)), scene_name=context.scene.name,
+            data={"object": obj.name, "matrix_world": obj.matrix_world.copy()},
+        )])
+        self.report({"INFO"}, f"SAPE: re-extracting '{obj.name}' at {s.resolution}")
+        return {"FINISHED"}
+
+
+class SAPE_OT_deform_curve(bpy.types.Operator):
+    """Deform a source curve (circle or curve object) onto a target curve or silhouette image with SAPE"""
+
+    bl_idname = "sape.deform_curve"
+    bl_label = "Deform"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.RUNNER.busy
+
+    def execute(self, context):
+        s = context.scene.sape_geom
+        depsgraph = context.evaluated_depsgraph_get()
+        settings: dict = {"steps": int(s.deform_steps)}
+        arrays: dict = {}
+        data: dict = {"z": 0.0, "center": (0.0, 0.0), "scale": 1.0}
+        if s.target_kind == "OBJECT":
+            target = s.target_object
+            if target is None or target.type != "CURVE":
+                self.report({"ERROR"}, "SAPE: choose a target curve object")
+                return {"CANCELLED"}
+            try:
+                pts = convert.curve_world_points(target, depsgraph)
+            except ValueError as exc:
+                self.report({"ERROR"}, f"SAPE: {exc}")
+                return {"CANCELLED"}
+            if len(pts) < 3:
+                self.report({"ERROR"}, f"SAPE: target curve '{target.name}' has fewer than 3 points")
+                return {"CANCELLED"}
+            # normalise in the world XY plane: centred, farthest point at distance 1
+            lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
+            center = (lo + hi) / 2
+            scale = float(np.linalg.norm(pts[:, :2] - center, axis=1).max())
+            if not scale > 0:
+                self.report({"ERROR"}, f"SAPE: target curve '{target.name}' is degenerate")
+                return {"CANCELLED"}
+            arrays["target_points"] = (pts[:, :2] - center) / scale
+            data.update(z=float(pts[:, 2].mean()), center=tuple(center), scale=scale)
+            label = target.name
+        else:
+            path = bpy.path.abspath(s.target_image)
+            import os
+
+            if not s.target_image or not os.path.isfile(path):
+                self.report({"ERROR"}, f"SAPE: target image not found: {path or '(none)'}")
+                return {"CANCELLED"}
+            settings["target_image"] = path
+            label = bpy.path.display_name_from_filepath(path) or "image"
+        if s.source_kind == "OBJECT":
+            source = s.source_object
+            if source is None or source.type != "CURVE":
+                self.report({"ERROR"}, "SAPE: choose a source curve object (or use the circle)")
+                return {"CANCELLED"}
+            try:
+                src = convert.curve_world_points(source, depsgraph)
+            except ValueError as exc:
+                self.report({"ERROR"}, f"SAPE: {exc}")
+                return {"CANCELLED"}
+            if len(src) < 3:
+                self.report({"ERROR"}, f"SAPE: source curve '{source.name}' has fewer than 3 points")
+                return {"CANCELLED"}
+            center, scale = np.asarray(data["center"]), data["scale"]
+            arrays["source_points"] = (src[:, :2] - center) / scale
+        if s.animate:
+            if s.frame_end <= s.frame_start:
+                self.report({"ERROR"}, "SAPE: the animation's end frame must come after its start frame")
+                return {"CANCELLED"}
+            data.update(animate=s.animation_mode, frame_start=int(s.frame_start), frame_end=int(s.frame_end))
+        try:
+            settings = merge_extra(settings, s.extra_settings)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"SAPE: {exc}")
+            return {"CANCELLED"}
+        python = _worker_python_or_report(self, context)
+        if python is None:
+            return {"CANCELLED"}
+        work_dir = runner.new_work_dir(work_dir_base(context))
+        inputs = None
+        if arrays:
+            inputs = work_dir / "inputs.npz"
+            np.savez(inputs, **arrays)
+        runner.RUNNER.submit([runner.Item(
+            kind="deform", label=label, task="deform", python=python, settings=settings,
+            work_dir=work_dir, scene_name=context.scene.name, inputs=inputs, data=data,
+        )])
+        self.report({"INFO"}, f"SAPE: deforming towards {label}")
+        return {"FINISHED"}
+
+
+class SAPE_OT_report(bpy.types.Operator):
+    """Show a message from a background SAPE job in the status bar / Info editor"""
+
+    bl_idname = "sape.report"
+    bl_label = "SAPE Report"
+    bl_options = {"INTERNAL"}
+
+    level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")),
+                        default="INFO")
+    message: StringProperty(default="")
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+classes = (SAPE_OT_fit_selected, SAPE_OT_cancel, SAPE_OT_reextract, SAPE_OT_deform_curve, SAPE_OT_report)
