@@ -971,14 +971,10 @@ def save_curve_obj(points: np.ndarray, path: str | os.PathLike, z: float = 0.0) 
 
 
 def coolwarm(values: np.ndarray) -> np.ndarray:
-    """A blue-white-red diverging colour map (0 = blue, 0.5 = light grey, 1 = red) as uint8 RGB."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    anchors = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
-    cols = np.array(
-        [[59, 76, 192], [141, 176, 254], [221, 221, 221], [244, 154, 123], [180, 4, 38]], dtype=np.float64
-    )
-    out = np.stack([np.interp(v, anchors, cols[:, c]) for c in range(3)], axis=-1)
-    return np.round(out).astype(np.uint8)
+    """Blue (0, few frequencies) to red (1, many) as uint8 RGB: the package's shared map (``colors``)."""
+    from .colors import coolwarm as _shared
+
+    return _shared(np.asarray(values, dtype=np.float64))
 
 
 class _Canvas:
