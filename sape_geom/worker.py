@@ -352,12 +352,8 @@ def task_check(ctx: Context) -> dict[str, Any]:
 
 def task_fit_surface(ctx: Context) -> dict[str, Any]:
     import numpy as np
-    import trimesh
 
-    from . import config as config_mod
-    from .occupancy import fit_occupancy, occupancy_preset
-
-    arrays = _load_inputs(ctx.job["inputs"], ("vertices", "faces"))
+    arrays = _load_inputs(ctx.job["inputs"], ("vertices", "faces"))  # checked before the heavy imports
     vertices = np.asarray(arrays["vertices"], dtype=np.float64)
     faces = np.asarray(arrays["faces"], dtype=np.int64)
     if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
@@ -366,6 +362,11 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
         raise JobError(f"'faces' must be a non-empty (F, 3) array of triangles, got shape {faces.shape}")
     if not np.isfinite(vertices).all():
         raise JobError("'vertices' contains NaN or infinite values")
+    import trimesh
+
+    from . import config as config_mod
+    from .occupancy import fit_occupancy, occupancy_preset
+
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
     s = ctx.settings
@@ -475,9 +476,6 @@ def task_extract(ctx: Context) -> dict[str, Any]:
 def task_deform(ctx: Context) -> dict[str, Any]:
     import numpy as np
 
-    from . import config as config_mod
-    from .silhouette import DeformConfig, deform_curve
-
     s = ctx.settings
     arrays = _load_inputs(ctx.job["inputs"], ()) if ctx.job["inputs"] is not None else {}
     if s.get("target_image"):
@@ -497,6 +495,9 @@ def task_deform(ctx: Context) -> dict[str, Any]:
         source = np.asarray(source, dtype=np.float64)
         if source.ndim != 2 or source.shape[1] != 2 or len(source) < 3:
             raise JobError(f"the source curve must be an (M, 2) array with M >= 3, got shape {source.shape}")
+
+    from . import config as config_mod
+    from .silhouette import DeformConfig, deform_curve
 
     config = DeformConfig()
     if s.get("config"):
