@@ -149,7 +149,8 @@ def heat_map_material() -> bpy.types.Material:
         return mat
     mat = bpy.data.materials.new(name)
     try:
-        mat.use_nodes = True
+        if bpy.app.version < (5, 0, 0):  # node materials are the only kind from 5.0 on
+            mat.use_nodes = True
         nodes, links = mat.node_tree.nodes, mat.node_tree.links
         bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
         attr = nodes.new("ShaderNodeAttribute")
