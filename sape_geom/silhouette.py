@@ -281,7 +281,7 @@ def deform_curve(
     levels = None
     if model.controller is not None:
         with torch.no_grad():
-            levels = model.open_fraction(tau).double().cpu().numpy()
+            levels = np.clip(model.open_fraction(tau).double().cpu().numpy(), 0.0, 1.0)
 
     metrics: dict[str, Any] = dict(C.curve_metrics(final_n, target_n))
     metrics.update(
@@ -433,11 +433,11 @@ def config_from_args(args: argparse.Namespace) -> DeformConfig:
 
 def run_deform(args: argparse.Namespace) -> int:
     """Run ``sape-geom deform``; raises :class:`InputError` for bad input (the caller prints one line)."""
-    from .trainer import TrainCallbacks, console_progress
-
     config = config_from_args(args)
     target = C.load_contour(args.target, image_threshold=args.threshold)
     source = None if args.source in (None, "", "circle") else C.load_contour(args.source, args.threshold)
+
+    from .trainer import TrainCallbacks, console_progress  # torch: imported only once the inputs are good
     cb = TrainCallbacks(
         on_progress=None if args.quiet else console_progress("deform"),
         progress_every=max(1, config.steps // 500),
