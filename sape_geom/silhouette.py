@@ -367,7 +367,7 @@ def save_outputs(
         frames = [result.normalization.apply(snaps[i][1]) for i in idx]
         paths["gif"] = str(C.save_gif(frames, result.target_normalized, out / "optimisation.gif"))
     metrics_path = out / "metrics.json"
-    text = json.dumps({"metrics": result.metrics, "timings": result.timings}, indent=2, sort_keys=True)
+    text = json.dumps(_json_safe({"metrics": result.metrics, "timings": result.timings}), indent=2, sort_keys=True)
     C._atomic_write(metrics_path, lambda tmp: Path(tmp).write_text(text + "\n"))
     paths["metrics"] = str(metrics_path)
     return paths
@@ -388,7 +388,7 @@ def add_deform_command(subparsers: Any) -> argparse.ArgumentParser:
         "and, with --gif, optimisation.gif.",
     )
     _add_deform_arguments(p)
-    p.set_defaults(func=run_deform)
+    p.set_defaults(func=run_deform, handler=run_deform)
     return p
 
 
@@ -445,7 +445,8 @@ def run_deform(args: argparse.Namespace) -> int:
     result = deform_curve(target, config, source_points=source, callbacks=cb)
     paths = save_outputs(result, args.output, target, gif=args.gif)
     if args.json:
-        print(json.dumps({"metrics": result.metrics, "timings": result.timings, "outputs": paths}, sort_keys=True))
+        payload = {"metrics": result.metrics, "timings": result.timings, "outputs": paths}
+        print(json.dumps(_json_safe(payload), sort_keys=True))
     else:
         m = result.metrics
         print(
@@ -455,6 +456,17 @@ def run_deform(args: argparse.Namespace) -> int:
         for kind, path in paths.items():
             print(f"{kind}: {path}")
     return 0
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become null so the output is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,3 +187,17 @@ def test_cli_subprocess_bad_input(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no shape" in lines[0], proc.stderr
     assert proc.stdout == ""
+
+
+def test_wired_into_package_cli(tmp_path, capsys):
+    cli = pytest.importorskip("sape_geom.cli")
+    Image.new("L", (40, 40), 0).save(tmp_path / "b.png")
+    rc = cli.main(["deform", str(tmp_path / "b.png"), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "error" in err[0], err
+    np.savetxt(tmp_path / "s.txt", star())
+    rc = cli.main(["deform", str(tmp_path / "s.txt"), "-o", str(tmp_path / "o"), "--steps", "3", "--points", "32",
+                   "--calibration-steps", "0", "--json", "--quiet"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out.strip())
+    assert data["metrics"]["calibration_mse"] is None and data["metrics"]["steps"] == 3
