@@ -102,11 +102,22 @@ def _combine_axes(indices: torch.Tensor, weights: torch.Tensor, resolution: int)
 
 def box_filter(grid: torch.Tensor, kernel: int) -> torch.Tensor:
     """Mean over a k^d window with replicate padding, for a (r,)*d grid (d = 1, 2 or 3)."""
-    dim = grid.dim()
+    return box_filter_channels(grid[None], kernel)[0]
+
+
+def box_filter_channels(grids: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Box filter of each of C grids stacked as (C, r, ..., r): one 1-D pass per axis, which equals the
+    k^d window with replicate padding."""
     half = kernel // 2
-    padded = F.pad(grid[None, None], (half,) * (2 * dim), mode="replicate")
-    pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dim - 1]
-    return pool(padded, kernel, stride=1)[0, 0]
+    if half == 0:
+        return grids.clone()
+    out = grids
+    for axis in range(1, grids.dim()):
+        moved = out.movedim(axis, -1)
+        shape = moved.shape
+        padded = F.pad(moved.reshape(-1, 1, shape[-1]), (half, half), mode="replicate")
+        out = F.avg_pool1d(padded, kernel, stride=1).reshape(shape).movedim(-1, axis)
+    return out
 
 
 class GlobalProgression(nn.Module):
@@ -192,6 +203,7 @@ class SpatialProgression(nn.Module):
         self.register_buffer("loss_sum", torch.zeros(nodes))
         self.register_buffer("weight_sum", torch.zeros(nodes))
         self._lookup: tuple[torch.Tensor, torch.Tensor, int] | None = None
+        self._table: torch.Tensor | None = None
         self.register_load_state_dict_post_hook(lambda module, _keys: module._invalidate())
         self.set_total_steps(total_steps)
 
@@ -202,6 +214,7 @@ class SpatialProgression(nn.Module):
 
     def _invalidate(self) -> None:
         self._lookup = None
+        self._table = None
 
     def _level_lookup(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Tables for :meth:`mask`, rebuilt only when levels change.
@@ -218,19 +231,42 @@ class SpatialProgression(nn.Module):
             self._lookup = (count - compact, count - uncovering, count)
         return self._lookup
 
+    #: Largest smoothed level table (nodes x present levels) kept in memory; beyond it the mask is
+    #: computed from the node levels directly (same values, more work per sample).
+    table_limit = 1 << 24
+
+    def _smoothed_table(self, rank: torch.Tensor, count: int) -> torch.Tensor | None:
+        """(nodes, count + 1) table: column j = box-smoothed fraction of window nodes among the j highest
+        present levels (column 0 is 0). Rebuilt only when levels change; None when it would be too big."""
+        if self._table is None and self.level.numel() * (count + 1) <= self.table_limit:
+            shape = (self.resolution,) * self.in_dim
+            one_hot = torch.zeros(count + 1, self.level.numel(), device=self.level.device)
+            one_hot[rank, torch.arange(self.level.numel(), device=self.level.device)] = 1.0
+            smoothed = box_filter_channels(one_hot.view(count + 1, *shape), self.kernel).view(count + 1, -1)
+            self._table = smoothed.cumsum(0).T.contiguous()
+        return self._table
+
     @torch.no_grad()
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """(N, D) mask: smoothed node masks interpolated at ``x`` (N, d), values in [0, 1]."""
         rank, column, count = self._level_lookup()
         u = grid_continuous_index(x.detach().float(), self.resolution)
-        indices, weights = _axis_stencil(u, self.resolution, self.kernel // 2)
-        nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, (k+1)^d)
-        # Stencil weight per present level, highest first after an always-zero column 0. Its running sum
-        # at column j is the weight of the nodes among the j highest levels, i.e. the mask value of every
-        # channel that exactly j present levels cover.
-        per_level = torch.zeros(x.shape[0], count + 1, device=x.device)
-        per_level.scatter_add_(1, rank[nodes], node_weights)
-        mask = per_level.cumsum(1).index_select(1, column)
+        table = self._smoothed_table(rank, count)
+        if table is not None:
+            # Interpolate the smoothed cumulative table at the 2^d corners of each sample.
+            indices, weights = _axis_stencil(u, self.resolution, None)
+            nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, 2^d)
+            covered = (table[nodes] * node_weights[..., None]).sum(1)  # (N, count + 1)
+        else:
+            # Smoothing and interpolation folded into one stencil over the (k+1)^d nearby nodes.
+            indices, weights = _axis_stencil(u, self.resolution, self.kernel // 2)
+            nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, (k+1)^d)
+            per_level = torch.zeros(x.shape[0], count + 1, device=x.device)
+            per_level.scatter_add_(1, rank[nodes], node_weights)
+            covered = per_level.cumsum(1)
+        # Column j of ``covered`` is the weight of the nodes among the j highest levels (column 0 is an
+        # always-zero column): the mask value of every channel that exactly j present levels cover.
+        mask = covered.index_select(1, column)
         if self.config.ramp and int(self.current_block) > 0:
             mask = self._apply_ramp(mask)
         return mask

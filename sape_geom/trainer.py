@@ -124,12 +124,15 @@ def train(
     loss_fn: LossFn,
     *,
     lr: float,
+    lr_final: float | None = None,
     steps: int | None = None,
     time_budget: float | None = None,
     callbacks: TrainCallbacks | None = None,
     stage: str = "training",
 ) -> TrainStats:
     """Optimise ``model`` with Adam for ``steps`` steps, or for ``time_budget`` seconds.
+
+    With ``lr_final`` the learning rate decays exponentially from ``lr`` to ``lr_final`` over the run.
 
     With a time budget the step count is estimated from the speed of the first steps and handed to the
     progressive controller, so its schedule still completes within the budget (at half of it for SAPE).
@@ -153,6 +156,9 @@ def train(
     model.train()
     while step < total:
         callbacks.check_cancel()
+        if lr_final is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * (lr_final / lr) ** min(1.0, step / total)
         x, target = next_batch(step)
         prediction = model(x)
         loss, per_sample = loss_fn(prediction, target, x)

@@ -11,7 +11,6 @@ from sape_geom.progressive import (
     GlobalProgression,
     SpatialProgression,
     block_partition,
-    box_filter,
     grid_continuous_index,
 )
 from sape_geom.regression import ImageFitConfig, fit_image
@@ -71,11 +70,19 @@ def test_grid_node_positions_match_the_reference():
     assert u.tolist() == pytest.approx([0.5, 5.5, 10.5])  # between nodes (0,1), (5,6), (10,11), weights 1/2
 
 
+def _box_filter_reference(grid: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Direct k^d window mean with replicate padding (not separable), as the reference code computes it."""
+    dim, half = grid.dim(), kernel // 2
+    padded = torch.nn.functional.pad(grid[None, None], (half,) * (2 * dim), mode="replicate")
+    pool = (torch.nn.functional.avg_pool1d, torch.nn.functional.avg_pool2d, torch.nn.functional.avg_pool3d)[dim - 1]
+    return pool(padded, kernel, stride=1)[0, 0]
+
+
 def _naive_mask(control: SpatialProgression, x: torch.Tensor) -> torch.Tensor:
     """Loop-based oracle: dense node masks, box-filtered channel by channel, interpolated corner by corner."""
     r, d, k, width = control.resolution, control.in_dim, control.kernel, control.width
     dense = (torch.arange(width)[None] < control.block_ends[control.level.long()][:, None]).float()
-    smoothed = torch.stack([box_filter(g, k) for g in dense.T.reshape(width, *(r,) * d)]).reshape(width, -1).T
+    smoothed = torch.stack([_box_filter_reference(g, k) for g in dense.T.reshape(width, *(r,) * d)]).reshape(width, -1).T
     out = torch.zeros(len(x), width)
     for n in range(len(x)):
         u = ((x[n] + 1) / 2 * (r - 2) + 0.5).clamp(0, r - 1)
@@ -102,9 +109,13 @@ def test_vectorised_mask_equals_loop_reference_including_borders_and_outside(dim
     x = torch.rand(40, dim) * 2.6 - 1.3  # some samples outside [-1, 1]
     x[0] = -1.0
     x[1] = 1.0
-    mask = control.mask(x)
-    torch.testing.assert_close(mask, _naive_mask(control, x), atol=1e-5, rtol=0)
-    assert mask.min() >= 0 and mask.max() <= 1 + 1e-6
+    expected = _naive_mask(control, x)
+    for table_limit in (1 << 24, 0):  # the smoothed-table path and the direct stencil path
+        control.table_limit = table_limit
+        control._invalidate()
+        mask = control.mask(x)
+        torch.testing.assert_close(mask, expected, atol=1e-5, rtol=0)
+        assert mask.min() >= 0 and mask.max() <= 1 + 1e-6
 
 
 def test_initial_mask_is_block_zero_everywhere():
