@@ -28,13 +28,13 @@ Settings and input arrays per task
     settings: ``preset`` (str, default ``"fast"``); ``overrides`` (dict passed to
     ``occupancy_preset(preset, **overrides)``: encoding, sigma, steps, time_budget, device, seed,
     resolution); ``config`` (dict of dotted keys applied with ``sape_geom.config.replace`` for fields the
-    overrides do not reach); ``resolution`` (extraction grid, default 256); ``colors`` (bool, default
+    overrides do not reach); ``resolution`` (extraction grid, default: the config's); ``colors`` (bool, default
     true); ``preview_every_s`` (float, default 3; 0 turns previews off); ``preview_resolution`` (default 48).
     Results: ``mesh.npz`` (``vertices`` (V, 3) float32 in the input's frame, ``faces`` (F, 3) int32,
     ``colors`` (V, 4) uint8 RGBA heat-map of the SAPE levels, empty when colours are off) and
     ``checkpoint.pt`` (load it with ``OccupancyFit.load``).
 ``extract``
-    No inputs. settings: ``checkpoint`` (path), ``resolution`` (default 256), ``colors``, ``device``.
+    No inputs. settings: ``checkpoint`` (path), ``resolution`` (default: the fit's), ``colors``, ``device``.
     Result: ``mesh.npz`` as above.
 ``deform``
     inputs: ``target_points`` (N, 2) float, optional ``source_points`` (M, 2) float (absent: the
@@ -380,12 +380,23 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
 
     ctx.events.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
     colors = bool(s.get("colors", True))
-    out = fit.extract(resolution=int(s.get("resolution", 256)), colors=colors)
+    out = fit.extract(resolution=_resolution(s), colors=colors)
     mesh_path = _save_mesh(ctx.output_dir / "mesh.npz", out, colors)
     checkpoint = ctx.output_dir / "checkpoint.pt"
     fit.save(checkpoint)
     preview.clean()
-    return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": _metrics_of(fit)}
+    stats = getattr(fit, "stats", None)
+    metrics = dict(getattr(fit, "timings", None) or {})
+    if stats is not None:
+        metrics.update(steps=getattr(stats, "steps", None), final_loss=getattr(stats, "final_loss", None))
+    metrics.update(vertices=len(out.vertices), faces=len(out.faces))
+    return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": _plain_metrics(metrics)}
+
+
+def _resolution(settings: dict[str, Any]) -> int | None:
+    """Extraction grid size from the settings; None = the config's own."""
+    value = settings.get("resolution")
+    return None if value in (None, 0) else int(value)
 
 
 class _Previewer:
@@ -446,7 +457,10 @@ def _unlink(path: Path) -> None:
 
 
 def _metrics_of(result: Any) -> dict[str, Any]:
-    metrics = getattr(result, "metrics", None) or {}
+    return _plain_metrics(getattr(result, "metrics", None) or {})
+
+
+def _plain_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     plain = {}
     for k, v in dict(metrics).items():
         f = _float_or_none(v)
@@ -469,7 +483,7 @@ def task_extract(ctx: Context) -> dict[str, Any]:
     fit = OccupancyFit.load(checkpoint, device=s.get("device"))
     ctx.events.emit("progress", step=0, total=1, loss=None, elapsed_s=None, eta_s=None, stage="extract")
     colors = bool(s.get("colors", True))
-    out = fit.extract(resolution=int(s.get("resolution", 256)), colors=colors)
+    out = fit.extract(resolution=_resolution(s), colors=colors)
     return {"mesh": str(_save_mesh(ctx.output_dir / "mesh.npz", out, colors))}
 
 

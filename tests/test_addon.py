@@ -213,21 +213,40 @@ def test_fit_selected_with_fake_worker_builds_result_and_keeps_source(addon, tmp
 
 
 def test_fit_selected_real_worker(addon):
+    """A real (tiny, so untrained-looking) fit: the pipeline, the frame and the heat-map, not quality."""
     pytest.importorskip("sape_geom.occupancy", reason="sape_geom.occupancy has not landed yet")
+    from sape_geom_blender import convert
+
     cube = add_cube()
     select_only(cube)
     s = bpy.context.scene.sape_geom
-    s.budget, s.steps, s.resolution, s.device = "STEPS", 30, 32, "cpu"
-    s.extra_settings = json.dumps({"preview_every_s": 0})
+    s.budget, s.steps, s.resolution, s.device = "STEPS", 10, 24, "cpu"
+    s.extra_settings = json.dumps({"preview_every_s": 0, "config": TINY_FIT_CONFIG})
     before = snapshot_scene()
     assert fit_selected() == {"FINISHED"}
     drive()
     messages = runner().RUNNER.state.messages
     assert "Cube_sape" in bpy.data.objects, messages
-    check_result(cube, bpy.data.objects["Cube_sape"], atol=0.35)
-    assert os.path.isfile(bpy.data.objects["Cube_sape"]["sape_checkpoint"])
+    result = bpy.data.objects["Cube_sape"]
+    assert result.users_collection[0].name == "SAPE Results"
+    assert len(result.data.vertices) > 0 and "sape_level" in result.data.color_attributes
+    assert np.allclose(np.array(result.matrix_world), np.array(cube.matrix_world))
+    # the extraction grid covers the source's bounding sphere (normalised radius 0.95 -> 1), so a
+    # result outside it means a frame mix-up (local vs world, transform applied twice)
+    vertices, _ = convert.mesh_world_arrays(cube, bpy.context.evaluated_depsgraph_get())
+    center = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    radius = np.linalg.norm(vertices - center, axis=1).max() / 0.95
+    lo, hi = convert.mesh_world_bounds(result)
+    assert np.all(lo >= center - radius * 1.05) and np.all(hi <= center + radius * 1.05)
+    assert os.path.isfile(result["sape_checkpoint"])
     for name, entry in before["objects"].items():
         assert snapshot_scene()["objects"][name] == entry
+
+
+TINY_FIT_CONFIG = {
+    "points_per_set": 5000, "num_sets": 1, "batch_size": 500, "field.num_frequencies": 64,
+    "field.hidden_width": 64, "field.hidden_layers": 2, "progress.grid_resolution": 8, "progress.num_blocks": 4,
+}
 
 
 def test_deform_curve_real_worker_with_shape_keys(addon):
@@ -298,21 +317,25 @@ def test_check_operator_reports_torch_or_reason(addon, tmp_path):
     ("#!/bin/sh\necho 'boom: no such thing' >&2\nexit 1\n", "exited with code 1"),
     ("#!/bin/sh\necho '{\"event\": \"started\", \"task\": \"fit_surface\"}'\nkill -9 $$\n", "killed (SIGKILL)"),
 ])
-def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, body, expected):
+def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body, expected):
+    started = []
+
+    class RecordingJob(runner().WorkerJob):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(runner(), "WorkerJob", RecordingJob)
     use_python(fake_worker(tmp_path, body))
     cube = add_cube()
     select_only(cube)
     before = snapshot_scene()
     assert fit_selected() == {"FINISHED"}
-    job = None
-    poll = runner().poll
-    while (dt := poll()) is not None:
-        job = job or (runner().RUNNER.current or (None, None))[1]
-        time.sleep(dt)
+    drive()
     level, text = runner().RUNNER.state.messages[-1]
     assert level == "ERROR" and expected in text and "Cube" in text
     assert snapshot_scene() == before  # no result, no preview, no "SAPE Results" collection
-    assert job is not None and job.proc.poll() is not None  # reaped: no process left behind
+    assert len(started) == 1 and started[0].proc.poll() is not None  # reaped: no process left behind
 
 
 @pytest.mark.parametrize("stubborn", [False, True])
