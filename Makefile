@@ -1,0 +1,21 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install everything first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned, so that no multi-GB CUDA build is pulled in by a looser requirement.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[meshlab,blender,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sape-geom demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q

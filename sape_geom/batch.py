@@ -1,0 +1,236 @@
+"""Fit every mesh of a folder: per-mesh outputs, one ``metrics.csv``, resume and failure isolation.
+
+Each mesh is fitted in a worker process (``--workers N`` at a time, the CPU threads split between them),
+so a mesh that raises, or a worker that crashes, is recorded as failed while the rest go on. Meshes
+already finished (a row with status ``ok`` and its surface file present) are skipped on a rerun.
+Backends: ``local`` (processes on this machine) and ``ray`` (a Ray cluster, see :mod:`sape_geom.batch_ray`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import InputError
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+CSV_COLUMNS = [
+    "name", "status", "input", "surface", "checkpoint", "preview", "iou", "chamfer_l1", "normal_consistency",
+    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "host", "error",
+]
+
+
+@dataclass(frozen=True)
+class MeshJob:
+    """One mesh to fit: where it is, where its outputs go, and the preset with overrides."""
+
+    name: str
+    input: str
+    out_dir: str
+    preset: str = "fast"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metrics: bool = True
+    preview: bool = True
+
+
+def list_meshes(input_dir: str | Path) -> list[Path]:
+    """Mesh files directly in ``input_dir`` (sorted), by suffix."""
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise InputError(f"input folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+
+
+def make_jobs(paths: Iterable[Path], out_dir: str | Path, preset: str, overrides: dict[str, Any]) -> list[MeshJob]:
+    """One job per mesh; names are file stems, made unique with the suffix where two stems clash."""
+    paths = list(paths)
+    stems = [p.stem for p in paths]
+    jobs = []
+    for path, stem in zip(paths, stems):
+        name = stem if stems.count(stem) == 1 else f"{stem}_{path.suffix.lstrip('.').lower()}"
+        jobs.append(MeshJob(name, str(path.resolve()), str(Path(out_dir).resolve()), preset, dict(overrides)))
+    return jobs
+
+
+def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]:
+    """Fit one mesh and write ``<name>.ply``, ``<name>.ckpt`` and ``<name>.png``; returns its CSV row.
+
+    ``input_path`` overrides ``job.input`` (a backend may have copied the file elsewhere). Raises on
+    failure; :func:`run_job` turns that into a failed row.
+    """
+    import socket
+
+    from .meshio import load_mesh, save_mesh
+    from .metrics import mesh_metrics
+    from .occupancy import fit_occupancy, occupancy_preset
+
+    start = time.perf_counter()
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mesh = load_mesh(input_path or job.input)
+    config = occupancy_preset(job.preset, **job.overrides)
+    fit = fit_occupancy(mesh, config)
+    surface, stats = fit.extract(return_stats=True)
+    surface_path = save_mesh(surface, out / f"{job.name}.ply")
+    checkpoint_path = fit.save(out / f"{job.name}.ckpt")
+    row: dict[str, Any] = {
+        "name": job.name,
+        "status": "ok",
+        "input": job.input,
+        "surface": str(surface_path),
+        "checkpoint": str(checkpoint_path),
+        "faces": len(surface.faces),
+        "fit_s": round(fit.timings["fit_s"], 2),
+        "extract_s": round(stats["extract_s"], 2),
+        "steps": fit.stats.steps if fit.stats else "",
+        "device": str(fit.device),
+        "host": socket.gethostname(),
+    }
+    if job.preview:
+        from .render import render_mesh_png
+
+        row["preview"] = str(render_mesh_png([mesh, surface], out / f"{job.name}.png", size=384, titles=["input", "SAPE fit"]))
+    if job.metrics:
+        metrics = mesh_metrics(surface, mesh)
+        row.update({key: round(float(metrics[key]), 6) for key in ("iou", "chamfer_l1", "normal_consistency", "fscore")})
+        row["components"] = int(metrics["components"])
+    row["total_s"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def run_job(job: MeshJob, threads: int | None = None) -> dict[str, Any]:
+    """:func:`fit_mesh_file` that never raises: a failure becomes a row with status ``failed``."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        return fit_mesh_file(job)
+    except Exception as error:  # noqa: BLE001 - recorded per mesh, the batch goes on
+        return failed_row(job, f"{error.__class__.__name__}: {error}", traceback.format_exc())
+
+
+def failed_row(job: MeshJob, message: str, details: str = "") -> dict[str, Any]:
+    row = {"name": job.name, "status": "failed", "input": job.input, "error": message.replace("\n", " ")[:500]}
+    if details and os.environ.get("SAPE_GEOM_DEBUG"):
+        row["error"] += " | " + details.replace("\n", " | ")[-1500:]
+    return row
+
+
+# ------------------------------------------------------------------------------------------- results
+def read_metrics(path: str | Path) -> dict[str, dict[str, str]]:
+    """Rows of an existing ``metrics.csv`` by mesh name (empty when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle)}
+
+
+def write_metrics(path: str | Path, rows: dict[str, dict[str, Any]]) -> None:
+    """Rewrite ``metrics.csv`` atomically, rows sorted by name."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for name in sorted(rows):
+            writer.writerow({key: rows[name].get(key, "") for key in CSV_COLUMNS})
+    tmp.replace(path)
+
+
+def is_finished(row: dict[str, Any] | None) -> bool:
+    return bool(row) and row.get("status") == "ok" and Path(str(row.get("surface", ""))).is_file()
+
+
+# ------------------------------------------------------------------------------------------ backends
+Runner = Callable[[list[MeshJob], int, Callable[[dict[str, Any]], None]], None]
+
+
+def run_local(jobs: list[MeshJob], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+    """Processes on this machine; a crashed worker fails only the mesh it was fitting."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    crashed: list[MeshJob] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job, threads): job for job in jobs}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = futures.pop(future)
+                try:
+                    on_done(future.result())
+                except BrokenProcessPool:
+                    crashed.append(job)
+    # Every job in flight died with a crashed pool: rerun them one at a time so only the culprit fails.
+    for job in crashed:
+        on_done(_run_isolated(job, threads))
+
+
+def _run_isolated(job: MeshJob, threads: int) -> dict[str, Any]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        try:
+            return pool.submit(run_job, job, threads).result()
+        except BrokenProcessPool:
+            return failed_row(job, "the worker process crashed while fitting this mesh")
+
+
+def run_batch(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    preset: str = "fast",
+    workers: int = 1,
+    overrides: dict[str, Any] | None = None,
+    backend: str = "local",
+    backend_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Fit every mesh in ``input_dir`` into ``out_dir``; returns all rows of ``metrics.csv`` by name."""
+    from .occupancy import occupancy_preset
+
+    occupancy_preset(preset, **(overrides or {}))  # fail fast on a bad preset or override
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    paths = list_meshes(input_dir)
+    if not paths:
+        raise InputError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) in {input_dir}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "metrics.csv"
+    rows: dict[str, dict[str, Any]] = read_metrics(csv_path)
+    jobs = [job for job in make_jobs(paths, out, preset, overrides or {}) if not is_finished(rows.get(job.name))]
+    runner = _backend(backend, backend_options or {})
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(paths), initial=len(paths) - len(jobs), desc="meshes", unit="mesh", disable=not progress)
+
+    def on_done(row: dict[str, Any]) -> None:
+        rows[row["name"]] = row
+        write_metrics(csv_path, rows)
+        bar.set_postfix_str(f"{row['name']}: {row['status']}")
+        bar.update(1)
+
+    try:
+        if jobs:
+            runner(jobs, workers, on_done)
+    finally:
+        bar.close()
+    return rows
+
+
+def _backend(name: str, options: dict[str, Any]) -> Runner:
+    if name == "local":
+        return run_local
+    if name == "ray":
+        from .batch_ray import make_ray_runner
+
+        return make_ray_runner(**options)
+    raise InputError(f"unknown batch backend {name!r}; choose local or ray")
