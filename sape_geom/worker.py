@@ -29,12 +29,14 @@ Settings and input arrays per task
     ``occupancy_preset(preset, **overrides)``: encoding, sigma, steps, time_budget, device, seed,
     resolution); ``config`` (dict of dotted keys applied with ``sape_geom.config.replace`` for fields the
     overrides do not reach); ``resolution`` (extraction grid, default: the config's); ``colors`` (bool, default
-    true); ``preview_every_s`` (float, default 3; 0 turns previews off); ``preview_resolution`` (default 48).
+    true); ``keep_largest`` (bool, default false: drop all but the largest piece);
+    ``preview_every_s`` (float, default 3; 0 turns previews off); ``preview_resolution`` (default 48).
     Results: ``mesh.npz`` (``vertices`` (V, 3) float32 in the input's frame, ``faces`` (F, 3) int32,
     ``colors`` (V, 4) uint8 RGBA heat-map of the SAPE levels, empty when colours are off) and
     ``checkpoint.pt`` (load it with ``OccupancyFit.load``).
 ``extract``
-    No inputs. settings: ``checkpoint`` (path), ``resolution`` (default: the fit's), ``colors``, ``device``.
+    No inputs. settings: ``checkpoint`` (path), ``resolution`` (default: the fit's), ``colors``, ``keep_largest``,
+    ``device``.
     Result: ``mesh.npz`` as above.
 ``deform``
     inputs: ``target_points`` (N, 2) float, optional ``source_points`` (M, 2) float (absent: the
@@ -299,7 +301,7 @@ def _save_mesh(path: Path, mesh, colors: bool) -> Path:
     rgba = np.zeros((0, 4), dtype=np.uint8)
     if colors:
         vc = getattr(getattr(mesh, "visual", None), "vertex_colors", None)
-        if vc is not None and len(vc) == len(vertices):
+        if vc is not None and len(vc) == len(vertices) and len(vertices):
             rgba = np.asarray(vc, dtype=np.uint8).reshape(len(vertices), -1)
             if rgba.shape[1] == 3:
                 rgba = np.concatenate([rgba, np.full((len(rgba), 1), 255, np.uint8)], axis=1)
@@ -380,17 +382,26 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
 
     ctx.events.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
     colors = bool(s.get("colors", True))
-    out = fit.extract(resolution=_resolution(s), colors=colors)
+    out = fit.extract(resolution=_resolution(s), colors=colors, keep_largest=bool(s.get("keep_largest", False)))
+    preview.clean()
+    _check_surface(out, s)
     mesh_path = _save_mesh(ctx.output_dir / "mesh.npz", out, colors)
     checkpoint = ctx.output_dir / "checkpoint.pt"
     fit.save(checkpoint)
-    preview.clean()
     stats = getattr(fit, "stats", None)
     metrics = dict(getattr(fit, "timings", None) or {})
     if stats is not None:
         metrics.update(steps=getattr(stats, "steps", None), final_loss=getattr(stats, "final_loss", None))
     metrics.update(vertices=len(out.vertices), faces=len(out.faces))
     return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": _plain_metrics(metrics)}
+
+
+def _check_surface(mesh, settings: dict[str, Any]) -> None:
+    if len(mesh.faces) == 0:
+        raise JobError(
+            f"the fitted field has no surface at resolution {settings.get('resolution') or 'default'}: "
+            "train longer (more steps or a larger time budget) or try another preset"
+        )
 
 
 def _resolution(settings: dict[str, Any]) -> int | None:
@@ -483,7 +494,8 @@ def task_extract(ctx: Context) -> dict[str, Any]:
     fit = OccupancyFit.load(checkpoint, device=s.get("device"))
     ctx.events.emit("progress", step=0, total=1, loss=None, elapsed_s=None, eta_s=None, stage="extract")
     colors = bool(s.get("colors", True))
-    out = fit.extract(resolution=_resolution(s), colors=colors)
+    out = fit.extract(resolution=_resolution(s), colors=colors, keep_largest=bool(s.get("keep_largest", False)))
+    _check_surface(out, s)
     return {"mesh": str(_save_mesh(ctx.output_dir / "mesh.npz", out, colors))}
 
 
