@@ -28,6 +28,7 @@ from . import convert
 from .jobs import WorkerJob
 
 POLL_INTERVAL_S = 0.2
+MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
 
 
 @dataclass
@@ -323,6 +324,9 @@ def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
         seq = [np.asarray(s) for s in snaps]
         if not np.allclose(seq[-1], curve_pts):
             seq.append(np.asarray(curve_pts))
+        if len(seq) > MAX_ANIMATION_KEYS:  # e.g. 10k steps kept every 50: keep an even subset
+            keep = np.unique(np.linspace(0, len(seq) - 1, MAX_ANIMATION_KEYS).round().astype(int))
+            seq = [seq[i] for i in keep]
         frames = np.linspace(start, end, len(seq)) if len(seq) > 1 else np.array([start])
         pairs = [(float(f), to_world(p)) for f, p in zip(frames, seq)]
         if anim == "SHAPE_KEYS":
