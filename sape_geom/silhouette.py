@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
