@@ -76,6 +76,8 @@ class DeformConfig:
     """Parametrise the curve as source + MLP output (spec D2) instead of absolute positions."""
     snapshot_every: int = 50
     """Keep the curve every this many steps (plus step 0 and the last step); 0 = only those two."""
+    snapshot_steps: tuple[int, ...] = ()
+    """Further steps at which to keep the curve (e.g. for an animation with a custom timing)."""
     seed: int = 0
     device: str = "auto"
     """``auto``, ``cpu``, ``cuda``, ``mps``."""
@@ -91,6 +93,13 @@ class DeformConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        try:
+            steps = tuple(sorted({int(v) for v in self.snapshot_steps}))
+        except (TypeError, ValueError):
+            raise ConfigError(f"snapshot_steps must be integers, got {self.snapshot_steps!r}") from None
+        if any(v < 0 for v in steps):
+            raise ConfigError(f"snapshot_steps must be >= 0, got {self.snapshot_steps!r}")
+        object.__setattr__(self, "snapshot_steps", steps)
         if self.points < 3:
             raise ConfigError(f"points must be at least 3, got {self.points}")
         if self.target_samples is not None and (not isinstance(self.target_samples, int) or self.target_samples < 3):
@@ -257,17 +266,22 @@ def deform_curve(
         return (model(tau) + base).double().cpu().numpy()
 
     snapshots_n.append((0, current_curve()))
+    chosen = set(config.snapshot_steps)
+    every = config.snapshot_every
+    user_every = int(getattr(user_cb, "snapshot_every", 0) or 0)
+    user_snap = getattr(user_cb, "on_snapshot", None)
 
-    def on_snapshot(step: int, m) -> None:
-        snapshots_n.append((step, current_curve()))
-        if user_cb.on_snapshot is not None:
-            user_cb.on_snapshot(step, m)
+    def on_snapshot(step: int, m) -> None:  # called after every step; cheap unless a snapshot is due
+        if (every and step % every == 0) or step in chosen:
+            snapshots_n.append((step, current_curve()))
+        if user_snap is not None and user_every and step % user_every == 0:
+            user_snap(step, m)
 
     cb = TrainCallbacks(
         on_progress=user_cb.on_progress,
         should_cancel=user_cb.should_cancel,
-        snapshot_every=config.snapshot_every,
-        on_snapshot=on_snapshot if config.snapshot_every else None,
+        snapshot_every=1,
+        on_snapshot=on_snapshot,
         progress_every=getattr(user_cb, "progress_every", 1) or 1,
     )
     t1 = time.perf_counter()

@@ -131,6 +131,9 @@ def test_every_encoding_runs():
                                                 **{"field.encoding": enc}))
         assert np.all(np.isfinite(res.curve)), enc
         assert [s for s, _ in res.snapshots] == [0, 5]
+    res = deform_curve(star(), small_config(steps=6, calibration_steps=2, snapshot_every=4, snapshot_steps=[1, 3]))
+    assert [s for s, _ in res.snapshots] == [0, 1, 3, 4, 6]
+    assert config_mod.from_dict(DeformConfig, config_mod.to_dict(res.config)).snapshot_steps == (1, 3)
 
 
 def test_cancel_and_bad_inputs():
