@@ -24,7 +24,7 @@ from .errors import InputError
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 CSV_COLUMNS = [
     "name", "status", "input", "surface", "checkpoint", "preview", "iou", "chamfer_l1", "normal_consistency",
-    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "host", "error",
+    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "host", "node", "error",
 ]
 
 
