@@ -101,15 +101,19 @@ def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], 
     from tqdm.auto import tqdm
 
     bar = None
+    stage = None
 
     def update(info: ProgressInfo) -> None:
-        nonlocal bar
-        if bar is None or bar.total != info.total:
+        nonlocal bar, stage
+        if bar is None or bar.total != info.total or info.stage != stage:
             if bar is not None:
                 bar.close()
-            bar = tqdm(total=info.total, desc=description, unit="step", file=stream or sys.stderr, leave=False)
+            stage = info.stage
+            unit = "step" if stage == "training" else "item"
+            bar = tqdm(total=info.total, desc=f"{description}: {stage}", unit=unit, file=stream or sys.stderr, leave=False)
         bar.n = info.step
-        bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
+        if math.isfinite(info.loss):
+            bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
         bar.refresh()
         if info.step >= info.total:
             bar.close()
