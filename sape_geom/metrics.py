@@ -7,9 +7,9 @@ All distances below are in that frame.
 
 from __future__ import annotations
 
+import igl
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
 from .errors import InputError
 from .extract import count_components
@@ -59,9 +59,9 @@ def mesh_metrics(
     Returns a dict of floats:
     * ``iou``: volumetric IoU over ``iou_points`` uniform points in the cube of side ``1 + padding``
       around the reference (Occupancy Networks' box), inside-ness by fast winding number > 0.5;
-    * ``chamfer_l1`` = 0.5 * (``accuracy`` + ``completeness``): mean nearest-neighbour Euclidean distance
-      pred -> ref and ref -> pred between ``n_points`` area-weighted surface samples of each mesh;
-    * ``normal_consistency``: mean |n_pred . n_ref| of nearest pairs, averaged over both directions;
+    * ``chamfer_l1`` = 0.5 * (``accuracy`` + ``completeness``): mean Euclidean distance from ``n_points``
+      area-weighted surface samples of the prediction to the reference surface, and back;
+    * ``normal_consistency``: mean |n_sample . n_closest_face|, averaged over both directions;
     * ``fscore`` (with ``precision``, ``recall``) at distance ``fscore_threshold`` (1 % of the side);
     * ``components``: number of face-connected components of the prediction.
     An empty prediction gives iou 0, infinite distances, 0 for the rest.
@@ -89,18 +89,32 @@ def _iou(Vp, Fp, Vr, Fr, n: int, padding: float, rng: np.random.Generator) -> fl
     return float(np.count_nonzero(occ_p & occ_r) / union) if union else 0.0
 
 
+def _closest_on_mesh(points: np.ndarray, V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distance from each point to the triangle mesh (V, F), and the unit normal of the closest face."""
+    squared, face, _ = igl.point_mesh_squared_distance(points, V, F)
+    tri = V[F[face]]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
+    return np.sqrt(np.maximum(squared, 0.0)), nrm
+
+
 def _surface_metrics(Vp, Fp, Vr, Fr, n: int, tau: float, rng: np.random.Generator) -> dict:
-    """Chamfer-L1, normal consistency and F-score between surface samples of both meshes."""
+    """Chamfer-L1, normal consistency and F-score from surface samples of each mesh to the other mesh.
+
+    Distances are exact point-to-surface distances (not to the other mesh's samples), so a perfect
+    reconstruction scores 0 rather than the sampling floor of a point-cloud comparison (about 0.003 for
+    100k samples on a bunny-sized surface).
+    """
     areas = trimesh.triangles.area(Vp[Fp])
     if not areas.sum() > 0:
         return {k: v for k, v in _empty_metrics(tau).items() if k not in ("iou", "components")}
     pp, np_ = _surface_samples(Vp, Fp, int(n), rng)
     pr, nr = _surface_samples(Vr, Fr, int(n), rng)
-    d_pr, i_pr = cKDTree(pr).query(pp)  # pred -> ref
-    d_rp, i_rp = cKDTree(pp).query(pr)  # ref -> pred
+    d_pr, n_at_ref = _closest_on_mesh(pp, Vr, Fr)  # pred -> ref: accuracy
+    d_rp, n_at_pred = _closest_on_mesh(pr, Vp, Fp)  # ref -> pred: completeness
     accuracy, completeness = float(d_pr.mean()), float(d_rp.mean())
-    nc_p = np.abs(np.sum(np_ * nr[i_pr], axis=1)).mean()
-    nc_r = np.abs(np.sum(nr * np_[i_rp], axis=1)).mean()
+    nc_p = np.abs(np.sum(np_ * n_at_ref, axis=1)).mean()
+    nc_r = np.abs(np.sum(nr * n_at_pred, axis=1)).mean()
     precision, recall = float((d_pr < tau).mean()), float((d_rp < tau).mean())
     fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return {"chamfer_l1": 0.5 * (accuracy + completeness), "accuracy": accuracy,
