@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned, so that no multi-GB CUDA build is pulled in by a looser requirement.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[meshlab,blender,test]"
+	$(PY) -m pip install --quiet -e ".[meshlab,blender,test,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
