@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import InputError
+from .fileio import atomic_write
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 CSV_COLUMNS = [
@@ -137,14 +138,15 @@ def read_metrics(path: str | Path) -> dict[str, dict[str, str]]:
 
 def write_metrics(path: str | Path, rows: dict[str, dict[str, Any]]) -> None:
     """Rewrite ``metrics.csv`` atomically, rows sorted by name."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for name in sorted(rows):
-            writer.writerow({key: rows[name].get(key, "") for key in CSV_COLUMNS})
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for name in sorted(rows):
+                writer.writerow({key: rows[name].get(key, "") for key in CSV_COLUMNS})
+
+    atomic_write(path, write)
 
 
 def is_finished(row: dict[str, Any] | None) -> bool:

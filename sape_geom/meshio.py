@@ -10,7 +10,6 @@ Only numpy and trimesh are used here; nothing imports torch, bpy or pymeshlab.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
+from .fileio import atomic_write
 from .errors import InputError
 
 __all__ = [
@@ -208,17 +208,7 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike) -> Path:
     if suffix not in SAVE_SUFFIXES:
         raise InputError(f"{p}: cannot write '{suffix}' (supported: {', '.join(SAVE_SUFFIXES)})")
     data = _export_bytes(mesh, suffix[1:])
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    return atomic_write(p, lambda tmp: tmp.write_bytes(data))
 
 
 def _export_bytes(mesh: trimesh.Trimesh, file_type: str) -> bytes:

@@ -25,6 +25,7 @@ import trimesh
 from . import config as cfg
 from .config import FieldConfig, ProgressConfig
 from .errors import ConfigError, InputError
+from .fileio import atomic_write
 from .extract import colorize_by_values, decimate, extract_surface, largest_component
 from .meshio import Normalization, normalization_for, validate_mesh
 from .model import EncodedField
@@ -148,8 +149,6 @@ class OccupancyFit:
 
     def save(self, path: str | Path) -> Path:
         """One file with config, weights, SAPE grid state and normalisation (written atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -158,10 +157,7 @@ class OccupancyFit:
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "timings": self.timings,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
-        return path
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "OccupancyFit":

@@ -17,6 +17,7 @@ import torch
 from .colors import coolwarm
 from .config import FieldConfig, ProgressConfig
 from .errors import ConfigError, InputError
+from .fileio import atomic_write
 from .model import EncodedField
 from .trainer import TrainCallbacks, TrainStats, choose_device, seed_everything, train
 
@@ -270,9 +271,10 @@ def save_image_outputs(fit: ImageFit, out_dir: str | Path, gif: bool = False) ->
     if gif and fit.frames:
         paths["animation"] = out / "optimisation.gif"
         frames = [Image.fromarray(_to_uint8(frame)).convert("RGB") for frame in fit.frames + [fit.reconstruction]]
-        tmp = paths["animation"].with_name(paths["animation"].name + ".tmp")
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
-        tmp.replace(paths["animation"])
+        atomic_write(
+            paths["animation"],
+            lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0),
+        )
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -295,9 +297,6 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def _save_image(image, path: str | Path) -> None:
     """Write to a temporary name, then rename: a crash never leaves half an image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG")
-    tmp.replace(path)
+    image_format = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
+    atomic_write(path, lambda tmp: image.save(tmp, format=image_format))
 

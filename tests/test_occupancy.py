@@ -13,7 +13,7 @@ from sape_geom.cli import main
 from sape_geom.errors import ConfigError
 from sape_geom.extract import extract_surface_dense
 from sape_geom.metrics import mesh_metrics
-from sape_geom.occupancy import OccupancyFit, extract_mesh, fit_occupancy, occupancy_preset
+from sape_geom.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
 from sape_geom.shapes import sphere, torus
 
 TINY = dict(steps=200, points_per_set=30_000, num_sets=2, batch_size=3000, resolution=64, device="cpu")
