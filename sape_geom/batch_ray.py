@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from .batch import MeshJob, failed_row
 from .errors import InputError
+from .fileio import atomic_write
 
 INSTALL_HINT = 'the ray backend needs Ray: pip install "sape-geom[ray]"'
 OUTPUT_KEYS = ("surface", "checkpoint", "preview")
@@ -134,10 +135,7 @@ def _collect(ray, ref, job: MeshJob, started: float, max_retries: int) -> dict[s
         out.mkdir(parents=True, exist_ok=True)
         try:
             for key, (filename, payload) in files.items():
-                target = out / filename
-                tmp = target.with_name(target.name + ".part")
-                tmp.write_bytes(payload)
-                tmp.replace(target)
+                target = atomic_write(out / filename, lambda tmp, payload=payload: tmp.write_bytes(payload))
                 row[key] = str(target)
         except OSError as error:
             node = row.get("node", "")
