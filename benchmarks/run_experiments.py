@@ -26,12 +26,17 @@ EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("experiment", choices=EXPERIMENTS + ("all",))
+    ap.add_argument("experiment", choices=EXPERIMENTS + ("all", "readme"),
+                    help="an experiment, all of them, or readme: assemble <out>/*/table.md into <out>/RESULTS.md "
+                         "(with --write-readme, also the body of README.md's '## Results' section)")
+    ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--size", choices=SIZES, default="small")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core CPU)")
     args = ap.parse_args(argv)
+    if args.experiment == "readme":
+        return write_results(args.out, args.write_readme)
     device = setup_torch(args.threads, args.device)
     ctx = Context(args.size, args.out, device, args.threads)
     names = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
@@ -40,6 +45,42 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## {name} ({args.size}, {device})", flush=True)
         importlib.import_module(f"experiments.{name}").run(ctx)
         print(f"## {name} done in {time.perf_counter() - start:.0f} s -> {ctx.out / name}", flush=True)
+    return 0
+
+
+TITLES = {
+    "encodings": "1. Encodings on 2D image regression",
+    "sigma": "2. Robustness to the frequency range σ",
+    "sample_rate": "3. Robustness to the sample rate",
+    "occupancy": "4. 3D occupancy",
+    "silhouette": "5. Silhouette deformation",
+    "performance": "6. Performance",
+}
+
+
+def write_results(out: Path, readme: bool) -> int:
+    """Concatenate the experiments' tables (with their figures) into ``RESULTS.md``; optionally the README."""
+    repo = Path(__file__).resolve().parents[1]
+    notes = out / "NOTES.md"
+    parts = [notes.read_text().strip()] if notes.is_file() else []
+    for name in EXPERIMENTS:
+        table = out / name / "table.md"
+        if not table.is_file():
+            continue
+        body = table.read_text().strip().split("\n", 1)[1].strip()  # drop the table's own ### title
+        figure = (out / name / "figure.png").resolve().relative_to(repo)
+        parts.append(f"### {TITLES[name]}\n\n`python benchmarks/run_experiments.py {name}`\n\n{body}\n\n![{name}]({figure})")
+    text = "\n\n".join(parts) + "\n"
+    (out / "RESULTS.md").write_text(text.replace("](benchmarks/results/", "]("))
+    if readme:
+        path = repo / "README.md"
+        current = path.read_text()
+        head, sep, rest = current.partition("\n## Results\n")
+        if not sep:
+            raise SystemExit("README.md has no '## Results' section")
+        _, nxt, tail = rest.partition("\n## ")
+        path.write_text(head + sep + "\n" + text + ("\n## " + tail if nxt else ""))
+    print(f"wrote {out / 'RESULTS.md'}" + (" and README.md's Results section" if readme else ""))
     return 0
 
 
