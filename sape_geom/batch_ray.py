@@ -102,6 +102,7 @@ def _run(ray, jobs, workers, on_done, threads, cpus_per_fit, gpus_per_fit, max_r
         num_cpus=cpus_per_fit, num_gpus=gpus_per_fit, max_retries=max_retries, retry_exceptions=False,
         name="sape_geom_fit",
     )
+    _warm_up(ray, min(workers, len(jobs)), cpus_per_fit, gpus_per_fit)
     queue = list(jobs)
     pending: dict[Any, tuple[MeshJob, float]] = {}
     while queue or pending:
@@ -120,6 +121,25 @@ def _run(ray, jobs, workers, on_done, threads, cpus_per_fit, gpus_per_fit, max_r
         for ref in done:
             job, started = pending.pop(ref)
             on_done(_collect(ray, ref, job, started, max_retries))
+
+
+def _import_fitting_code() -> int:
+    """Import torch and the fitting code in a Ray worker process; returns its process id."""
+    import os
+
+    import sape_geom.occupancy  # noqa: F401  (torch and the geometry libraries come with it)
+
+    return os.getpid()
+
+
+def _warm_up(ray, count: int, cpus_per_fit: float, gpus_per_fit: float) -> None:
+    """Start ``count`` worker processes and import the fitting code in them once, before any mesh is
+    timed: Ray reuses these processes for the fits, so the one-off start-up (about 5 s of imports per
+    process) is not paid inside the first meshes."""
+    if count < 1:
+        return
+    warm = ray.remote(_import_fitting_code).options(num_cpus=cpus_per_fit, num_gpus=gpus_per_fit, name="sape_geom_warm_up")
+    ray.get([warm.remote() for _ in range(count)])
 
 
 def _collect(ray, ref, job: MeshJob, started: float, max_retries: int) -> dict[str, Any]:
