@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from .common import Context, image_grid, markdown_table, save_png, write_outputs
-from .image_tasks import fit, image_settings
+from .image_tasks import fit, image_settings, tile_height
 
 #: (label, encoding, sigma); sigma is ignored by none / pe / siren.
 METHODS = (
@@ -19,6 +19,9 @@ METHODS = (
     ("global progressive", "progressive", 20.0),
     ("SAPE", "sape", 20.0),
 )
+
+
+PER_ROW = 6
 
 
 def run(ctx: Context) -> dict:
@@ -38,8 +41,9 @@ def run(ctx: Context) -> dict:
                 row_labels += ["target", "training pixels (25 %)"]
             row_tiles.append(recon)
             row_labels.append(f"{label}\n{metrics['psnr_held_out']:.2f} dB")
-        tiles.append(row_tiles)
-        labels.append(row_labels)
+        for start in range(0, len(row_tiles), PER_ROW):  # wrap each image's tiles over rows of PER_ROW
+            tiles.append(row_tiles[start:start + PER_ROW])
+            labels.append(row_labels[start:start + PER_ROW])
     header = ["method"] + [f"{img} PSNR held-out (dB)" for img in settings.images] + ["mean", "PSNR train (mean)", "s per fit"]
     for label, _, _ in METHODS:
         mine = [r for r in records if r["method"] == label]
@@ -49,6 +53,6 @@ def run(ctx: Context) -> dict:
     best = max(rows, key=lambda r: r[len(settings.images) + 1])
     table = markdown_table(header, rows, 2) + f"\n\nBest mean held-out PSNR: **{best[0]}**."
     preamble = settings.describe() + " 25 % of the pixels train; σ=20 for RBF, periodic RBF, global progressive and SAPE."
-    save_png(image_grid(tiles, labels), folder / "figure.png")
+    save_png(image_grid(tiles, labels, tile_height=tile_height(settings)), folder / "figure.png")
     write_outputs(folder, "Encodings on 2D image regression (25 % of pixels)", preamble, table, {"runs": records}, ctx)
     return {"runs": records}

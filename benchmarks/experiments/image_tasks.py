@@ -27,6 +27,11 @@ def image_settings(size: str, images: tuple[str, ...] | None = None) -> ImageSet
     return ImageSettings(images or ("chibi.jpg", "fence.jpg"), 96, 300)
 
 
+#: Figures show the small-size images at twice their size (exact pixel doubling).
+def tile_height(settings: ImageSettings) -> int | None:
+    return 2 * settings.max_size if settings.max_size <= 128 else 256
+
+
 def fit(path: str, encoding: str, ctx: Context, settings: ImageSettings, sigma: float = 20.0,
         sample_rate: float = 0.25):
     """One seeded fit; returns (metrics dict, reconstruction uint8, target uint8, training-pixel image uint8)."""

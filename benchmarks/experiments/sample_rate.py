@@ -10,7 +10,7 @@ METHODS = (("FF σ=20", "ff"), ("SAPE", "sape"))
 
 
 def run(ctx: Context) -> dict:
-    settings = image_settings(ctx.size, None if ctx.size == "paper" else ("chibi.jpg",))
+    settings = image_settings(ctx.size)
     folder = ctx.folder("sample_rate")
     records = []
     for image in settings.images:

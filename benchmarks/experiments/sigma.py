@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 from .common import Context, image_grid, markdown_table, save_png, write_outputs
-from .image_tasks import fit, image_settings
+from .image_tasks import fit, image_settings, tile_height
 
 SIGMAS = (1.0, 20.0, 40.0)
 METHODS = (("FF", "ff"), ("SAPE+FF", "sape"))
 
 
 def run(ctx: Context) -> dict:
-    settings = image_settings(ctx.size, None if ctx.size == "paper" else ("chibi.jpg",))
+    settings = image_settings(ctx.size)
     folder = ctx.folder("sigma")
-    records, tiles, labels, titles = [], [], [], []
+    records = []
+    tiles: list[list] = [[] for _ in SIGMAS]
+    labels: list[list] = [[] for _ in SIGMAS]
     for image in settings.images:
-        for sigma in SIGMAS:
-            row_tiles, row_labels = [], []
+        for row, sigma in enumerate(SIGMAS):
             for label, encoding in METHODS:
                 metrics, recon, target, _ = fit(image, encoding, ctx, settings, sigma=sigma)
                 metrics.update(method=label)
                 records.append(metrics)
                 print(f"# {image} σ={sigma:g} {label}: {metrics['psnr_held_out']:.2f} dB", flush=True)
-                if not row_tiles:
-                    row_tiles.append(target)
-                    row_labels.append(f"target\nσ = {sigma:g}")
-                row_tiles.append(recon)
-                row_labels.append(f"{label} σ={sigma:g}\n{metrics['psnr_held_out']:.2f} dB")
-            tiles.append(row_tiles)
-            labels.append(row_labels)
-            titles.append(f"{image} σ={sigma:g}")
+                if encoding == METHODS[0][1]:
+                    tiles[row].append(target)
+                    labels[row].append(f"{image.split('.')[0]} target\nσ = {sigma:g}")
+                tiles[row].append(recon)
+                labels[row].append(f"{label} σ={sigma:g}\n{metrics['psnr_held_out']:.2f} dB")
     rows = []
     for image in settings.images:
         for sigma in SIGMAS:
@@ -38,6 +36,6 @@ def run(ctx: Context) -> dict:
                          sape["psnr_held_out"] - ff["psnr_held_out"]])
     table = markdown_table(["image", "σ", "FF PSNR (dB)", "SAPE+FF PSNR (dB)", "SAPE − FF (dB)"], rows, 2)
     preamble = settings.describe() + " 25 % of the pixels train."
-    save_png(image_grid(tiles, labels), folder / "figure.png")
+    save_png(image_grid(tiles, labels, tile_height=tile_height(settings)), folder / "figure.png")
     write_outputs(folder, "Robustness to the frequency range σ (2D image regression)", preamble, table, {"runs": records}, ctx)
     return {"runs": records}

@@ -10,7 +10,7 @@ import numpy as np
 
 from .common import SILHOUETTES, Context, image_grid, markdown_table, save_png, write_outputs
 
-STEPS = {"small": 1000, "paper": 10_000}
+STEPS = {"small": 1500, "paper": 10_000}
 SHAPES = ("bat-5.gif", "bird-17.gif", "tree-9.gif", "denver.png")
 METHODS = (("none", "none", 5.0), ("FF σ=1", "ff", 1.0), ("FF σ=3", "ff", 3.0), ("FF σ=5", "ff", 5.0),
            ("SAPE σ=5", "sape", 5.0))
