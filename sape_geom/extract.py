@@ -123,9 +123,10 @@ def _cells_of_points(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.n
 def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> np.ndarray:
     """Cells (shape ``values.shape - 1``) that may contain the surface, dilated by one cell.
 
-    A cell is flagged when its corners straddle ``level`` or when its closest corner value is within
-    ``margin`` of it. ``margin=None`` uses, per cell, the largest value change along its edges: the
-    surface may be reached within one cell wherever the field varies that much.
+    A cell is flagged when its corners straddle ``level``, when its closest corner value is within the
+    cell's own value range of it (the surface may be reached within one cell wherever the field varies
+    that much), or when it is within ``margin`` of it (a band of uncertain values, for fields whose
+    small features can hide between coarse samples).
     """
     v = values - level
     corners = [v[a:a + v.shape[0] - 1, b:b + v.shape[1] - 1, c:c + v.shape[2] - 1]
@@ -133,10 +134,9 @@ def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> np.nd
     mn = np.minimum.reduce(corners)
     mx = np.maximum.reduce(corners)
     near = np.minimum(np.abs(mn), np.abs(mx))
-    if margin is None:
-        flagged = (mn <= 0) & (mx >= 0) | (near <= (mx - mn))
-    else:
-        flagged = (mn <= 0) & (mx >= 0) | (near <= margin)
+    flagged = (mn <= 0) & (mx >= 0) | (near <= (mx - mn))
+    if margin is not None:
+        flagged |= near <= margin
     return ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool))
 
 

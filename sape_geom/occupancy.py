@@ -282,7 +282,8 @@ def extract_mesh(
         return values
 
     start = time.perf_counter()
-    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True)
+    # margin 0.45: also refine wherever P(outside) is between 0.05 and 0.95, where small pieces can hide.
+    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, margin=0.45, return_stats=True)
     if keep_largest and len(mesh.faces):
         mesh = largest_component(mesh)
     if max_faces is not None and len(mesh.faces) > max_faces:

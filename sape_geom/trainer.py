@@ -149,11 +149,14 @@ def train(
         raise InputError(f"time budget must be > 0 seconds, got {time_budget}")
     callbacks = callbacks or TrainCallbacks()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    budgeted = steps is None
     total = steps if steps is not None else 10**9
-    if steps is None:
+    if budgeted:
         model.set_total_steps(total)
     start = time.perf_counter()
-    calibration_end = None if steps is not None else min(3.0, 0.05 * time_budget)
+    # With a time budget, the step count is estimated from the measured speed, first after a short
+    # calibration and then again at every tenth of the budget, and handed to the schedule each time.
+    next_estimate = min(3.0, 0.05 * time_budget) if budgeted else math.inf
     history: list[tuple[int, float]] = []
     loss_value = math.nan
     step = 0
@@ -175,10 +178,13 @@ def train(
         if not math.isfinite(loss_value):
             raise InputError(f"training diverged at step {step} (loss {loss_value}); lower the learning rate")
         elapsed = time.perf_counter() - start
-        if calibration_end is not None and (elapsed >= calibration_end or step >= 200) and step >= 3:
-            total = max(step + 1, int(step + (time_budget - elapsed) * step / elapsed))
-            model.set_total_steps(total)
-            calibration_end = None
+        if budgeted:
+            if elapsed >= time_budget:
+                total = step
+            elif elapsed >= next_estimate and step >= 3:
+                total = max(step + 1, int(step * time_budget / elapsed))
+                model.set_total_steps(total)
+                next_estimate = elapsed + 0.1 * time_budget
         if step % max(1, total // 200) == 0 or step == total:
             history.append((step, loss_value))
         if callbacks.snapshot_every and callbacks.on_snapshot and step % callbacks.snapshot_every == 0:
@@ -186,7 +192,5 @@ def train(
         if step % callbacks.progress_every == 0 or step == total:
             eta = elapsed / step * (total - step)
             callbacks.progress(ProgressInfo(step, total, loss_value, elapsed, eta, stage, model))
-        if time_budget is not None and elapsed >= time_budget and calibration_end is None:
-            break
     model.eval()
     return TrainStats(step, time.perf_counter() - start, loss_value, history)
