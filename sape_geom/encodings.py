@@ -81,7 +81,12 @@ class FourierFeatures(Encoding):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         angles = (2.0 * math.pi) * (x @ self.frequencies.T)  # (N, m)
-        return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # (N, 2m): sin0, cos0, sin1, ...
+        if angles.requires_grad:
+            return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
+        features = torch.empty(x.shape[0], angles.shape[1], 2, dtype=angles.dtype, device=angles.device)
+        torch.sin(angles, out=features[..., 0])
+        torch.cos(angles, out=features[..., 1])
+        return features.flatten(-2)  # (N, 2m): sin0, cos0, sin1, cos1, ...
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, sigma={self.sigma}, sampling={self.sampling}"

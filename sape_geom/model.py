@@ -17,9 +17,9 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Linear(in_dim, width), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
         for _ in range(hidden_layers - 1):
-            layers += [nn.Linear(width, width), nn.ReLU()]
+            layers += [nn.Linear(width, width), nn.ReLU(inplace=True)]
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
 
@@ -90,7 +90,7 @@ class EncodedField(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoding(x)
         if self.controller is not None:
-            features = features * self.controller.mask(x)
+            features = self.controller.apply(x, features)
         return self.network(features)
 
     @torch.no_grad()

@@ -79,14 +79,14 @@ class OccupancyConfig:
 PRESETS: dict[str, OccupancyConfig] = {
     "quality": OccupancyConfig(),
     # Tuned on the pymeshlab bunny on 2 CPU cores: a coarser SAPE grid and 16 blocks of 32 channels, so
-    # that each node sees enough samples per block period of a short run (period 37 steps), 5x fewer
+    # that each node sees enough samples per block period of a short run (period 31 steps), 5x fewer
     # points per set, and a larger learning rate that decays over the run.
     "fast": OccupancyConfig(
         field=FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4),
         progress=ProgressConfig(epsilon=0.1, grid_resolution=32, num_blocks=16),
         points_per_set=200_000,
         num_sets=4,
-        steps=1200,
+        steps=1000,
         lr=1e-3,
         lr_final=5e-5,
     ),

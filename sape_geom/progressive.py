@@ -171,6 +171,10 @@ class GlobalProgression(nn.Module):
         if int(self.step) % int(self.period) == 0 and int(self.current_block) < len(self.block_ends):
             self.current_block += 1
 
+    def apply(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``features * mask(x)``: one channel vector for the whole domain."""
+        return features * self.channel_values()
+
     def open_fraction(self, x: torch.Tensor) -> torch.Tensor:
         return self.mask(x[:1]).mean().expand(x.shape[0])
 
@@ -204,6 +208,7 @@ class SpatialProgression(nn.Module):
         self.register_buffer("weight_sum", torch.zeros(nodes))
         self._lookup: tuple[torch.Tensor, torch.Tensor, int] | None = None
         self._table: torch.Tensor | None = None
+        self._runs: list[tuple[int, int, int]] | None = None
         self.register_load_state_dict_post_hook(lambda module, _keys: module._invalidate())
         self.set_total_steps(total_steps)
 
@@ -215,6 +220,7 @@ class SpatialProgression(nn.Module):
     def _invalidate(self) -> None:
         self._lookup = None
         self._table = None
+        self._runs = None
 
     def _level_lookup(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Tables for :meth:`mask`, rebuilt only when levels change.
@@ -247,36 +253,64 @@ class SpatialProgression(nn.Module):
         return self._table
 
     @torch.no_grad()
-    def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) mask: smoothed node masks interpolated at ``x`` (N, d), values in [0, 1]."""
-        rank, column, count = self._level_lookup()
+    def _covered(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, count + 1): column j is the interpolated weight of the nodes among the j highest present
+        levels (column 0 is always 0), i.e. the mask value of every channel that exactly j levels cover."""
+        rank, _, count = self._level_lookup()
         u = grid_continuous_index(x.detach().float(), self.resolution)
         table = self._smoothed_table(rank, count)
         if table is not None:
             # Interpolate the smoothed cumulative table at the 2^d corners of each sample.
             indices, weights = _axis_stencil(u, self.resolution, None)
             nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, 2^d)
-            covered = (table[nodes] * node_weights[..., None]).sum(1)  # (N, count + 1)
-        else:
-            # Smoothing and interpolation folded into one stencil over the (k+1)^d nearby nodes.
-            indices, weights = _axis_stencil(u, self.resolution, self.kernel // 2)
-            nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, (k+1)^d)
-            per_level = torch.zeros(x.shape[0], count + 1, device=x.device)
-            per_level.scatter_add_(1, rank[nodes], node_weights)
-            covered = per_level.cumsum(1)
-        # Column j of ``covered`` is the weight of the nodes among the j highest levels (column 0 is an
-        # always-zero column): the mask value of every channel that exactly j present levels cover.
-        mask = covered.index_select(1, column)
-        if self.config.ramp and int(self.current_block) > 0:
-            mask = self._apply_ramp(mask)
+            return (table[nodes] * node_weights[..., None]).sum(1)
+        # Smoothing and interpolation folded into one stencil over the (k+1)^d nearby nodes.
+        indices, weights = _axis_stencil(u, self.resolution, self.kernel // 2)
+        nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, (k+1)^d)
+        per_level = torch.zeros(x.shape[0], count + 1, device=x.device)
+        per_level.scatter_add_(1, rank[nodes], node_weights)
+        return per_level.cumsum(1)
+
+    def _ramp(self) -> tuple[int, int, float] | None:
+        """Channels of the newest block and their in-block ramp value (SAPE ramp option), or None."""
+        block = int(self.current_block)
+        if not self.config.ramp or block == 0:
+            return None
+        alpha = min(1.0, 2.0 * int(self.step_in_period) / int(self.period))
+        return int(self.block_ends[block - 1]), int(self.block_ends[block]), alpha
+
+    @torch.no_grad()
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) mask: smoothed node masks interpolated at ``x`` (N, d), values in [0, 1]."""
+        _, column, _ = self._level_lookup()
+        mask = self._covered(x).index_select(1, column)
+        ramp = self._ramp()
+        if ramp is not None:
+            mask[:, ramp[0] : ramp[1]] *= ramp[2]
         return mask
 
-    def _apply_ramp(self, mask: torch.Tensor) -> torch.Tensor:
-        block = int(self.current_block)
-        start, end = int(self.block_ends[block - 1]), int(self.block_ends[block])
-        alpha = min(1.0, 2.0 * int(self.step_in_period) / int(self.period))
-        mask[:, start:end] *= alpha
-        return mask
+    def apply(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``features * mask(x)`` without building the (N, D) mask: each run of channels that the same
+        levels cover is scaled by one column. In place unless ``features`` needs a gradient."""
+        if features.requires_grad:
+            return features * self.mask(x)
+        covered = self._covered(x)
+        for start, end, column in self._channel_runs():
+            features[:, start:end] *= covered[:, column : column + 1]
+        ramp = self._ramp()
+        if ramp is not None:
+            features[:, ramp[0] : ramp[1]] *= ramp[2]
+        return features
+
+    def _channel_runs(self) -> list[tuple[int, int, int]]:
+        """(start, end, column) for each run of consecutive channels sharing a column of the table."""
+        _, column, _ = self._level_lookup()
+        if self._runs is None:
+            values = column.tolist()
+            starts = [0] + [c for c in range(1, len(values)) if values[c] != values[c - 1]]
+            ends = starts[1:] + [len(values)]
+            self._runs = [(start, end, values[start]) for start, end in zip(starts, ends)]
+        return self._runs
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor, per_sample_loss: torch.Tensor) -> None:

@@ -193,3 +193,17 @@ def test_flat_half_freezes_low_while_detailed_half_opens_high():
     detailed = levels[-5:-1, 1:-1]
     assert flat.mean() < 0.45 and detailed.mean() > 0.9, (flat.mean(), detailed.mean())
     assert fit.open_fraction[:, : size // 4].mean() < fit.open_fraction[:, -size // 4 :].mean()
+
+
+@pytest.mark.parametrize("ramp", [False, True])
+def test_apply_equals_features_times_mask(ramp):
+    torch.manual_seed(0)
+    control = SpatialProgression(27, 3, 1000, ProgressConfig(grid_resolution=7, ramp=ramp))
+    control.level.copy_(torch.randint(0, len(control.block_ends), control.level.shape))
+    control.current_block.fill_(len(control.block_ends) - 1)
+    control.step_in_period.fill_(1)
+    control._invalidate()
+    x = torch.rand(50, 3) * 2 - 1
+    features = torch.randn(50, 27)
+    expected = features * control.mask(x)
+    torch.testing.assert_close(control.apply(x, features.clone()), expected)
