@@ -118,7 +118,9 @@ def test_trace_mask_closed_loops_random():
 def test_real_silhouettes_if_present():
     import os
 
-    root = "/work/shared/assets/sape-official/silhouettes"
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2] / "shared" / "assets" / "sape-official" / "silhouettes")
     if not os.path.isdir(root):
         pytest.skip("reference silhouettes not available")
     for name in ("bat-5.gif", "bird-17.gif", "tree-9.gif", "denver.png"):
