@@ -181,7 +181,7 @@ def train(
         if budgeted:
             if elapsed >= time_budget:
                 total = step
-            elif elapsed >= next_estimate and step >= 3:
+            elif (elapsed >= next_estimate and step >= 3) or step >= total:
                 total = max(step + 1, int(step * time_budget / elapsed))
                 model.set_total_steps(total)
                 next_estimate = elapsed + 0.1 * time_budget

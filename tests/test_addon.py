@@ -220,7 +220,7 @@ def test_fit_selected_real_worker(addon):
     cube = add_cube()
     select_only(cube)
     s = bpy.context.scene.sape_geom
-    s.budget, s.steps, s.resolution, s.device = "STEPS", 10, 24, "cpu"
+    s.budget, s.steps, s.resolution, s.device = "STEPS", 200, 24, "cpu"
     s.extra_settings = json.dumps({"preview_every_s": 0, "config": TINY_FIT_CONFIG})
     before = snapshot_scene()
     assert fit_selected() == {"FINISHED"}

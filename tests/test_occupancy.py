@@ -94,7 +94,7 @@ def test_every_encoding_can_fit(tmp_path):
 def test_time_budget_finishes_the_sape_schedule():
     fit = fit_occupancy(sphere(0.8), tiny_config(steps=None, time_budget=4.0))
     controller = fit.model.spatial
-    assert 3.9 < fit.stats.seconds < 6
+    assert 3.99 < fit.stats.seconds < 6  # trains until the budget is spent
     assert int(controller.current_block) == len(controller.block_ends) - 1  # every block was reached
 
 

@@ -217,7 +217,7 @@ def test_fit_surface_tiny_sphere(tmp_path):
 #: A surface fit small enough for a CPU test; adjusted to the occupancy module's option names.
 TINY_FIT = {
     "preset": "fast",
-    "overrides": {"steps": 10, "device": "cpu", "seed": 0},
+    "overrides": {"steps": 200, "device": "cpu", "seed": 0},
     "config": {"points_per_set": 5000, "num_sets": 1, "batch_size": 500, "field.num_frequencies": 64,
                "field.hidden_width": 64, "field.hidden_layers": 2, "progress.grid_resolution": 8,
                "progress.num_blocks": 4},
