@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import ENCODINGS
 from .errors import SapeGeomError, TrainingCancelled
+from .fileio import json_safe
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -40,22 +40,10 @@ def _callbacks(args: argparse.Namespace, description: str):
 
 def _report(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None:
     if args.json:
-        print(json.dumps(_json_safe(payload), sort_keys=True))
+        print(json.dumps(json_safe(payload), sort_keys=True))
     else:
         for line in lines:
             print(line)
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and callable(value.item):
-        return _json_safe(value.item())
-    return value
 
 
 # ---------------------------------------------------------------------------------------- fit-signal

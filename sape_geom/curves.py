@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .fileio import atomic_write
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -886,21 +886,6 @@ def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = 512) -> 
 # ----------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_curve_svg(
     points: np.ndarray,
     path: str | os.PathLike,
@@ -943,7 +928,7 @@ def save_curve_svg(
     parts.append(f'<path d="{d_of(p)}" fill="none" stroke="{stroke}" stroke-width="{sw:.6g}"/>')
     parts.append("</svg>\n")
     text = "\n".join(parts)
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_curve_npz(points: np.ndarray, path: str | os.PathLike, **extra: Any) -> Path:
@@ -957,7 +942,7 @@ def save_curve_npz(points: np.ndarray, path: str | os.PathLike, **extra: Any) ->
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def save_curve_obj(points: np.ndarray, path: str | os.PathLike, z: float = 0.0) -> Path:
@@ -967,7 +952,7 @@ def save_curve_obj(points: np.ndarray, path: str | os.PathLike, z: float = 0.0) 
     lines += [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y in p]
     lines.append("l " + " ".join(str(i + 1) for i in range(len(p))) + " 1")
     text = "\n".join(lines) + "\n"
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def coolwarm(values: np.ndarray) -> np.ndarray:
@@ -1034,7 +1019,7 @@ def draw_overlay_png(
             raise InputError(f"levels has {len(levels)} values for {len(c)} curve points")
     canvas = _Canvas(np.vstack([t, c]), int(size), y_up)
     img = _render(t, c, canvas, levels, width=max(1, size // 256))
-    return _atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def save_gif(
@@ -1063,7 +1048,7 @@ def save_gif(
     def write(tmp: str) -> None:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 __all__ = [

@@ -1,11 +1,12 @@
-"""Atomic file writing: outputs appear complete or not at all, never half-written."""
+"""File output helpers: atomic writes (outputs appear complete or not at all) and strict JSON values."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -26,3 +27,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
             os.unlink(tmp)
         raise
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy/torch scalars as Python numbers and non-finite floats as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):
+        return json_safe(value.item())
+    return value

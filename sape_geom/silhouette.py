@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .fileio import atomic_write, json_safe
 from . import curves as C
 from .config import ENCODINGS, FieldConfig, ProgressConfig
 from .errors import ConfigError, InputError, SapeGeomError
@@ -381,8 +382,8 @@ def save_outputs(
         frames = [result.normalization.apply(snaps[i][1]) for i in idx]
         paths["gif"] = str(C.save_gif(frames, result.target_normalized, out / "optimisation.gif"))
     metrics_path = out / "metrics.json"
-    text = json.dumps(_json_safe({"metrics": result.metrics, "timings": result.timings}), indent=2, sort_keys=True)
-    C._atomic_write(metrics_path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    text = json.dumps(json_safe({"metrics": result.metrics, "timings": result.timings}), indent=2, sort_keys=True)
+    atomic_write(metrics_path, lambda tmp: Path(tmp).write_text(text + "\n"))
     paths["metrics"] = str(metrics_path)
     return paths
 
@@ -460,7 +461,7 @@ def run_deform(args: argparse.Namespace) -> int:
     paths = save_outputs(result, args.output, target, gif=args.gif)
     if args.json:
         payload = {"metrics": result.metrics, "timings": result.timings, "outputs": paths}
-        print(json.dumps(_json_safe(payload), sort_keys=True))
+        print(json.dumps(json_safe(payload), sort_keys=True))
     else:
         m = result.metrics
         print(
@@ -470,17 +471,6 @@ def run_deform(args: argparse.Namespace) -> int:
         for kind, path in paths.items():
             print(f"{kind}: {path}")
     return 0
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become null so the output is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
