@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import FieldConfig, ProgressConfig
 from .encodings import Encoding, build_encoding
-from .progressive import GlobalProgression, SpatialProgression, build_controller
+from .progressive import SpatialProgression, build_controller
 
 
 class MLP(nn.Module):
@@ -111,10 +111,6 @@ class EncodedField(nn.Module):
     @property
     def spatial(self) -> SpatialProgression | None:
         return self.controller if isinstance(self.controller, SpatialProgression) else None
-
-    @property
-    def progressive(self) -> GlobalProgression | SpatialProgression | None:
-        return self.controller
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 32768) -> torch.Tensor:

@@ -122,11 +122,9 @@ class OccupancyFit:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @torch.no_grad()
     def outside_probability(self, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
         """(N,) P(outside) at (N, 3) points of the unit frame."""
-        x = torch.as_tensor(np.asarray(points, dtype=np.float32), device=self.device)
-        return torch.sigmoid(self.model.evaluate(x, batch_size)[:, 0]).cpu().numpy()
+        return outside_probability(self.model, points, batch_size)
 
     def extract(
         self,
@@ -257,6 +255,14 @@ def fit_occupancy(
 
 # ---------------------------------------------------------------------------------------- extraction
 @torch.no_grad()
+def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+    """(N,) P(outside) = sigmoid(logit) of the field at (N, 3) points of the unit frame, in batches."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
+    return torch.sigmoid(model.evaluate(x, batch_size)[:, 0]).cpu().numpy()
+
+
+@torch.no_grad()
 def extract_mesh(
     model: EncodedField,
     normalization: Normalization,
@@ -274,8 +280,7 @@ def extract_mesh(
     model.eval()
 
     def query(points: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
-        values = (torch.sigmoid(model.evaluate(x, batch_size)[:, 0]) - 0.5).cpu().numpy()
+        values = outside_probability(model, points, batch_size) - 0.5
         # The shape lies inside the unit sphere (radius 0.95): the faces of the cube are outside, so
         # every extracted piece is closed, even a spurious one touching the border of the grid.
         values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = 0.5

@@ -56,17 +56,15 @@ def _trained_bunny(ctx: Context, s: dict, encoding: str = "sape", callbacks=None
 
 
 def extraction(fit, res: int) -> dict:
-    import torch
 
     from sape_geom.extract import extract_surface, extract_surface_dense
 
-    model = fit.model.eval()
-    device = fit.device
+    from sape_geom.occupancy import outside_probability
 
-    @torch.no_grad()
+    model = fit.model.eval()
+
     def query(points: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
-        return (torch.sigmoid(model.evaluate(x, 32768)[:, 0]) - 0.5).cpu().numpy()
+        return outside_probability(model, points) - 0.5
 
     sparse, s_stats = extract_surface(query, res, return_stats=True)
     dense, d_stats = extract_surface_dense(query, res, return_stats=True)
