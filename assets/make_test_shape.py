@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from sape_geom.shapes import write_demo_shape
+from sape_geom.mesh.shapes import write_demo_shape
 
 if __name__ == "__main__":
     print(write_demo_shape(Path(__file__).with_name("bumpy_torus.ply")))

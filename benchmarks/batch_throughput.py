@@ -32,7 +32,7 @@ SMALL = {"points_per_set": 8000, "num_sets": 2, "batch_size": 1000, "resolution"
 
 
 def make_meshes(folder: Path, count: int) -> None:
-    from sape_geom.shapes import sphere, torus
+    from sape_geom.mesh.shapes import sphere, torus
 
     folder.mkdir(parents=True)
     for i in range(count):
@@ -41,7 +41,7 @@ def make_meshes(folder: Path, count: int) -> None:
 
 
 def timed_batch(folder: Path, out: Path, workers: int, overrides: dict, backend: str, options: dict) -> tuple[float, dict]:
-    from sape_geom.batch import run_batch
+    from sape_geom.app.batch import run_batch
 
     start = time.perf_counter()
     rows = run_batch(folder, out, "fast", workers=workers, overrides=overrides, backend=backend,

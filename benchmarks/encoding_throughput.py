@@ -35,8 +35,8 @@ def run_case(case: dict, steps: int, device: str, threads: int) -> dict:
     import torch
 
     from sape_geom.config import FieldConfig, ProgressConfig
-    from sape_geom.model import EncodedField
-    from sape_geom.trainer import choose_device
+    from sape_geom.nn.model import EncodedField
+    from sape_geom.nn.trainer import choose_device
 
     torch.set_num_threads(threads)
     dev = choose_device(device)

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from sape_geom import config as config_mod
-from sape_geom.curves import load_contour
-from sape_geom.silhouette import DeformConfig, deform_curve, save_outputs
+from sape_geom.curve import load_contour
+from sape_geom.tasks.silhouette import DeformConfig, deform_curve, save_outputs
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "assets" / "sape-official" / "silhouettes"
 SHAPES = ("bat-5.gif", "bird-17.gif", "tree-9.gif", "denver.png")

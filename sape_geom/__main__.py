@@ -1,5 +1,5 @@
 """``python -m sape_geom`` runs the command line."""
 
-from .cli import entrypoint
+from .app.cli import entrypoint
 
 entrypoint()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sape_geom.batch import run_batch
+from sape_geom.app.batch import run_batch
 from sape_geom.errors import SapeGeomError
 
 

@@ -87,7 +87,7 @@ rm -rf "$WORK/meshes" "$WORK/out"
 "$PYTHON" - "$WORK/meshes" "$MESHES" <<'EOF'
 import sys
 from pathlib import Path
-from sape_geom.shapes import sphere, torus
+from sape_geom.mesh.shapes import sphere, torus
 folder, count = Path(sys.argv[1]), int(sys.argv[2])
 folder.mkdir(parents=True)
 for i in range(count):

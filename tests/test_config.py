@@ -8,7 +8,7 @@ import pytest
 from sape_geom import config as cfg
 from sape_geom.config import FieldConfig, ProgressConfig
 from sape_geom.errors import ConfigError
-from sape_geom.regression import ImageFitConfig, SignalFitConfig
+from sape_geom.tasks.regression import ImageFitConfig, SignalFitConfig
 
 
 def test_task_defaults_follow_the_spec():

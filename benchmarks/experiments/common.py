@@ -48,7 +48,7 @@ class Context:
 def setup_torch(threads: int, device: str) -> str:
     import torch
 
-    from sape_geom.trainer import choose_device
+    from sape_geom.nn.trainer import choose_device
 
     torch.set_num_threads(threads)
     return str(choose_device(device))

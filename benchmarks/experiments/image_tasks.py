@@ -35,7 +35,7 @@ def fit(path: str, encoding: str, ctx: Context, settings: ImageSettings, sigma: 
         sample_rate: float = 0.25):
     """One seeded fit; returns (metrics dict, reconstruction uint8, target uint8, training-pixel image uint8)."""
     from sape_geom import config as C
-    from sape_geom.regression import ImageFitConfig, fit_image
+    from sape_geom.tasks.regression import ImageFitConfig, fit_image
 
     cfg = C.replace(
         ImageFitConfig(max_size=settings.max_size, steps=settings.steps, sample_rate=sample_rate, device=ctx.device),

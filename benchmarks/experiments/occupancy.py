@@ -25,7 +25,7 @@ def meshes() -> list:
 
 def run(ctx: Context) -> dict:
     from sape_geom import fit_occupancy, load_mesh, mesh_metrics, occupancy_preset
-    from sape_geom.render import render_mesh_image
+    from sape_geom.viz.render import render_mesh_image
 
     s = settings(ctx.size)
     folder = ctx.folder("occupancy")

@@ -57,9 +57,9 @@ def _trained_bunny(ctx: Context, s: dict, encoding: str = "sape", callbacks=None
 
 def extraction(fit, res: int) -> dict:
 
-    from sape_geom.extract import extract_surface, extract_surface_dense
+    from sape_geom.mesh.extract import extract_surface, extract_surface_dense
 
-    from sape_geom.occupancy import outside_probability
+    from sape_geom.tasks.occupancy import outside_probability
 
     model = fit.model.eval()
 
@@ -72,7 +72,7 @@ def extraction(fit, res: int) -> dict:
     diff = float("nan")
     if same and len(dense.vertices):
         diff = float(np.abs(np.sort(sparse.vertices, axis=0) - np.sort(dense.vertices, axis=0)).max())
-    from sape_geom.extract import count_components
+    from sape_geom.mesh.cleanup import count_components
 
     return {"resolution": res, "sparse_evaluated": s_stats["evaluated"], "dense_evaluated": d_stats["evaluated"],
             "sparse_s": s_stats["time_s"], "dense_s": d_stats["time_s"], "same_size": same,
@@ -82,8 +82,8 @@ def extraction(fit, res: int) -> dict:
 
 def labels(n: int) -> dict:
     from sape_geom import load_mesh
-    from sape_geom.meshio import normalization_for
-    from sape_geom.sampling import inside_outside, sample_training_points
+    from sape_geom.mesh.io import normalization_for
+    from sape_geom.mesh.sampling import inside_outside, sample_training_points
 
     mesh = load_mesh(bunny_path())
     V = normalization_for(mesh).apply(mesh.vertices)
@@ -101,9 +101,9 @@ def time_to_iou(ctx: Context, s: dict, encoding: str) -> dict:
     import torch
 
     from sape_geom import load_mesh
-    from sape_geom.meshio import normalization_for
-    from sape_geom.sampling import inside_outside
-    from sape_geom.trainer import TrainCallbacks
+    from sape_geom.mesh.io import normalization_for
+    from sape_geom.mesh.sampling import inside_outside
+    from sape_geom.nn.trainer import TrainCallbacks
 
     mesh = load_mesh(bunny_path())
     V = normalization_for(mesh).apply(mesh.vertices)

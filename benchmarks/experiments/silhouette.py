@@ -20,8 +20,9 @@ def run(ctx: Context) -> dict:
     from PIL import Image
 
     from sape_geom import config as C
-    from sape_geom.curves import draw_overlay_png, load_contour
-    from sape_geom.silhouette import DeformConfig, deform_curve
+    from sape_geom.curve import load_contour
+    from sape_geom.viz.curves import draw_overlay_png
+    from sape_geom.tasks.silhouette import DeformConfig, deform_curve
 
     steps = STEPS[ctx.size]
     folder = ctx.folder("silhouette")

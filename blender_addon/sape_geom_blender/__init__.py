@@ -1,6 +1,6 @@
 """SAPE Geometry for Blender: fit neural occupancy fields to meshes and morph curves with SAPE.
 
-Training runs in a separate Python process (``python -m sape_geom.worker``) chosen in the add-on
+Training runs in a separate Python process (``python -m sape_geom.app.worker``) chosen in the add-on
 preferences; this add-on needs only Blender's bpy and numpy and never imports torch or sape_geom.
 Modules: ``jobs`` (worker client, no bpy), ``convert`` (bpy <-> numpy), ``runner`` (queue and the
 polling function), ``properties``, ``operators``, ``ui``, ``preferences``. This file only registers.

@@ -1,8 +1,8 @@
-"""Client side of the ``sape_geom.worker`` protocol: start a worker, read its events, stop it.
+"""Client side of the ``sape_geom.app.worker`` protocol: start a worker, read its events, stop it.
 
 No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerJob.drain` from its
 polling function; a reader thread moves the worker's JSON lines into a queue. See the docstring of
-``sape_geom/worker.py`` for the protocol itself.
+``sape_geom/app/worker.py`` for the protocol itself.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def addon_dir() -> Path:
 
 
 def find_source_root(start: Path | None = None) -> Path | None:
-    """The folder holding ``sape_geom/worker.py`` when the add-on runs from a source checkout."""
+    """The folder holding ``sape_geom/app/worker.py`` when the add-on runs from a source checkout."""
     here = start or addon_dir()
     for parent in [here, *here.parents][:5]:
-        if (parent / "sape_geom" / "worker.py").is_file():
+        if (parent / "sape_geom" / "app" / "worker.py").is_file():
             return parent
     return None
 
@@ -126,7 +126,7 @@ class WorkerJob:
         self._stderr_file = open(self.work_dir / "worker_stderr.log", "wb")
         try:
             self.proc = subprocess.Popen(
-                [self.python, "-m", "sape_geom.worker", str(job_file)],
+                [self.python, "-m", "sape_geom.app.worker", str(job_file)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file,
                 cwd=str(self.work_dir), env=worker_env(),
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,

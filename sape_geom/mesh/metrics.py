@@ -1,0 +1,123 @@
+"""Mesh quality metrics with the Occupancy Networks conventions.
+
+Both meshes are moved into the *reference's metric frame*: the reference bounding box centred at the
+origin and scaled so that its longest side is 1; the same similarity is applied to the prediction.
+All distances below are in that frame.
+"""
+
+from __future__ import annotations
+
+import igl
+import numpy as np
+import trimesh
+
+from ..errors import InputError
+from .cleanup import count_components
+from .sampling import inside_outside, sample_surface
+
+__all__ = ["mesh_metrics", "reference_frame"]
+
+
+def reference_frame(ref_mesh: trimesh.Trimesh) -> tuple[np.ndarray, float]:
+    """(centre (3,), scale) such that ``(v - centre) * scale`` puts ``ref_mesh`` in the metric frame."""
+    V = np.asarray(ref_mesh.vertices, dtype=np.float64)
+    if len(V) == 0 or len(ref_mesh.faces) == 0:
+        raise InputError("reference mesh is empty")
+    lo, hi = V.min(axis=0), V.max(axis=0)
+    longest = float((hi - lo).max())
+    if not longest > 0:
+        raise InputError("reference mesh is degenerate (zero extent)")
+    return 0.5 * (lo + hi), 1.0 / longest
+
+
+def _surface_samples(V: np.ndarray, F: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted points (n,3) and the unit normals (n,3) of the faces they lie on."""
+    pts, face = sample_surface(V, F, n, rng, mode="area")
+    tri = V[F[face]]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
+    return pts, nrm
+
+
+def _empty_metrics(threshold: float) -> dict:
+    return {"iou": 0.0, "chamfer_l1": float("inf"), "accuracy": float("inf"),
+            "completeness": float("inf"), "normal_consistency": 0.0, "fscore": 0.0,
+            "precision": 0.0, "recall": 0.0, "fscore_threshold": threshold, "components": 0}
+
+
+def mesh_metrics(
+    pred_mesh: trimesh.Trimesh,
+    ref_mesh: trimesh.Trimesh,
+    n_points: int = 100_000,
+    seed: int = 0,
+    iou_points: int = 100_000,
+    padding: float = 0.1,
+    fscore_threshold: float = 0.01,
+) -> dict:
+    """Compare a predicted mesh with a reference, both given in the same (any) frame.
+
+    Returns a dict of floats:
+    * ``iou``: volumetric IoU over ``iou_points`` uniform points in the cube of side ``1 + padding``
+      around the reference (Occupancy Networks' box), inside-ness by fast winding number > 0.5;
+    * ``chamfer_l1`` = 0.5 * (``accuracy`` + ``completeness``): mean Euclidean distance from ``n_points``
+      area-weighted surface samples of the prediction to the reference surface, and back;
+    * ``normal_consistency``: mean |n_sample . n_closest_face|, averaged over both directions;
+    * ``fscore`` (with ``precision``, ``recall``) at distance ``fscore_threshold`` (1 % of the side);
+    * ``components``: number of face-connected components of the prediction.
+    An empty prediction gives iou 0, infinite distances, 0 for the rest.
+    """
+    center, scale = reference_frame(ref_mesh)
+    Vr = (np.asarray(ref_mesh.vertices, np.float64) - center) * scale
+    Fr = np.asarray(ref_mesh.faces, np.int64)
+    if len(pred_mesh.faces) == 0 or len(pred_mesh.vertices) == 0:
+        return _empty_metrics(fscore_threshold)
+    Vp = (np.asarray(pred_mesh.vertices, np.float64) - center) * scale
+    Fp = np.asarray(pred_mesh.faces, np.int64)
+    rng = np.random.default_rng(seed)
+    out = {"iou": _iou(Vp, Fp, Vr, Fr, iou_points, padding, rng)}
+    out.update(_surface_metrics(Vp, Fp, Vr, Fr, n_points, fscore_threshold, rng))
+    out["components"] = count_components(pred_mesh)
+    return out
+
+
+def _iou(Vp, Fp, Vr, Fr, n: int, padding: float, rng: np.random.Generator) -> float:
+    """Volumetric IoU on ``n`` uniform points in ``[-(1+padding)/2, (1+padding)/2]^3``."""
+    pts = (rng.random((int(n), 3)) - 0.5) * (1.0 + padding)
+    occ_p = inside_outside(Vp, Fp, pts)
+    occ_r = inside_outside(Vr, Fr, pts)
+    union = np.count_nonzero(occ_p | occ_r)
+    return float(np.count_nonzero(occ_p & occ_r) / union) if union else 0.0
+
+
+def _closest_on_mesh(points: np.ndarray, V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distance from each point to the triangle mesh (V, F), and the unit normal of the closest face."""
+    squared, face, _ = igl.point_mesh_squared_distance(points, V, F)
+    tri = V[F[face]]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
+    return np.sqrt(np.maximum(squared, 0.0)), nrm
+
+
+def _surface_metrics(Vp, Fp, Vr, Fr, n: int, tau: float, rng: np.random.Generator) -> dict:
+    """Chamfer-L1, normal consistency and F-score from surface samples of each mesh to the other mesh.
+
+    Distances are exact point-to-surface distances (not to the other mesh's samples), so a perfect
+    reconstruction scores 0 rather than the sampling floor of a point-cloud comparison (about 0.003 for
+    100k samples on a bunny-sized surface).
+    """
+    areas = trimesh.triangles.area(Vp[Fp])
+    if not areas.sum() > 0:
+        return {k: v for k, v in _empty_metrics(tau).items() if k not in ("iou", "components")}
+    pp, np_ = _surface_samples(Vp, Fp, int(n), rng)
+    pr, nr = _surface_samples(Vr, Fr, int(n), rng)
+    d_pr, n_at_ref = _closest_on_mesh(pp, Vr, Fr)  # pred -> ref: accuracy
+    d_rp, n_at_pred = _closest_on_mesh(pr, Vp, Fp)  # ref -> pred: completeness
+    accuracy, completeness = float(d_pr.mean()), float(d_rp.mean())
+    nc_p = np.abs(np.sum(np_ * n_at_ref, axis=1)).mean()
+    nc_r = np.abs(np.sum(nr * n_at_pred, axis=1)).mean()
+    precision, recall = float((d_pr < tau).mean()), float((d_rp < tau).mean())
+    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"chamfer_l1": 0.5 * (accuracy + completeness), "accuracy": accuracy,
+            "completeness": completeness, "normal_consistency": float(0.5 * (nc_p + nc_r)),
+            "fscore": float(fscore), "precision": precision, "recall": recall,
+            "fscore_threshold": tau}

@@ -1,0 +1,179 @@
+"""Input encodings gamma(x) for coordinates in [-1, 1]^d (spec §2).
+
+Every encoding is an ``nn.Module`` with ``in_dim`` and ``out_dim`` known at construction, so the MLP can
+be sized before anything runs. Random parameters are drawn once from an explicit ``torch.Generator`` and
+stored as buffers: they are saved with the weights and never trained.
+
+Channel order matters for progressive masking: every encoding here lists its channels from low to high
+frequency, and :class:`IdentityPrefix` puts the raw coordinates in front (spec §2.6).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import FieldConfig
+from ..errors import ConfigError
+
+
+class Encoding(nn.Module):
+    """Base class: maps (N, in_dim) coordinates to (N, out_dim) features."""
+
+    in_dim: int
+    out_dim: int
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        if in_dim < 1:
+            raise ConfigError(f"in_dim must be >= 1, got {in_dim}")
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+
+    def extra_repr(self) -> str:
+        return f"in_dim={self.in_dim}, out_dim={self.out_dim}"
+
+
+class IdentityEncoding(Encoding):
+    """No encoding: the coordinates themselves (width d)."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__(in_dim, in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class FourierFeatures(Encoding):
+    """Gaussian random Fourier features, interleaved ``[sin(2 pi b_k.x), cos(2 pi b_k.x)]`` per frequency.
+
+    ``sampling="reference"`` (spec §2.1): norms ``|a_k|``, ``a_k ~ N(0, sigma^2)``, sorted ascending, signs kept,
+    times uniform random unit directions, so the norms are half-normal with scale sigma in any dimension.
+    ``sampling="tancik"``: every entry of B is N(0, sigma^2) (norms ``sigma * chi_d``); rows are still sorted by
+    norm so progressive masks open low frequencies first.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_frequencies: int = 256,
+        sigma: float = 20.0,
+        sampling: str = "reference",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(in_dim, 2 * num_frequencies)
+        if sampling == "reference":
+            scalars = torch.randn(num_frequencies, generator=generator, dtype=torch.float64) * sigma
+            scalars = scalars[torch.argsort(scalars.abs())]
+            directions = torch.randn(num_frequencies, in_dim, generator=generator, dtype=torch.float64)
+            directions = directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            frequencies = scalars[:, None] * directions
+        elif sampling == "tancik":
+            frequencies = torch.randn(num_frequencies, in_dim, generator=generator, dtype=torch.float64) * sigma
+            frequencies = frequencies[torch.argsort(frequencies.norm(dim=1))]
+        else:
+            raise ConfigError(f"unknown Fourier-feature sampling {sampling!r}; choose reference or tancik")
+        self.sigma = sigma
+        self.sampling = sampling
+        self.register_buffer("frequencies", frequencies.float())  # (m, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = (2.0 * math.pi) * (x @ self.frequencies.T)  # (N, m)
+        if angles.requires_grad:
+            return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
+        features = torch.empty(x.shape[0], angles.shape[1], 2, dtype=angles.dtype, device=angles.device)
+        torch.sin(angles, out=features[..., 0])
+        torch.cos(angles, out=features[..., 1])
+        return features.flatten(-2)  # (N, 2m): sin0, cos0, sin1, cos1, ...
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sigma={self.sigma}, sampling={self.sampling}"
+
+
+class PositionalEncoding(Encoding):
+    """NeRF positional encoding: for octave l, ``cos(2^l pi x_1..d)`` then ``sin(2^l pi x_1..d)`` (spec §2.2)."""
+
+    def __init__(self, in_dim: int, octaves: int = 8) -> None:
+        super().__init__(in_dim, 2 * in_dim * octaves)
+        self.register_buffer("omegas", (2.0 ** torch.arange(octaves, dtype=torch.float32)) * math.pi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = x[:, None, :] * self.omegas[None, :, None]  # (N, L, d)
+        return torch.cat((angles.cos(), angles.sin()), dim=-1).flatten(1)  # (N, 2dL)
+
+
+class RBFEncoding(Encoding):
+    """Gaussian radial basis features ``exp(-s_k^2 |x - c_k|^2)``, widths sorted ascending (spec §2.3)."""
+
+    def __init__(
+        self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None
+    ) -> None:
+        count = 2 * num_frequencies
+        super().__init__(in_dim, count)
+        centres = torch.rand(count, in_dim, generator=generator) * 2 - 1
+        inverse_widths = torch.randn(count, generator=generator).abs() * sigma + 1
+        self.register_buffer("centres", centres)  # (2m, d)
+        self.register_buffer("inverse_widths", inverse_widths.sort().values)  # (2m,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        squared = torch.cdist(x, self.centres).square()  # (N, 2m)
+        return torch.exp(-self.inverse_widths.square() * squared)
+
+
+class PeriodicRBFEncoding(Encoding):
+    """Periodic Gaussian bumps on a grid of uniformly spaced scales, two phases per scale (spec §2.4)."""
+
+    def __init__(
+        self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(in_dim, 2 * num_frequencies)
+        m = num_frequencies
+        scales = (torch.arange(m, dtype=torch.float32) + 0.5) * (sigma * math.sqrt(3) / max(m - 1, 1))
+        periods = 2.0 / scales
+        offsets = (torch.rand(m, in_dim, generator=generator) * 2 - 1).remainder(periods[:, None])
+        self.register_buffer("scales", scales)  # (m,)
+        self.register_buffer("periods", periods)  # (m,)
+        self.register_buffer("offsets", offsets)  # (m, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        period = self.periods[None, :, None]
+        phase_a = x[:, None, :] + self.offsets[None]  # (N, m, d)
+        phase_b = phase_a + (1.0 / self.scales)[None, :, None]
+        features = []
+        for phase in (phase_a, phase_b):
+            wrapped = 2 * phase.remainder(period) - period
+            features.append(2 * torch.exp(-self.scales.square() * wrapped.square().sum(-1)) - 1)  # (N, m)
+        return torch.stack(features, dim=-1).flatten(1)  # (N, 2m), phases interleaved per scale
+
+
+class IdentityPrefix(Encoding):
+    """``[x, phi(x)]``: the raw coordinates before the features, used under progression (spec §2.6)."""
+
+    def __init__(self, inner: Encoding) -> None:
+        super().__init__(inner.in_dim, inner.in_dim + inner.out_dim)
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, self.inner(x)), dim=-1)
+
+
+def build_encoding(config: FieldConfig, in_dim: int, generator: torch.Generator | None = None) -> Encoding:
+    """The encoding a field config asks for, with the identity prefix when a progressive mask is used."""
+    kind = config.base_encoding
+    if kind == "ff":
+        encoding: Encoding = FourierFeatures(
+            in_dim, config.num_frequencies, config.sigma, config.ff_sampling, generator=generator
+        )
+    elif kind == "pe":
+        encoding = PositionalEncoding(in_dim, config.pe_octaves)
+    elif kind == "rbf":
+        encoding = RBFEncoding(in_dim, config.num_frequencies, config.sigma, generator=generator)
+    elif kind == "prbf":
+        encoding = PeriodicRBFEncoding(in_dim, config.num_frequencies, config.sigma, generator=generator)
+    else:
+        encoding = IdentityEncoding(in_dim)
+    if config.control != "none" and kind != "none":
+        encoding = IdentityPrefix(encoding)
+    return encoding

@@ -1,0 +1,118 @@
+"""Networks and the encoded neural field ``y(x) = f(M(x, t) * gamma(x))`` (spec §1, §3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import FieldConfig, ProgressConfig
+from .encodings import Encoding, build_encoding
+from .progressive import SpatialProgression, build_controller
+
+
+class MLP(nn.Module):
+    """``Linear -> ReLU -> [Linear -> ReLU] x (layers - 1) -> Linear``, PyTorch default init (spec §3)."""
+
+    def __init__(self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
+        for _ in range(hidden_layers - 1):
+            layers += [nn.Linear(width, width), nn.ReLU(inplace=True)]
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SineLayer(nn.Module):
+    """``sin(omega * (W x + b))`` with the SIREN initialisation (Sitzmann et al. 2020)."""
+
+    def __init__(self, in_dim: int, out_dim: int, omega: float, first: bool) -> None:
+        super().__init__()
+        self.omega = omega
+        self.linear = nn.Linear(in_dim, out_dim)
+        bound = 1.0 / in_dim if first else math.sqrt(6.0 / in_dim) / omega
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega * self.linear(x))
+
+
+class Siren(nn.Module):
+    """The sine-activated baseline network: sine layers of the same depth and width, linear output."""
+
+    def __init__(self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3, omega: float = 30.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [SineLayer(in_dim, width, omega, first=True)]
+        for _ in range(hidden_layers - 1):
+            layers.append(SineLayer(width, width, omega, first=False))
+        self.net = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_dim)
+        bound = math.sqrt(6.0 / width) / omega
+        with torch.no_grad():
+            self.head.weight.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(x))
+
+
+class EncodedField(nn.Module):
+    """Encoding, optional progressive mask and network, as one module.
+
+    ``observe(x, per_sample_loss)`` feeds the controller after each optimiser step; ``open_fraction(x)``
+    gives the fraction of encoding channels open at ``x`` (1 without a controller). The whole state,
+    controller grid included, is in ``state_dict()``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        config: FieldConfig,
+        progress: ProgressConfig,
+        total_steps: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.config = config
+        self.encoding: Encoding = build_encoding(config, in_dim, generator)
+        self.controller = build_controller(config.control, self.encoding.out_dim, in_dim, total_steps, progress)
+        if config.encoding == "siren":
+            self.network: nn.Module = Siren(in_dim, out_dim, config.hidden_width, config.hidden_layers, config.siren_omega)
+        else:
+            self.network = MLP(self.encoding.out_dim, out_dim, config.hidden_width, config.hidden_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoding(x)
+        if self.controller is not None:
+            features = self.controller.apply(x, features)
+        return self.network(features)
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor, per_sample_loss: torch.Tensor) -> None:
+        if self.controller is not None:
+            self.controller.observe(x, per_sample_loss)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        if self.controller is not None:
+            self.controller.set_total_steps(total_steps)
+
+    @torch.no_grad()
+    def open_fraction(self, x: torch.Tensor) -> torch.Tensor:
+        if self.controller is None:
+            return torch.ones(x.shape[0], device=x.device)
+        return self.controller.open_fraction(x)
+
+    @property
+    def spatial(self) -> SpatialProgression | None:
+        return self.controller if isinstance(self.controller, SpatialProgression) else None
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, batch_size: int = 32768) -> torch.Tensor:
+        """Forward pass in chunks without gradients (for dense evaluation of large point sets)."""
+        return torch.cat([self(chunk) for chunk in x.split(batch_size)]) if len(x) else self(x)

@@ -1,0 +1,203 @@
+"""The training loop every task uses: device choice, seeding, progress, cancel, snapshots, time budget.
+
+A task supplies two functions: ``next_batch(step) -> (x, target)`` with tensors on the device, and
+``loss_fn(prediction, target, x) -> (loss, per_sample)`` where ``loss`` is the scalar to minimise and
+``per_sample`` (N,) the detached per-sample losses the progressive controller is fed (spec §5.4).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError, TrainingCancelled
+from .model import EncodedField
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit name must be available."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError("device 'mps' asked for, but Apple MPS is not available here")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from error
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, numpy and torch; returns a CPU generator for the task's own random draws."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class ProgressInfo:
+    """What a progress callback sees after a step."""
+
+    step: int
+    total: int
+    loss: float
+    elapsed_s: float
+    eta_s: float
+    stage: str = "training"
+    model: nn.Module | None = None
+
+
+@dataclass
+class TrainCallbacks:
+    """Hooks into the loop. ``should_cancel`` returning True stops training with ``TrainingCancelled``."""
+
+    on_progress: Callable[[ProgressInfo], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+    snapshot_every: int = 0
+    on_snapshot: Callable[[int, nn.Module], None] | None = None
+    progress_every: int = 1
+
+    def progress(self, info: ProgressInfo) -> None:
+        if self.on_progress is not None:
+            self.on_progress(info)
+
+    def check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise TrainingCancelled("cancelled by the user")
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    seconds: float
+    final_loss: float
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else math.inf
+
+
+def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], None]:
+    """An ``on_progress`` callback drawing a tqdm bar (on stderr, so stdout stays clean for --json)."""
+    from tqdm.auto import tqdm
+
+    bar = None
+    stage = None
+
+    def update(info: ProgressInfo) -> None:
+        nonlocal bar, stage
+        if bar is None or bar.total != info.total or info.stage != stage:
+            if bar is not None:
+                bar.close()
+            stage = info.stage
+            unit = "step" if stage == "training" else "item"
+            bar = tqdm(total=info.total, desc=f"{description}: {stage}", unit=unit, file=stream or sys.stderr, leave=False)
+        bar.n = info.step
+        if math.isfinite(info.loss):
+            bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
+        bar.refresh()
+        if info.step >= info.total:
+            bar.close()
+            bar = None
+
+    return update
+
+
+def train(
+    model: EncodedField,
+    next_batch: Callable[[int], Batch],
+    loss_fn: LossFn,
+    *,
+    lr: float,
+    lr_final: float | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    callbacks: TrainCallbacks | None = None,
+    stage: str = "training",
+    feedback: bool = True,
+    stop_below: float | None = None,
+) -> TrainStats:
+    """Optimise ``model`` with Adam for ``steps`` steps, or for ``time_budget`` seconds.
+
+    With ``lr_final`` the learning rate decays exponentially from ``lr`` to ``lr_final`` over the run.
+    ``feedback=False`` leaves the progressive controller alone (a calibration stage); with ``stop_below``
+    training ends, before stepping, at the first loss at or below it.
+
+    With a time budget the step count is estimated from the speed of the first steps and handed to the
+    progressive controller, so its schedule still completes within the budget (at half of it for SAPE).
+    """
+    if steps is None and time_budget is None:
+        raise InputError("give a number of steps or a time budget")
+    if steps is not None and steps <= 0:
+        raise InputError(f"steps must be a positive integer, got {steps}")
+    if time_budget is not None and not time_budget > 0:
+        raise InputError(f"time budget must be > 0 seconds, got {time_budget}")
+    callbacks = callbacks or TrainCallbacks()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    budgeted = steps is None
+    total = steps if steps is not None else 10**9
+    if budgeted:
+        model.set_total_steps(total)
+    start = time.perf_counter()
+    # With a time budget, the step count is estimated from the measured speed, first after a short
+    # calibration and then again at every tenth of the budget, and handed to the schedule each time.
+    next_estimate = min(3.0, 0.05 * time_budget) if budgeted else math.inf
+    history: list[tuple[int, float]] = []
+    loss_value = math.nan
+    step = 0
+    model.train()
+    while step < total:
+        callbacks.check_cancel()
+        if lr_final is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * (lr_final / lr) ** min(1.0, step / total)
+        x, target = next_batch(step)
+        prediction = model(x)
+        loss, per_sample = loss_fn(prediction, target, x)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise InputError(f"{stage} diverged at step {step + 1} (loss {loss_value}); lower the learning rate")
+        if stop_below is not None and loss_value <= stop_below:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if feedback:
+            model.observe(x, per_sample.detach())
+        step += 1
+        elapsed = time.perf_counter() - start
+        if budgeted:
+            if elapsed >= time_budget:
+                total = step
+            elif (elapsed >= next_estimate and step >= 3) or step >= total:
+                total = max(step + 1, int(step * time_budget / elapsed))
+                model.set_total_steps(total)
+                next_estimate = elapsed + 0.1 * time_budget
+        if step % max(1, total // 200) == 0 or step == total:
+            history.append((step, loss_value))
+        if callbacks.snapshot_every and callbacks.on_snapshot and step % callbacks.snapshot_every == 0:
+            callbacks.on_snapshot(step, model)
+        if step % callbacks.progress_every == 0 or step == total:
+            eta = elapsed / step * (total - step)
+            callbacks.progress(ProgressInfo(step, total, loss_value, elapsed, eta, stage, model))
+    model.eval()
+    return TrainStats(step, time.perf_counter() - start, loss_value, history)

@@ -1,0 +1,1 @@
+"""Pictures of results (numpy and Pillow): colour maps, a software mesh renderer, curve overlays."""

@@ -1,0 +1,454 @@
+"""The Blender add-on, driven in the bpy module (no event loop: tests call the polling function).
+
+Real-worker tests use this interpreter (``sys.executable``), which has sape_geom and torch; the
+failure paths use small fake "worker Pythons" written into tmp_path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.blender
+
+bpy = pytest.importorskip("bpy")
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDON_PARENT = ROOT / "blender_addon"
+NAME = "sape_geom_blender"
+
+TINY_DEFORM = {
+    "calibration_steps": 5, "points": 48, "snapshot_every": 5, "field.num_frequencies": 16,
+    "field.hidden_width": 32, "progress.grid_resolution": 8, "max_target_samples": 200,
+    "target_samples": 200, "device": "cpu",
+}
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture
+def addon():
+    """Factory-empty scene with the add-on enabled the way Blender does it; disabled afterwards."""
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    if str(ADDON_PARENT) not in sys.path:
+        sys.path.insert(0, str(ADDON_PARENT))
+    mod = addon_utils.enable(NAME, default_set=True, handle_error=None)
+    assert mod is not None, "the add-on failed to enable"
+    prefs = bpy.context.preferences.addons[NAME].preferences
+    prefs.worker_python = sys.executable
+    yield mod
+    addon_utils.disable(NAME, default_set=True, handle_error=None)
+
+
+def runner():
+    return importlib.import_module(f"{NAME}.runner")
+
+
+def drive(timeout: float = 120.0) -> None:
+    """What Blender's timer would do: call poll() until it says the queue is empty."""
+    poll = runner().poll
+    deadline = time.monotonic() + timeout
+    while (dt := poll()) is not None:
+        assert time.monotonic() < deadline, f"jobs did not finish: {runner().RUNNER.state}"
+        time.sleep(dt)
+
+
+def drive_until(predicate, timeout: float = 60.0) -> None:
+    poll = runner().poll
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"condition not reached: {runner().RUNNER.state}"
+        assert poll() is not None, f"jobs ended early: {runner().RUNNER.state}"
+        time.sleep(0.05)
+
+
+def add_cube(name="Cube", location=(1.0, 2.0, 3.0), subsurf=True):
+    bpy.ops.mesh.primitive_cube_add(size=2.0, location=location)
+    obj = bpy.context.active_object
+    obj.name = name
+    if subsurf:
+        obj.modifiers.new("Subdivision", "SUBSURF")
+    return obj
+
+
+def select_only(*objs):
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    for o in objs:
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = objs[0] if objs else None
+
+
+def snapshot_scene() -> dict:
+    """Everything a failed or cancelled run must leave as it was."""
+    objs = {}
+    for o in bpy.data.objects:
+        entry = {"matrix": [tuple(r) for r in o.matrix_world], "data": o.data.name if o.data else None,
+                 "modifiers": [m.name for m in o.modifiers], "collections": [c.name for c in o.users_collection]}
+        if o.type == "MESH":
+            co = np.empty(len(o.data.vertices) * 3, np.float32)
+            o.data.vertices.foreach_get("co", co)
+            entry["co"] = co.tobytes()
+        objs[o.name] = entry
+    return {"objects": objs, "collections": sorted(c.name for c in bpy.data.collections),
+            "meshes": sorted(m.name for m in bpy.data.meshes), "curves": sorted(c.name for c in bpy.data.curves)}
+
+
+def fake_worker(tmp_path: Path, body: str, name: str = "fakepy") -> str:
+    """An executable standing in for the worker's Python (called as ``fakepy -m sape_geom.worker JOB``)."""
+    path = tmp_path / name
+    path.write_text(body)
+    path.chmod(0o755)
+    return str(path)
+
+
+FAKE_PYTHON = textwrap.dedent(f"""\
+    #!{sys.executable}
+    # Speaks the worker protocol without training: fit returns the input mesh.
+    import json, os, signal, sys, threading, time
+    import numpy as np
+    job = json.load(open(sys.argv[-1])); out = job["output_dir"]; s = job["settings"]; fake = s.get("fake", {{}})
+    def emit(**e):
+        sys.stdout.write(json.dumps(e) + "\\n"); sys.stdout.flush()
+    if fake.get("ignore_term"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    cancel = threading.Event()
+    def read():
+        for line in sys.stdin:
+            if line.strip() == "cancel" and not fake.get("ignore_cancel"):
+                cancel.set()
+    threading.Thread(target=read, daemon=True).start()
+    emit(event="started", task=job["task"], protocol=1, pid=os.getpid())
+    if job["task"] == "fit_surface":
+        d = np.load(job["inputs"]); V, F = d["vertices"], d["faces"]
+        steps = 10**9 if fake.get("hang") else 6
+        for step in range(1, steps + 1):
+            if cancel.is_set():
+                emit(event="cancelled", task="fit_surface", reason="cancel requested"); sys.exit(3)
+            emit(event="progress", step=step, total=steps, loss=1.0 / step, elapsed_s=0.01 * step, eta_s=1.0, stage="training")
+            if step == 2:
+                np.savez(out + "/preview_0001.npz", vertices=V * 0.9, faces=F, colors=np.zeros((0, 4), "u1"))
+                emit(event="preview", path=out + "/preview_0001.npz", step=step)
+                time.sleep(0.5)  # long enough for a poll to show it
+            time.sleep(0.02)
+        np.savez(out + "/mesh.npz", vertices=V, faces=F, colors=np.full((len(V), 4), 200, "u1"))
+        with open(out + "/checkpoint.pt", "wb") as fh:
+            np.savez(fh, vertices=V, faces=F)
+        emit(event="result", task="fit_surface", mesh=out + "/mesh.npz", checkpoint=out + "/checkpoint.pt", metrics={{"iou": 1.0}})
+    elif job["task"] == "extract":
+        d = np.load(s["checkpoint"], allow_pickle=False)
+        np.savez(out + "/mesh.npz", vertices=d["vertices"], faces=d["faces"], colors=np.zeros((0, 4), "u1"))
+        emit(event="result", task="extract", mesh=out + "/mesh.npz")
+    """)
+
+
+def use_python(path: str) -> None:
+    bpy.context.preferences.addons[NAME].preferences.worker_python = path
+
+
+def fit_selected():
+    return bpy.ops.sape.fit_selected()
+
+
+# ------------------------------------------------------------------------------------------ fits
+def check_result(source, result, atol):
+    from sape_geom_blender import convert
+
+    assert result.users_collection[0].name == "SAPE Results"
+    assert len(result.data.vertices) > 0 and len(result.data.polygons) > 0
+    assert "sape_level" in result.data.color_attributes
+    assert np.allclose(np.array(result.matrix_world), np.array(source.matrix_world))
+    # the evaluated source (subdivision applied) in world space, against the result's world bounds
+    vertices, _ = convert.mesh_world_arrays(source, bpy.context.evaluated_depsgraph_get())
+    lo, hi = convert.mesh_world_bounds(result)
+    assert np.allclose(lo, vertices.min(axis=0), atol=atol) and np.allclose(hi, vertices.max(axis=0), atol=atol)
+
+
+def test_fit_selected_with_fake_worker_builds_result_and_keeps_source(addon, tmp_path):
+    use_python(fake_worker(tmp_path, FAKE_PYTHON))
+    cube = add_cube()
+    other = add_cube("Other", location=(-3.0, 0.0, 0.0), subsurf=False)
+    select_only(cube, other)
+    before = snapshot_scene()
+    assert fit_selected() == {"FINISHED"}
+    saw_preview = []
+
+    def preview_seen():
+        saw_preview.append(any(o.name.endswith("_sape_preview") for o in bpy.data.objects))
+        return not runner().RUNNER.busy
+
+    poll = runner().poll
+    while (dt := poll()) is not None:
+        preview_seen()
+        time.sleep(dt)
+    assert any(saw_preview), "the live preview never appeared"
+    assert not any(o.name.endswith("_sape_preview") for o in bpy.data.objects), "preview left behind"
+    after = snapshot_scene()
+    for name, entry in before["objects"].items():
+        assert after["objects"][name] == entry, f"{name} was changed"
+    check_result(cube, bpy.data.objects["Cube_sape"], atol=1e-4)
+    check_result(other, bpy.data.objects["Other_sape"], atol=1e-4)
+    assert runner().RUNNER.state.done == 2 and runner().RUNNER.state.status == "Done"
+
+    # Re-extract from the kept checkpoint, without refitting: the object keeps its name, gets new data
+    result = bpy.data.objects["Cube_sape"]
+    old_mesh = result.data.name
+    select_only(result)
+    bpy.context.scene.sape_geom.resolution = 48
+    assert bpy.ops.sape.reextract() == {"FINISHED"}
+    drive()
+    assert bpy.data.objects["Cube_sape"].get("sape_resolution") == 48
+    assert old_mesh not in bpy.data.meshes or bpy.data.objects["Cube_sape"].data.name == old_mesh
+    assert len(result.data.polygons) > 0
+
+
+def test_fit_selected_real_worker(addon):
+    """A real (tiny, so untrained-looking) fit: the pipeline, the frame and the heat-map, not quality."""
+    pytest.importorskip("sape_geom.tasks.occupancy")
+    from sape_geom_blender import convert
+
+    cube = add_cube()
+    select_only(cube)
+    s = bpy.context.scene.sape_geom
+    s.budget, s.steps, s.resolution, s.device = "STEPS", 200, 24, "cpu"
+    s.extra_settings = json.dumps({"preview_every_s": 0, "config": TINY_FIT_CONFIG})
+    before = snapshot_scene()
+    assert fit_selected() == {"FINISHED"}
+    drive()
+    messages = runner().RUNNER.state.messages
+    assert "Cube_sape" in bpy.data.objects, messages
+    result = bpy.data.objects["Cube_sape"]
+    assert result.users_collection[0].name == "SAPE Results"
+    assert len(result.data.vertices) > 0 and "sape_level" in result.data.color_attributes
+    assert np.allclose(np.array(result.matrix_world), np.array(cube.matrix_world))
+    # the extraction grid covers the source's bounding sphere (normalised radius 0.95 -> 1), so a
+    # result outside it means a frame mix-up (local vs world, transform applied twice)
+    vertices, _ = convert.mesh_world_arrays(cube, bpy.context.evaluated_depsgraph_get())
+    center = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    radius = np.linalg.norm(vertices - center, axis=1).max() / 0.95
+    lo, hi = convert.mesh_world_bounds(result)
+    assert np.all(lo >= center - radius * 1.05) and np.all(hi <= center + radius * 1.05)
+    assert os.path.isfile(result["sape_checkpoint"])
+    for name, entry in before["objects"].items():
+        assert snapshot_scene()["objects"][name] == entry
+
+
+TINY_FIT_CONFIG = {
+    "points_per_set": 5000, "num_sets": 1, "batch_size": 500, "field.num_frequencies": 64,
+    "field.hidden_width": 64, "field.hidden_layers": 2, "progress.grid_resolution": 8, "progress.num_blocks": 4,
+}
+
+
+def test_deform_curve_real_worker_with_shape_keys(addon):
+    bpy.ops.curve.primitive_bezier_circle_add(radius=2.0, location=(1.0, 1.0, 0.5))
+    target = bpy.context.active_object
+    s = bpy.context.scene.sape_geom
+    s.target_kind, s.target_object, s.source_kind = "OBJECT", target, "CIRCLE"
+    s.deform_steps = 10
+    s.animate, s.animation_mode, s.frame_start, s.frame_end = True, "SHAPE_KEYS", 1, 20
+    s.extra_settings = json.dumps({"config": TINY_DEFORM})
+    before = snapshot_scene()
+    assert bpy.ops.sape.deform_curve() == {"FINISHED"}
+    drive()
+    result = bpy.data.objects.get(f"{target.name}_sape")
+    assert result is not None, runner().RUNNER.state.messages
+    assert result.type == "CURVE" and len(result.data.splines[0].points) == 48
+    keys = result.data.shape_keys.key_blocks
+    assert len(keys) >= 3 and keys[0].name == "Basis"
+    co = np.empty(48 * 4, np.float32)
+    result.data.splines[0].points.foreach_get("co", co)
+    center = co.reshape(-1, 4)[:, :2].mean(axis=0)
+    assert np.allclose(center, [1.0, 1.0], atol=0.6)  # lands on the target, in world space
+    assert snapshot_scene()["objects"][target.name] == before["objects"][target.name]
+
+
+# ------------------------------------------------------------------------------------------ refusals
+def test_no_selection_non_mesh_and_empty_mesh_are_refused(addon):
+    before = snapshot_scene()
+    with pytest.raises(RuntimeError, match="select one or more mesh objects"):
+        fit_selected()
+    bpy.ops.object.empty_add()
+    select_only(bpy.context.active_object)
+    with pytest.raises(RuntimeError, match="no mesh in the selection"):
+        fit_selected()
+    empty_mesh = bpy.data.objects.new("Nothing", bpy.data.meshes.new("Nothing"))
+    bpy.context.scene.collection.objects.link(empty_mesh)
+    select_only(empty_mesh)
+    before = snapshot_scene()
+    with pytest.raises(RuntimeError, match="'Nothing' has no faces"):
+        fit_selected()
+    assert snapshot_scene() == before
+    assert not runner().RUNNER.busy
+
+
+def test_missing_worker_python_is_refused(addon):
+    use_python("/nonexistent/bin/python")
+    cube = add_cube()
+    select_only(cube)
+    before = snapshot_scene()
+    with pytest.raises(RuntimeError, match="worker Python not found"):
+        fit_selected()
+    assert snapshot_scene() == before
+
+
+def test_check_operator_reports_torch_or_reason(addon, tmp_path):
+    assert bpy.ops.sape.check_worker() == {"FINISHED"}
+    report = bpy.context.preferences.addons[NAME].preferences.check_report
+    assert "torch" in report and "cpu" in report
+    with pytest.raises(RuntimeError, match="not found"):
+        bpy.ops.sape.check_worker(python=str(tmp_path / "missing-python"))
+    no_torch = fake_worker(tmp_path, "#!/bin/sh\necho 'No module named sape_geom' >&2\nexit 1\n")
+    with pytest.raises(RuntimeError, match="cannot import sape_geom"):
+        bpy.ops.sape.check_worker(python=no_torch)
+
+
+# ------------------------------------------------------------------------------------------ failures
+@pytest.mark.parametrize("body, expected", [
+    ("#!/bin/sh\necho 'boom: no such thing' >&2\nexit 1\n", "exited with code 1"),
+    ("#!/bin/sh\necho '{\"event\": \"started\", \"task\": \"fit_surface\"}'\nkill -9 $$\n", "killed (SIGKILL)"),
+])
+def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body, expected):
+    started = []
+
+    class RecordingJob(runner().WorkerJob):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(runner(), "WorkerJob", RecordingJob)
+    use_python(fake_worker(tmp_path, body))
+    cube = add_cube()
+    select_only(cube)
+    before = snapshot_scene()
+    assert fit_selected() == {"FINISHED"}
+    drive()
+    level, text = runner().RUNNER.state.messages[-1]
+    assert level == "ERROR" and expected in text and "Cube" in text
+    assert snapshot_scene() == before  # no result, no preview, no "SAPE Results" collection
+    assert len(started) == 1 and started[0].proc.poll() is not None  # reaped: no process left behind
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_cancel_removes_preview_and_stops_the_process(addon, tmp_path, monkeypatch, stubborn):
+    jobs = importlib.import_module(f"{NAME}.jobs")
+    monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(jobs, "TERMINATE_GRACE_S", 0.3)
+    use_python(fake_worker(tmp_path, FAKE_PYTHON))
+    fake = {"hang": True, "ignore_cancel": stubborn, "ignore_term": stubborn}
+    bpy.context.scene.sape_geom.extra_settings = json.dumps({"fake": fake})
+    cube, second = add_cube(), add_cube("Second", location=(5.0, 0.0, 0.0))
+    select_only(cube, second)
+    before = snapshot_scene()
+    assert fit_selected() == {"FINISHED"}
+    drive_until(lambda: any(o.name.endswith("_sape_preview") for o in bpy.data.objects))
+    job = runner().RUNNER.current[1]
+    assert bpy.ops.sape.cancel() == {"FINISHED"}
+    drive(timeout=20)
+    assert job.proc.poll() is not None
+    if stubborn:
+        assert job.proc.returncode == -9  # escalated to SIGKILL
+    assert snapshot_scene() == before
+    assert runner().RUNNER.state.status == "Cancelled"
+    assert not any("ERROR" == level for level, _ in runner().RUNNER.state.messages)  # a cancel is no error
+
+
+def test_disabling_the_addon_stops_running_jobs(tmp_path):
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    sys.path.insert(0, str(ADDON_PARENT)) if str(ADDON_PARENT) not in sys.path else None
+    addon_utils.enable(NAME, default_set=True, handle_error=None)
+    use_python(fake_worker(tmp_path, FAKE_PYTHON))
+    bpy.context.scene.sape_geom.extra_settings = json.dumps({"fake": {"hang": True}})
+    select_only(add_cube())
+    fit_selected()
+    drive_until(lambda: runner().RUNNER.state.progress > 0)
+    job = runner().RUNNER.current[1]
+    addon_utils.disable(NAME, default_set=True, handle_error=None)
+    assert job.proc.poll() is not None
+    assert not any(o.name.endswith("_sape_preview") for o in bpy.data.objects)
+
+
+# ------------------------------------------------------------------------------------------ panel
+class Recorder:
+    """Stands in for ``UILayout``: records every call; sub-layouts record into the same list."""
+
+    def __init__(self, calls=None):
+        self.calls = [] if calls is None else calls
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return Recorder(self.calls)
+
+        return call
+
+    def __setattr__(self, name, value):
+        if name == "calls":
+            object.__setattr__(self, name, value)
+
+
+def draw_panel():
+    from sape_geom_blender import ui
+
+    layout = Recorder()
+    panel = type("PanelStandIn", (), {"layout": layout})()
+    ui.SAPE_PT_main.draw(panel, bpy.context)
+    return layout.calls
+
+
+def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
+    calls = draw_panel()
+    props = [c[1][1] for c in calls if c[0] == "prop"]
+    ops = [c[1][0] for c in calls if c[0] == "operator"]
+    assert {"preset", "encoding", "resolution", "budget", "device", "target_kind", "deform_steps"} <= set(props)
+    assert {"sape.fit_selected", "sape.reextract", "sape.deform_curve"} <= set(ops)
+    assert "sape.cancel" not in ops and not any(c[0] == "progress" for c in calls)
+
+    bpy.context.scene.sape_geom.budget = "TIME"
+    assert "time_budget" in [c[1][1] for c in draw_panel() if c[0] == "prop"]
+
+    use_python(fake_worker(tmp_path, FAKE_PYTHON))
+    bpy.context.scene.sape_geom.extra_settings = json.dumps({"fake": {"hang": True}})
+    select_only(add_cube())
+    fit_selected()
+    drive_until(lambda: runner().RUNNER.state.progress > 0)
+    calls = draw_panel()
+    progress = [c for c in calls if c[0] == "progress"]
+    assert progress and 0 < progress[0][2]["factor"] <= 1 and "ETA" in progress[0][2]["text"]
+    assert "sape.cancel" in [c[1][0] for c in calls if c[0] == "operator"]
+    bpy.ops.sape.cancel()
+    drive(timeout=20)
+
+
+# ------------------------------------------------------------------------------------------ packaging
+def test_built_zip_installs_as_extension_offline(tmp_path):
+    import addon_utils
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_addon.py"), "--output-dir", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    zip_path = Path(out)
+    assert zip_path.is_file() and zip_path.name.startswith(NAME)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    module = f"bl_ext.user_default.{NAME}"
+    try:
+        result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                          enable_on_install=True)
+        assert result == {"FINISHED"}
+        assert module in bpy.context.preferences.addons
+        ext = importlib.import_module(module)
+        assert ext.preferences.get_preferences() is not None  # __package__-based lookup works
+        assert hasattr(bpy.types.Scene, "sape_geom") and "SAPE_PT_main" in dir(bpy.types)
+    finally:
+        addon_utils.disable(module, default_set=True, handle_error=None)
+    assert not hasattr(bpy.types.Scene, "sape_geom")

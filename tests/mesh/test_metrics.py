@@ -1,0 +1,52 @@
+"""Mesh metrics follow the Occupancy Networks conventions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trimesh
+
+from sape_geom.mesh.metrics import mesh_metrics
+
+N = 20_000
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    return trimesh.creation.icosphere(subdivisions=4, radius=2.0)
+
+
+def test_mesh_against_itself(sphere):
+    m = mesh_metrics(sphere, sphere, n_points=N, iou_points=N)
+    assert m["iou"] == 1.0
+    assert m["chamfer_l1"] < 1e-9  # point-to-surface distances: no sampling floor
+    assert m["normal_consistency"] > 0.99
+    assert m["fscore"] == pytest.approx(1.0, abs=1e-3)
+    assert m["components"] == 1
+
+
+def test_slightly_larger_sphere(sphere):
+    bigger = trimesh.creation.icosphere(subdivisions=4, radius=2.1)  # +5 %
+    m = mesh_metrics(bigger, sphere, n_points=N, iou_points=N)
+    # reference longest side becomes 1: radii 0.5 and 0.525
+    assert m["iou"] == pytest.approx((0.5 / 0.525) ** 3, abs=0.02)
+    assert m["chamfer_l1"] == pytest.approx(0.025, abs=2e-3)
+    assert m["normal_consistency"] > 0.99
+    assert m["fscore"] < 0.1  # 0.025 apart, threshold 0.01
+    scaled = mesh_metrics(bigger.copy().apply_scale(10), sphere.copy().apply_scale(10), n_points=N, iou_points=N)
+    assert scaled["chamfer_l1"] == pytest.approx(m["chamfer_l1"], rel=0.05)  # scale invariant
+
+
+def test_metrics_are_seeded_and_count_components(sphere):
+    extra = trimesh.creation.icosphere(subdivisions=1, radius=0.1).apply_translation([0, 0, 3])
+    pred = trimesh.util.concatenate([sphere, extra])
+    a = mesh_metrics(pred, sphere, n_points=5000, iou_points=5000, seed=3)
+    b = mesh_metrics(pred, sphere, n_points=5000, iou_points=5000, seed=3)
+    assert a == b and a["components"] == 2
+    assert mesh_metrics(pred, sphere, n_points=5000, iou_points=5000, seed=4) != a
+
+
+def test_empty_prediction_does_not_crash(sphere):
+    m = mesh_metrics(trimesh.Trimesh(), sphere, n_points=N, iou_points=N)
+    assert m["iou"] == 0.0 and math.isinf(m["chamfer_l1"]) and m["fscore"] == 0.0 and m["components"] == 0

@@ -1,0 +1,171 @@
+"""Occupancy fitting end to end on small shapes: quality, coordinates, checkpoints, CLI and batch."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import trimesh
+
+from sape_geom.app.batch import run_batch
+from sape_geom.app.batch.jobs import read_metrics
+from sape_geom.app.cli import main
+from sape_geom.errors import ConfigError
+from sape_geom.mesh.extract import extract_surface_dense
+from sape_geom.mesh.metrics import mesh_metrics
+from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset, outside_probability
+from sape_geom.mesh.shapes import sphere, torus
+
+# A small network and a short run: seconds on a CPU. Sigma 10 because a 400-step run opens its blocks
+# faster than the field settles; the fast preset's 1200 steps handle sigma 20 (see benchmarks/).
+TINY = {
+    "steps": 400, "points_per_set": 30_000, "num_sets": 2, "batch_size": 2000, "resolution": 64, "device": "cpu",
+    "sigma": 10.0, "field.hidden_width": 128, "field.hidden_layers": 3,
+}
+
+
+def tiny_config(**changes):
+    return occupancy_preset("fast", **{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def sphere_fit():
+    return fit_occupancy(sphere(0.8), tiny_config())
+
+
+def test_fitted_sphere_has_high_iou(sphere_fit):
+    surface = sphere_fit.extract(64)
+    assert surface.is_watertight
+    metrics = mesh_metrics(surface, sphere(0.8), n_points=20_000, iou_points=20_000)
+    assert metrics["iou"] > 0.95, metrics
+    pieces = sorted((len(piece.faces) for piece in surface.split(only_watertight=False)), reverse=True)
+    assert sum(pieces[1:]) < 0.02 * pieces[0], pieces  # at most a few specks beside the sphere
+
+
+def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit):
+    sparse, stats = sphere_fit.extract(64, colors=False, return_stats=True)
+    model = sphere_fit.model
+
+    def query(points):
+        return outside_probability(model, points) - 0.5
+
+    dense = sphere_fit.normalization.invert_mesh(extract_surface_dense(query, 64))
+    assert stats["evaluated"] < 0.7 * 64**3  # the saving grows with resolution (see benchmarks)
+    assert len(sparse.vertices) == len(dense.vertices) and len(sparse.faces) == len(dense.faces)
+    # Same vertices, up to float noise: the network is evaluated in different batches in the two runs.
+    difference = np.abs(np.sort(sparse.vertices, axis=0) - np.sort(dense.vertices, axis=0))
+    assert difference.max() < 2e-3 and np.mean(difference < 1e-6) > 0.999
+
+
+def test_outputs_are_in_the_input_coordinates():
+    base = torus()
+    moved = base.copy()
+    moved.apply_scale(3.0)
+    moved.apply_translation([10.0, -4.0, 2.5])
+    fitted = fit_occupancy(moved, tiny_config()).extract(64)
+    assert np.allclose(fitted.bounds, moved.bounds, atol=0.1 * 3.0)
+    assert mesh_metrics(fitted, moved, n_points=20_000, iou_points=20_000)["iou"] > 0.85
+
+
+def test_checkpoint_round_trip_gives_the_same_surface(sphere_fit, tmp_path):
+    path = sphere_fit.save(tmp_path / "sphere.ckpt")
+    loaded = OccupancyFit.load(path, device="cpu")
+    a, b = sphere_fit.extract(48), loaded.extract(48)
+    assert len(a.vertices) == len(b.vertices)
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
+    np.testing.assert_array_equal(a.visual.vertex_colors, b.visual.vertex_colors)
+    assert loaded.extract(96).vertices.shape[0] > a.vertices.shape[0]  # level of detail without refitting
+
+
+def test_heatmap_colours_follow_the_sape_levels(sphere_fit):
+    coloured = sphere_fit.extract(48, colors=True)
+    assert coloured.visual.vertex_colors.shape == (len(coloured.vertices), 4)
+
+
+def test_every_encoding_can_fit(tmp_path):
+    for encoding in ("ff", "none", "siren", "progressive", "pe"):
+        fit = fit_occupancy(sphere(0.8), tiny_config(encoding=encoding, steps=20))
+        assert fit.model.config.encoding == encoding
+
+
+def test_time_budget_finishes_the_sape_schedule():
+    fit = fit_occupancy(sphere(0.8), tiny_config(steps=None, time_budget=4.0))
+    controller = fit.model.spatial
+    assert 3.99 < fit.stats.seconds < 6  # trains until the budget is spent
+    assert int(controller.current_block) == len(controller.block_ends) - 1  # every block was reached
+
+
+def test_presets_and_overrides():
+    quality = occupancy_preset("quality")
+    assert (quality.points_per_set, quality.steps, quality.batch_size, quality.lr) == (1_000_000, 100_000, 5000, 1e-4)
+    assert (quality.progress.epsilon, quality.progress.grid_resolution, quality.progress.block_period) == (0.1, 64, 200)
+    assert (quality.field.hidden_layers, quality.field.sigma) == (4, 20.0)
+    with pytest.raises(ConfigError, match="preset"):
+        occupancy_preset("turbo")
+    with pytest.raises(ConfigError, match="unknown option"):
+        occupancy_preset("fast", sigmaa=3)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        (None, ".obj", "not found"),
+        ("garbage that is no mesh", ".ply", ""),
+        ("v 0 0 0\nv 1 0 0\nv 0 1 0\n", ".obj", "face"),
+        ("v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n", ".obj", ""),
+        ("hello", ".xyz", ""),
+    ],
+)
+def test_cli_bad_input_gives_one_error_line(tmp_path, capsys, content, suffix, message):
+    path = tmp_path / f"bad{suffix}"
+    if content is not None:
+        _write(path, content)
+    code = main(["fit", str(path), "-o", str(tmp_path / "out.ply"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("sape-geom fit: error:") and message in err[0]
+    assert not (tmp_path / "out.ply").exists()
+
+
+def test_cli_fit_json_and_extract(tmp_path):
+    mesh_path = tmp_path / "ball.stl"
+    sphere(0.5).apply_translation([1, 2, 3]).export(mesh_path)
+    ckpt = tmp_path / "ball.ckpt"
+    result = subprocess.run(
+        [sys.executable, "-m", "sape_geom", "fit", str(mesh_path), "-o", str(tmp_path / "ball.ply"), "--steps", "150",
+         "--resolution", "48", "--device", "cpu", "--json", "--checkpoint", str(ckpt)],
+        capture_output=True, text=True, check=True,
+    )
+    payload = json.loads(result.stdout)
+    assert payload["metrics"]["iou"] > 0.9 and payload["watertight"]
+    out = trimesh.load(tmp_path / "ball.ply")
+    assert np.allclose(out.bounds.mean(axis=0), [1, 2, 3], atol=0.05)
+    assert main(["extract", str(ckpt), "-o", str(tmp_path / "ball96.obj"), "--resolution", "96"]) == 0
+    assert len(trimesh.load(tmp_path / "ball96.obj").faces) > len(out.faces)
+
+
+def test_batch_resume_and_failure_isolation(tmp_path):
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    sphere(0.5).export(folder / "ball.ply")
+    torus().export(folder / "ring.obj")
+    (folder / "broken.stl").write_text("solid nothing\nendsolid nothing\n")
+    out = tmp_path / "out"
+    overrides = {k: v for k, v in TINY.items()}
+    rows = run_batch(folder, out, "fast", workers=2, overrides={**overrides, "steps": 60}, progress=False)
+    assert rows["ball"]["status"] == "ok" and rows["ring"]["status"] == "ok"
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+    assert (out / "ball.ply").is_file() and (out / "ring.ckpt").is_file()
+    first = read_metrics(out / "metrics.csv")
+    assert set(first) == {"ball", "ring", "broken"}
+    assert float(first["ball"]["iou"]) > 0.5
+    stamp = (out / "ball.ply").stat().st_mtime_ns
+    again = run_batch(folder, out, "fast", workers=1, overrides={**overrides, "steps": 60}, progress=False)
+    assert (out / "ball.ply").stat().st_mtime_ns == stamp  # finished meshes are skipped
+    assert again["broken"]["status"] == "failed"

@@ -1,0 +1,212 @@
+"""Tests of the silhouette deformation task (issue 4): small networks so each fit takes seconds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+torch = pytest.importorskip("torch")
+
+from sape_geom import config as config_mod  # noqa: E402
+from sape_geom import curve as C  # noqa: E402
+from sape_geom.config import FieldConfig, ProgressConfig  # noqa: E402
+from sape_geom.errors import ConfigError, InputError, TrainingCancelled  # noqa: E402
+from sape_geom.app.cli import main as cli_main  # noqa: E402
+from sape_geom.tasks.silhouette import DeformConfig, deform_curve, save_outputs  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny networks: threads only add overhead, and the test machine is shared
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def star(cx=0.0, cy=0.0, r_out=1.0, r_in=0.5, spikes=5) -> np.ndarray:
+    ang = np.pi / 2 + np.arange(2 * spikes) * np.pi / spikes
+    r = np.where(np.arange(2 * spikes) % 2 == 0, r_out, r_in)
+    return np.stack([cx + r * np.cos(ang), cy + r * np.sin(ang)], axis=1)
+
+
+def small_config(**changes) -> DeformConfig:
+    base = DeformConfig(
+        field=FieldConfig(encoding="sape", sigma=3.0, num_frequencies=32, hidden_width=64, hidden_layers=2),
+        progress=ProgressConfig(epsilon=1e-3, grid_resolution=32, num_blocks=4),
+        steps=400,
+        lr=1e-3,
+        calibration_lr=1e-3,
+        calibration_tolerance=1e-3,
+        calibration_steps=500,
+        points=150,
+        target_samples=600,
+        max_target_samples=300,
+        snapshot_every=100,
+    )
+    return config_mod.replace(base, **changes)
+
+
+def test_config_defaults_follow_spec():
+    c = DeformConfig()
+    assert (c.field.encoding, c.field.sigma, c.field.num_frequencies) == ("sape", 5.0, 256)
+    assert (c.field.hidden_width, c.field.hidden_layers) == (256, 2)
+    assert (c.progress.num_blocks, c.progress.epsilon, c.progress.grid_resolution) == (6, 1e-3, 128)
+    assert (c.steps, c.points, c.max_target_samples, c.calibration_steps) == (10_000, 500, 1000, 5000)
+    assert c.learning_rate == 1e-5
+    assert config_mod.replace(c, **{"field.encoding": "none"}).learning_rate == 1e-4
+    assert config_mod.replace(c, lr=3e-4).learning_rate == 3e-4
+    assert not c.offset
+    rebuilt = config_mod.from_dict(DeformConfig, config_mod.to_dict(c))
+    assert rebuilt == c
+    with pytest.raises(ConfigError):
+        DeformConfig(steps=0)
+    with pytest.raises(ConfigError):
+        config_mod.from_dict(DeformConfig, {"stepz": 3})
+
+
+def test_circle_to_star_in_image_frame(tmp_path):
+    # a star drawn into a PNG: the result must come back in pixel coordinates
+    pix = star(100, 100, 80, 40) * [1, -1] + [0, 200]
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).polygon([tuple(p) for p in pix], fill=0)
+    img.save(tmp_path / "star.png")
+    target = C.load_contour(tmp_path / "star.png")
+    res = deform_curve(target, small_config())
+    assert res.metrics["iou"] >= 0.95, res.metrics
+    assert res.metrics["chamfer"] < 0.02
+    assert res.curve.shape == (150, 2)
+    # pixel frame: the curve lies over the drawn star
+    assert 10 < res.curve[:, 0].min() < 40 and 160 < res.curve[:, 0].max() < 190
+    assert C.polygon_iou(res.curve, target.points) >= 0.95
+    np.testing.assert_allclose(res.normalization.apply(res.curve), res.curve_normalized, atol=1e-9)
+    # snapshots: step 0 (calibrated circle) ... last step, in the target frame
+    steps = [s for s, _ in res.snapshots]
+    assert steps == [0, 100, 200, 300, 400]
+    first = res.normalization.apply(res.snapshots[0][1])
+    assert np.abs(np.linalg.norm(first, axis=1) - 1).max() < 0.15
+    assert res.levels is not None and res.levels.shape == (150,)
+    assert np.all((res.levels > 0) & (res.levels <= 1))
+    assert res.timings["steps_per_s"] > 0
+
+    paths = save_outputs(res, tmp_path / "out", target, gif=True)
+    for key in ("svg", "npz", "obj", "overlay", "gif", "metrics"):
+        assert (tmp_path / "out").joinpath(paths[key].split("/")[-1]).is_file(), key
+    back = C.load_contour(paths["obj"]).points
+    np.testing.assert_allclose(back, res.curve, atol=1e-5)
+    with np.load(paths["npz"]) as z:
+        assert z["snapshots"].shape == (5, 150, 2)
+        norm = C.CurveNormalization.from_dict(json.loads(str(z["normalization"])))
+        assert norm == res.normalization
+
+
+def test_morph_square_to_star_and_offset_mode():
+    square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * 3 + 10  # another frame and scale
+    target = star() * 2.0
+    # offset parametrisation (spec D2): source + MLP, calibrated to a zero offset; robust in both directions
+    res = deform_curve(target, small_config(steps=800, offset=True), source_points=square)
+    assert res.metrics["iou"] >= 0.95, res.metrics
+    back = deform_curve(square, small_config(steps=800, offset=True), source_points=target)
+    assert back.metrics["iou"] >= 0.95, back.metrics
+    # the source was normalised into the unit frame and the calibrated start is that square
+    src = res.source_normalized
+    assert np.abs(src).max() == pytest.approx(1 / np.sqrt(2), abs=1e-6)
+    start = res.normalization.apply(res.snapshots[0][1])
+    assert np.abs(start - src).max() < 0.1  # calibration tolerance 1e-3 (MSE) in the small config
+    # absolute positions (the reference's parametrisation) also morph, but Chamfer can leave a chord
+    # across a spike (a local minimum: seed 0 gives IoU 0.87 here), so only the distance is pinned
+    res2 = deform_curve(target, small_config(steps=800, **{"field.encoding": "ff"}), source_points=square)
+    assert res2.metrics["chamfer"] < 0.015, res2.metrics
+    assert res2.levels is None
+    assert np.abs(res2.normalization.apply(res2.snapshots[0][1]) - src).max() < 0.15
+
+
+def test_every_encoding_runs():
+    for enc in ("progressive", "ff", "pe", "none", "siren"):
+        res = deform_curve(star(), small_config(steps=5, calibration_steps=5, snapshot_every=0,
+                                                **{"field.encoding": enc}))
+        assert np.all(np.isfinite(res.curve)), enc
+        assert [s for s, _ in res.snapshots] == [0, 5]
+    res = deform_curve(star(), small_config(steps=6, calibration_steps=2, snapshot_every=4, snapshot_steps=[1, 3]))
+    assert [s for s, _ in res.snapshots] == [0, 1, 3, 4, 6]
+    assert config_mod.from_dict(DeformConfig, config_mod.to_dict(res.config)).snapshot_steps == (1, 3)
+
+
+def test_cancel_and_bad_inputs():
+    from sape_geom.nn.trainer import TrainCallbacks
+
+    with pytest.raises(TrainingCancelled):
+        deform_curve(star(), small_config(), callbacks=TrainCallbacks(should_cancel=lambda: True))
+    with pytest.raises(InputError):
+        deform_curve(np.array([[0, 0], [1, 1]], float), small_config())
+    with pytest.raises(InputError):
+        deform_curve(np.array([[0, 0], [1, np.nan], [1, 0]], float), small_config())
+    with pytest.raises(InputError):
+        deform_curve(star(), small_config(), source_points=np.array([[0, 0], [0, 0], [0, 0]], float))
+
+
+def test_cli_writes_outputs_and_json(tmp_path, capsys):
+    np.savetxt(tmp_path / "star.txt", star())
+    rc = cli_main(["deform", str(tmp_path / "star.txt"), "-o", str(tmp_path / "o"), "--steps", "20", "--points", "64",
+               "--calibration-steps", "20", "--json", "--quiet", "--gif", "--snapshot-every", "5",
+               "--encoding", "ff", "--seed", "3"])
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    data = json.loads(out[0])
+    assert data["metrics"]["steps"] == 20 and data["metrics"]["encoding"] == "ff"
+    for name in ("deformed.svg", "deformed.npz", "deformed.obj", "overlay.png", "optimisation.gif", "metrics.json"):
+        assert (tmp_path / "o" / name).is_file(), name
+
+
+@pytest.mark.parametrize("kind", ["white", "black", "full_shape", "two_points", "nan", "unknown", "missing"])
+def test_cli_bad_input_one_line(tmp_path, capsys, kind):
+    if kind == "white":
+        Image.new("L", (40, 40), 255).save(path := tmp_path / "w.png")
+    elif kind == "black":
+        Image.new("L", (40, 40), 0).save(path := tmp_path / "b.png")
+    elif kind == "full_shape":
+        Image.new("L", (40, 40), 120).save(path := tmp_path / "g.png")  # grey everywhere: shape fills image
+    elif kind == "two_points":
+        np.savez(path := tmp_path / "two.npz", points=np.array([[0, 0], [1, 1]], float))
+    elif kind == "nan":
+        (path := tmp_path / "nan.txt").write_text("0 0\n1 nan\n1 1\n0 1\n")
+    elif kind == "unknown":
+        (path := tmp_path / "shape.ply").write_text("ply\n")
+    else:
+        path = tmp_path / "nope.png"
+    rc = cli_main(["deform", str(path), "-o", str(tmp_path / "o"), "--steps", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0
+    assert len(err) == 1 and err[0].startswith("sape-geom deform: error:"), err
+
+
+def test_cli_subprocess_bad_input(tmp_path):
+    Image.new("L", (40, 40), 255).save(tmp_path / "w.png")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sape_geom", "deform", str(tmp_path / "w.png"), "-o", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no shape" in lines[0], proc.stderr
+    assert proc.stdout == ""
+
+
+def test_wired_into_package_cli(tmp_path, capsys):
+    cli = pytest.importorskip("sape_geom.app.cli")
+    Image.new("L", (40, 40), 0).save(tmp_path / "b.png")
+    rc = cli.main(["deform", str(tmp_path / "b.png"), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "error" in err[0], err
+    np.savetxt(tmp_path / "s.txt", star())
+    rc = cli.main(["deform", str(tmp_path / "s.txt"), "-o", str(tmp_path / "o"), "--steps", "3", "--points", "32",
+                   "--calibration-steps", "0", "--json", "--quiet"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out.strip())
+    assert data["metrics"]["calibration_mse"] is None and data["metrics"]["steps"] == 3
