@@ -377,7 +377,7 @@ def task_fit_surface(ctx: Context) -> dict[str, Any]:
         config = config_mod.replace(config, **dict(s["config"]))
 
     preview = _Previewer(ctx, every_s=float(s.get("preview_every_s", 3.0)),
-                         resolution=int(s.get("preview_resolution", 48)), mesh=mesh)
+                         resolution=int(s.get("preview_resolution", 48)), mesh=mesh, config=config)
     fit = fit_occupancy(mesh, config, callbacks=ctx.callbacks(on_model=preview))
 
     ctx.events.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
@@ -413,9 +413,10 @@ def _resolution(settings: dict[str, Any]) -> int | None:
 class _Previewer:
     """Coarse extraction every few seconds from the model being trained, written as an npz."""
 
-    def __init__(self, ctx: Context, every_s: float, resolution: int, mesh=None):
+    def __init__(self, ctx: Context, every_s: float, resolution: int, mesh=None, config=None):
         self.ctx = ctx
         self.mesh = mesh
+        self.config = config
         self.every_s = every_s
         self.resolution = resolution
         self.last = time.monotonic()
@@ -438,7 +439,7 @@ class _Previewer:
 
                 normalization = normalization_for(self.mesh)
 
-            mesh = preview_mesh(info.model, normalization, resolution=self.resolution)
+            mesh = preview_mesh(info.model, normalization, self.config, resolution=self.resolution)
             if len(mesh.faces) == 0:
                 return
             self.count += 1
