@@ -9,7 +9,7 @@ Conventions
   the binary shape mask (crossings lie half-way between the centres of a shape and a background pixel).
 * **Polyline files** (``.npz``, ``.npy``, ``.txt``/``.xy``/``.csv``, ``.obj``) are taken to be in a y-**up**
   frame; ``.svg`` user space is y-down like an image.
-* **Normalised frame** (spec §6.4): bounding-box centre at the origin, farthest point at distance 1, and
+* **Normalised frame** (docs/method.md §6.4): bounding-box centre at the origin, farthest point at distance 1, and
   always **y-up**: :class:`CurveNormalization` flips y for y-down sources, so every curve in the
   normalised frame has the same handedness whatever file it came from. (The reference code keeps image
   y-down and never flips; the flip only changes how the numbers look, not the fit.)
@@ -59,7 +59,7 @@ class Contour:
         return len(self.points)
 
     def normalization(self) -> "CurveNormalization":
-        """The spec §6.4 normalisation of these points (y flipped for y-down frames)."""
+        """The docs/method.md §6.4 normalisation of these points (y flipped for y-down frames)."""
         return CurveNormalization.fit(self.points, flip_y=self.y_down)
 
     def frame_dict(self) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class Contour:
 
 @dataclass(frozen=True)
 class CurveNormalization:
-    """Maps a curve's own frame to the normalised frame and back (spec §6.4).
+    """Maps a curve's own frame to the normalised frame and back (docs/method.md §6.4).
 
     ``apply(p) = ((p - center) * (1, s_y)) / scale`` with ``s_y = -1`` when ``flip_y`` else ``1``:
     bounding-box centre to the origin, farthest point at distance 1, y up. ``invert`` is its exact inverse.
@@ -150,7 +150,7 @@ def curve_length(points: np.ndarray) -> float:
 
 
 def circle(n: int) -> np.ndarray:
-    """The default source (spec §6.4): ``t = linspace(0, 2, n+2)[1:-1]``, points ``(cos πt, sin πt)``.
+    """The default source (docs/method.md §6.4): ``t = linspace(0, 2, n+2)[1:-1]``, points ``(cos πt, sin πt)``.
 
     Counter-clockwise in a y-up frame, starting just after angle 0 (the largest x).
     """

@@ -15,7 +15,7 @@ from ..errors import InputError
 from .contour import signed_area
 
 DEFAULT_IMAGE_THRESHOLD = 240.0
-"""Grey level at or below which a pixel of a dark-on-light image is shape (method.md §6)."""
+"""Grey level at or below which a pixel of a dark-on-light image is shape (docs/method.md §6.4)."""
 
 
 # Cell corners (x, y) in cell-local coordinates: TL, TR, BR, BL with bits 1, 2, 4, 8.
@@ -121,7 +121,7 @@ def trace_mask(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def largest_outer_loop(loops: Sequence[np.ndarray]) -> np.ndarray | None:
-    """The outer loop (positive area in trace_mask's convention) enclosing the largest area (fixes B10)."""
+    """The outer loop (positive area in trace_mask's convention) enclosing the largest area (fixes docs/method.md B10)."""
     best, best_area = None, 0.0
     for loop in loops:
         if len(loop) < 3:
@@ -138,8 +138,8 @@ def image_mask(path: str | os.PathLike, image_threshold: float | None = None) ->
 
     * RGBA / palette with transparency: when most border pixels are transparent the shape is the opaque
       part (alpha >= 128); otherwise the image is composited over white first.
-    * Grey = mean of the RGB channels (spec §6.4).
-    * Dark-on-light (border median grey >= 128): shape = grey <= threshold (default 240, the spec's value).
+    * Grey = mean of the RGB channels (docs/method.md §6.4).
+    * Dark-on-light (border median grey >= 128): shape = grey <= threshold (default 240, the method's value).
       Light-on-dark (border median < 128): shape = grey >= 255 - threshold (mirrored, so anti-aliased or
       grey light shapes are kept; the reference inverts ``grey <= 240`` instead, which keeps only
       near-white pixels).

@@ -1,4 +1,4 @@
-"""Mesh input/output and normalisation to the unit frame (method spec §6.3, "Mesh preparation").
+"""Mesh input/output and normalisation to the unit frame (docs/method.md §6.3, "Mesh preparation").
 
 Frames:
 * *input frame*: the coordinates stored in the user's file (or Blender object);
@@ -30,7 +30,7 @@ __all__ = [
     "SAVE_SUFFIXES",
 ]
 
-#: Distance of the farthest vertex from the origin after normalisation (spec §6.3).
+#: Distance of the farthest vertex from the origin after normalisation (docs/method.md §6.3).
 UNIT_RADIUS = 0.95
 #: File suffixes :func:`save_mesh` can write.
 SAVE_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb")
@@ -184,7 +184,7 @@ class Normalization:
 
 
 def normalization_for(mesh: trimesh.Trimesh | np.ndarray) -> Normalization:
-    """Spec §6.3: bbox centre to the origin, then scale so the farthest vertex is at distance 0.95.
+    """docs/method.md §6.3: bbox centre to the origin, then scale so the farthest vertex is at distance 0.95.
 
     ``mesh`` is a Trimesh or an (n,3) vertex array in the input frame.
     """

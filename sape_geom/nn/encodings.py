@@ -1,11 +1,11 @@
-"""Input encodings gamma(x) for coordinates in [-1, 1]^d (spec §2).
+"""Input encodings gamma(x) for coordinates in [-1, 1]^d (docs/method.md §2).
 
 Every encoding is an ``nn.Module`` with ``in_dim`` and ``out_dim`` known at construction, so the MLP can
 be sized before anything runs. Random parameters are drawn once from an explicit ``torch.Generator`` and
 stored as buffers: they are saved with the weights and never trained.
 
 Channel order matters for progressive masking: every encoding here lists its channels from low to high
-frequency, and :class:`IdentityPrefix` puts the raw coordinates in front (spec §2.6).
+frequency, and :class:`IdentityPrefix` puts the raw coordinates in front (docs/method.md §2.6).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class IdentityEncoding(Encoding):
 class FourierFeatures(Encoding):
     """Gaussian random Fourier features, interleaved ``[sin(2 pi b_k.x), cos(2 pi b_k.x)]`` per frequency.
 
-    ``sampling="reference"`` (spec §2.1): norms ``|a_k|``, ``a_k ~ N(0, sigma^2)``, sorted ascending, signs kept,
+    ``sampling="reference"`` (docs/method.md §2.1): norms ``|a_k|``, ``a_k ~ N(0, sigma^2)``, sorted ascending, signs kept,
     times uniform random unit directions, so the norms are half-normal with scale sigma in any dimension.
     ``sampling="tancik"``: every entry of B is N(0, sigma^2) (norms ``sigma * chi_d``); rows are still sorted by
     norm so progressive masks open low frequencies first.
@@ -93,7 +93,7 @@ class FourierFeatures(Encoding):
 
 
 class PositionalEncoding(Encoding):
-    """NeRF positional encoding: for octave l, ``cos(2^l pi x_1..d)`` then ``sin(2^l pi x_1..d)`` (spec §2.2)."""
+    """NeRF positional encoding: for octave l, ``cos(2^l pi x_1..d)`` then ``sin(2^l pi x_1..d)`` (docs/method.md §2.2)."""
 
     def __init__(self, in_dim: int, octaves: int = 8) -> None:
         super().__init__(in_dim, 2 * in_dim * octaves)
@@ -105,7 +105,7 @@ class PositionalEncoding(Encoding):
 
 
 class RBFEncoding(Encoding):
-    """Gaussian radial basis features ``exp(-s_k^2 |x - c_k|^2)``, widths sorted ascending (spec §2.3)."""
+    """Gaussian radial basis features ``exp(-s_k^2 |x - c_k|^2)``, widths sorted ascending (docs/method.md §2.3)."""
 
     def __init__(
         self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None
@@ -123,7 +123,7 @@ class RBFEncoding(Encoding):
 
 
 class PeriodicRBFEncoding(Encoding):
-    """Periodic Gaussian bumps on a grid of uniformly spaced scales, two phases per scale (spec §2.4)."""
+    """Periodic Gaussian bumps on a grid of uniformly spaced scales, two phases per scale (docs/method.md §2.4)."""
 
     def __init__(
         self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None
@@ -149,7 +149,7 @@ class PeriodicRBFEncoding(Encoding):
 
 
 class IdentityPrefix(Encoding):
-    """``[x, phi(x)]``: the raw coordinates before the features, used under progression (spec §2.6)."""
+    """``[x, phi(x)]``: the raw coordinates before the features, used under progression (docs/method.md §2.6)."""
 
     def __init__(self, inner: Encoding) -> None:
         super().__init__(inner.in_dim, inner.in_dim + inner.out_dim)

@@ -1,4 +1,4 @@
-"""Networks and the encoded neural field ``y(x) = f(M(x, t) * gamma(x))`` (spec §1, §3)."""
+"""Networks and the encoded neural field ``y(x) = f(M(x, t) * gamma(x))`` (docs/method.md §1, §3)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .progressive import SpatialProgression, build_controller
 
 
 class MLP(nn.Module):
-    """``Linear -> ReLU -> [Linear -> ReLU] x (layers - 1) -> Linear``, PyTorch default init (spec §3)."""
+    """``Linear -> ReLU -> [Linear -> ReLU] x (layers - 1) -> Linear``, PyTorch default init (docs/method.md §3)."""
 
     def __init__(self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3) -> None:
         super().__init__()

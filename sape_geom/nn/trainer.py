@@ -2,7 +2,7 @@
 
 A task supplies two functions: ``next_batch(step) -> (x, target)`` with tensors on the device, and
 ``loss_fn(prediction, target, x) -> (loss, per_sample)`` where ``loss`` is the scalar to minimise and
-``per_sample`` (N,) the detached per-sample losses the progressive controller is fed (spec §5.4).
+``per_sample`` (N,) the detached per-sample losses the progressive controller is fed (docs/method.md §5.4).
 """
 
 from __future__ import annotations

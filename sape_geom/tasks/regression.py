@@ -1,4 +1,4 @@
-"""The method's two validation tasks: 1D signal and 2D image regression (spec §6.1, §6.2).
+"""The method's two validation tasks: 1D signal and 2D image regression (docs/method.md §6.1, §6.2).
 
 Both fit an :class:`~sape_geom.nn.model.EncodedField` with an MSE loss on a full batch. The image task holds
 out the pixels it does not train on and reports PSNR on all pixels and on the held-out ones (the reference
@@ -25,13 +25,13 @@ from ..nn.trainer import TrainCallbacks, TrainStats, choose_device, seed_everyth
 # --------------------------------------------------------------------------------------------- configs
 @dataclass(frozen=True)
 class SignalFitConfig:
-    """1D chirp regression (spec §6.1 and §7): 26 samples, 32x2 MLP, sigma 5, eps 1e-5, 20k steps."""
+    """1D chirp regression (docs/method.md §6.1, §7): 26 samples, 32x2 MLP, sigma 5, eps 1e-5, 20k steps."""
 
     field: FieldConfig = FieldConfig(sigma=5.0, hidden_width=32, hidden_layers=2)
     progress: ProgressConfig = ProgressConfig(epsilon=1e-5, grid_resolution=12)
     steps: int = 20_000
     lr: float | None = None
-    """None = 1e-5 for Fourier-feature encodings, 1e-4 otherwise (spec §6.1)."""
+    """None = 1e-5 for Fourier-feature encodings, 1e-4 otherwise (docs/method.md §6.1)."""
     seed: int = 0
     device: str = "auto"
 
@@ -47,7 +47,7 @@ class SignalFitConfig:
 
 @dataclass(frozen=True)
 class ImageFitConfig:
-    """2D image regression (spec §6.2 and §7): 25 % of pixels, 256x3 MLP, sigma 20, eps 1e-3, 5k steps."""
+    """2D image regression (docs/method.md §6.2, §7): 25 % of pixels, 256x3 MLP, sigma 20, eps 1e-3, 5k steps."""
 
     field: FieldConfig = FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=3)
     progress: ProgressConfig = ProgressConfig(epsilon=1e-3, grid_resolution=128)
@@ -169,7 +169,7 @@ def load_image(path: str | Path, max_size: int = 512) -> np.ndarray:
 
 
 def pixel_coordinates(height: int, width: int) -> np.ndarray:
-    """(H*W, 2) coordinates; feature 0 is the row, feature 1 the column, both spanning [-1, 1] (spec §6.2)."""
+    """(H*W, 2) coordinates; feature 0 is the row, feature 1 the column, both spanning [-1, 1] (docs/method.md §6.2)."""
     rows, cols = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
     return np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.float32)
 

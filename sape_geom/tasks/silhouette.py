@@ -1,4 +1,4 @@
-"""2-D silhouette deformation (spec §6.4): deform a closed source curve onto a target silhouette.
+"""2-D silhouette deformation (docs/method.md §6.4): deform a closed source curve onto a target silhouette.
 
 An encoded MLP maps the curve parameter ``τ ∈ (-1, 1)`` (1-D input) to a 2-D point. Stage 1
 (calibration) fits it to the source curve by MSE; stage 2 minimises the symmetric Chamfer loss to the
@@ -13,7 +13,7 @@ Differences from the reference code, on purpose:
 
 * the target contour is resampled uniformly by arc length to ``target_samples`` points instead of the
   reference's midpoint densification; every step still draws at most ``max_target_samples`` of them;
-* ``offset=True`` parametrises the curve as ``source(τ) + MLP(τ)`` (the project page's description, D2);
+* ``offset=True`` parametrises the curve as ``source(τ) + MLP(τ)`` (the project page's description, docs/method.md D2);
   calibration then drives the MLP to zero. Default off (the code's absolute positions);
 * seeds are set (the reference sets none).
 """
@@ -37,7 +37,7 @@ from ..fileio import atomic_write, json_safe
 from ..viz.curves import draw_overlay_png, save_gif
 
 DEFAULT_LR = {"none": 1e-4}
-"""Per-encoding default learning rate of the Chamfer stage; every other encoding uses 1e-5 (spec §6.4)."""
+"""Per-encoding default learning rate of the Chamfer stage; every other encoding uses 1e-5 (docs/method.md §6.4)."""
 
 
 def _default_field() -> FieldConfig:
@@ -50,7 +50,7 @@ def _default_progress() -> ProgressConfig:
 
 @dataclass(frozen=True)
 class DeformConfig:
-    """Settings of the silhouette deformation; defaults are the spec's (§6.4, §7)."""
+    """Settings of the silhouette deformation; defaults are the method's (docs/method.md §6.4, §7)."""
 
     field: FieldConfig = dc_field(default_factory=_default_field)
     """Encoding and MLP: SAPE over FF, σ = 5, 256 frequencies, 2 hidden layers of 256."""
@@ -71,9 +71,9 @@ class DeformConfig:
     """Target contour resampled to this many points (uniform arc length) for the loss and the metrics;
     None = max(2000, number of contour vertices), at most 20000."""
     max_target_samples: int = 1000
-    """Random subset of target points drawn per step (spec: at most 1000)."""
+    """Random subset of target points drawn per step (docs/method.md §6.4: at most 1000)."""
     offset: bool = False
-    """Parametrise the curve as source + MLP output (spec D2) instead of absolute positions."""
+    """Parametrise the curve as source + MLP output (docs/method.md D2) instead of absolute positions."""
     snapshot_every: int = 50
     """Keep the curve every this many steps (plus step 0 and the last step); 0 = only those two."""
     snapshot_steps: tuple[int, ...] = ()
@@ -184,7 +184,7 @@ def deform_curve(
     source_points: Any = None,
     callbacks: Any = None,
 ) -> DeformResult:
-    """Deform the source (default: the spec's circle) onto the target curve.
+    """Deform the source (default: the unit circle of docs/method.md §6.4) onto the target curve.
 
     ``target_points`` / ``source_points``: an (N, 2) array (taken as y-up), a :class:`curves.Contour`
     (its ``y_down`` respected) or a path for :func:`curves.load_contour`. ``callbacks``: a

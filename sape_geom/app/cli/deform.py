@@ -15,7 +15,7 @@ def add_deform(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``deform`` to an ``argparse`` sub-parser set."""
     p = subparsers.add_parser(
         "deform",
-        help="deform a circle (or another curve) onto a target silhouette (spec §6.4)",
+        help="deform a circle (or another curve) onto a target silhouette (docs/method.md §6.4)",
         description="Deform a closed source curve onto a target silhouette image or polyline with an "
         "encoded MLP over the curve parameter. Writes deformed.svg/.npz/.obj, overlay.png, metrics.json "
         "and, with --gif, optimisation.gif.",
@@ -37,7 +37,7 @@ def _add_deform_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--lr", type=float, default=None, help="stage-2 learning rate (default per encoding)")
     p.add_argument("--calibration-steps", type=int, default=d.calibration_steps)
-    p.add_argument("--offset", action="store_true", help="learn an offset from the source (spec D2)")
+    p.add_argument("--offset", action="store_true", help="learn an offset from the source (docs/method.md D2)")
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every)
     p.add_argument("--threshold", type=float, default=None, help="image grey threshold (default 240)")
     p.add_argument("--device", default=d.device)
