@@ -20,7 +20,6 @@ Differences from the reference code, on purpose:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -30,93 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import curve as C
-from ..config import FieldConfig, ProgressConfig
-from ..errors import ConfigError, InputError
-from ..fileio import atomic_write, json_safe
-from ..viz.curves import draw_overlay_png, save_gif
-
-DEFAULT_LR = {"none": 1e-4}
-"""Per-encoding default learning rate of the Chamfer stage; every other encoding uses 1e-5 (docs/method.md §6.4)."""
-
-
-def _default_field() -> FieldConfig:
-    return FieldConfig(encoding="sape", sigma=5.0, num_frequencies=256, hidden_width=256, hidden_layers=2)
-
-
-def _default_progress() -> ProgressConfig:
-    return ProgressConfig(epsilon=1e-3, grid_resolution=128, blur_kernel=5, num_blocks=6)
-
-
-@dataclass(frozen=True)
-class DeformConfig:
-    """Settings of the silhouette deformation; defaults are the method's (docs/method.md §6.4, §7)."""
-
-    field: FieldConfig = dc_field(default_factory=_default_field)
-    """Encoding and MLP: SAPE over FF, σ = 5, 256 frequencies, 2 hidden layers of 256."""
-    progress: ProgressConfig = dc_field(default_factory=_default_progress)
-    """SAPE / global progression: 6 blocks, ε = 1e-3, 128 grid nodes over τ, blur k = 5."""
-    steps: int = 10_000
-    """Chamfer optimisation steps (stage 2)."""
-    lr: float | None = None
-    """Adam learning rate of stage 2; None = 1e-4 for ``none``, 1e-5 for every other encoding."""
-    calibration_steps: int = 5000
-    """Upper bound of stage 1 (fit to the source); 0 skips calibration."""
-    calibration_lr: float = 1e-4
-    calibration_tolerance: float = 1e-4
-    """Stage 1 stops as soon as the MSE to the source is <= this."""
-    points: int = 500
-    """Number of curve points (τ samples) of the deformed curve."""
-    target_samples: int | None = None
-    """Target contour resampled to this many points (uniform arc length) for the loss and the metrics;
-    None = max(2000, number of contour vertices), at most 20000."""
-    max_target_samples: int = 1000
-    """Random subset of target points drawn per step (docs/method.md §6.4: at most 1000)."""
-    offset: bool = False
-    """Parametrise the curve as source + MLP output (docs/method.md D2) instead of absolute positions."""
-    snapshot_every: int = 50
-    """Keep the curve every this many steps (plus step 0 and the last step); 0 = only those two."""
-    snapshot_steps: tuple[int, ...] = ()
-    """Further steps at which to keep the curve (e.g. for an animation with a custom timing)."""
-    seed: int = 0
-    device: str = "auto"
-    """``auto``, ``cpu``, ``cuda``, ``mps``."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.field, FieldConfig) or not isinstance(self.progress, ProgressConfig):
-            raise ConfigError("DeformConfig.field / .progress must be FieldConfig / ProgressConfig")
-        for name in ("steps", "points", "max_target_samples"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("calibration_steps", "snapshot_every", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
-        try:
-            steps = tuple(sorted({int(v) for v in self.snapshot_steps}))
-        except (TypeError, ValueError):
-            raise ConfigError(f"snapshot_steps must be integers, got {self.snapshot_steps!r}") from None
-        if any(v < 0 for v in steps):
-            raise ConfigError(f"snapshot_steps must be >= 0, got {self.snapshot_steps!r}")
-        object.__setattr__(self, "snapshot_steps", steps)
-        if self.points < 3:
-            raise ConfigError(f"points must be at least 3, got {self.points}")
-        if self.target_samples is not None and (not isinstance(self.target_samples, int) or self.target_samples < 3):
-            raise ConfigError(f"target_samples must be None or an integer >= 3, got {self.target_samples!r}")
-        for name in ("calibration_lr", "calibration_tolerance"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ConfigError(f"{name} must be a positive number, got {v!r}")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be None or a positive number, got {self.lr!r}")
-
-    @property
-    def learning_rate(self) -> float:
-        """The stage-2 learning rate actually used."""
-        if self.lr is not None:
-            return float(self.lr)
-        return DEFAULT_LR.get(self.field.encoding, 1e-5)
+from ... import curve as C
+from ...errors import ConfigError
+from .config import DeformConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,8 +109,8 @@ def deform_curve(
     """
     import torch
 
-    from ..nn.model import EncodedField
-    from ..nn.trainer import TrainCallbacks, choose_device, seed_everything, train
+    from ...nn.model import EncodedField
+    from ...nn.trainer import TrainCallbacks, choose_device, seed_everything, train
 
     if not isinstance(config, DeformConfig):
         raise ConfigError(f"config must be a DeformConfig, got {type(config).__name__}")
@@ -320,69 +235,3 @@ def deform_curve(
         config=config,
         model=model,
     )
-
-
-# ----------------------------------------------------------------------------------------------------
-# Writing results
-# ----------------------------------------------------------------------------------------------------
-
-
-def save_outputs(
-    result: DeformResult,
-    out_dir: str | Path,
-    target_contour: C.Contour | None = None,
-    *,
-    gif: bool = False,
-    name: str = "deformed",
-    gif_frames: int = 100,
-) -> dict[str, str]:
-    """Write ``<name>.svg``, ``.npz``, ``.obj``, ``overlay.png``, ``metrics.json`` (and ``optimisation.gif``).
-
-    SVG / OBJ / NPZ ``points`` are in the target's frame (image pixels for an image target). The NPZ also
-    holds ``points_normalized``, ``levels``, ``tau``, ``snapshot_steps``, ``snapshots`` (target frame),
-    ``target`` and ``normalization`` (JSON). The PNG and GIF are drawn in the normalised frame (y up).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, str] = {}
-    y_down = bool(target_contour.y_down) if target_contour is not None else result.normalization.flip_y
-    size = target_contour.image_size if target_contour is not None else None
-    tgt_own = target_contour.points if target_contour is not None else result.target
-    paths["svg"] = str(C.save_curve_svg(result.curve, out / f"{name}.svg", y_down=y_down, size=size, target=tgt_own))
-    snaps = result.snapshots
-    paths["npz"] = str(
-        C.save_curve_npz(
-            result.curve,
-            out / f"{name}.npz",
-            points_normalized=result.curve_normalized,
-            levels=result.levels if result.levels is not None else np.zeros(0),
-            tau=result.tau,
-            snapshot_steps=np.asarray([s for s, _ in snaps], dtype=np.int64),
-            snapshots=np.stack([p for _, p in snaps]) if snaps else np.zeros((0,) + result.curve.shape),
-            target=result.target,
-            normalization=json.dumps(result.normalization.to_dict()),
-        )
-    )
-    paths["obj"] = str(C.save_curve_obj(result.curve, out / f"{name}.obj"))
-    paths["overlay"] = str(
-        draw_overlay_png(result.target_normalized, result.curve_normalized, out / "overlay.png", levels=result.levels)
-    )
-    if gif:
-        idx = np.unique(np.linspace(0, len(snaps) - 1, min(gif_frames, len(snaps))).round().astype(int))
-        frames = [result.normalization.apply(snaps[i][1]) for i in idx]
-        paths["gif"] = str(save_gif(frames, result.target_normalized, out / "optimisation.gif"))
-    metrics_path = out / "metrics.json"
-    text = json.dumps(json_safe({"metrics": result.metrics, "timings": result.timings}), indent=2, sort_keys=True)
-    atomic_write(metrics_path, lambda tmp: Path(tmp).write_text(text + "\n"))
-    paths["metrics"] = str(metrics_path)
-    return paths
-
-
-__all__ = [
-    "DeformConfig",
-    "DeformResult",
-    "deform_curve",
-    "prepare_target",
-    "prepare_source",
-    "save_outputs",
-]

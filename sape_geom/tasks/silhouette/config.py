@@ -1,0 +1,92 @@
+"""Settings of the silhouette deformation (docs/method.md §6.4, §7)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+from ...config import FieldConfig, ProgressConfig
+from ...errors import ConfigError
+
+DEFAULT_LR = {"none": 1e-4}
+"""Per-encoding default learning rate of the Chamfer stage; every other encoding uses 1e-5 (docs/method.md §6.4)."""
+
+
+def _default_field() -> FieldConfig:
+    return FieldConfig(encoding="sape", sigma=5.0, num_frequencies=256, hidden_width=256, hidden_layers=2)
+
+
+def _default_progress() -> ProgressConfig:
+    return ProgressConfig(epsilon=1e-3, grid_resolution=128, blur_kernel=5, num_blocks=6)
+
+
+@dataclass(frozen=True)
+class DeformConfig:
+    """Settings of the silhouette deformation; defaults are the method's (docs/method.md §6.4, §7)."""
+
+    field: FieldConfig = dc_field(default_factory=_default_field)
+    """Encoding and MLP: SAPE over FF, σ = 5, 256 frequencies, 2 hidden layers of 256."""
+    progress: ProgressConfig = dc_field(default_factory=_default_progress)
+    """SAPE / global progression: 6 blocks, ε = 1e-3, 128 grid nodes over τ, blur k = 5."""
+    steps: int = 10_000
+    """Chamfer optimisation steps (stage 2)."""
+    lr: float | None = None
+    """Adam learning rate of stage 2; None = 1e-4 for ``none``, 1e-5 for every other encoding."""
+    calibration_steps: int = 5000
+    """Upper bound of stage 1 (fit to the source); 0 skips calibration."""
+    calibration_lr: float = 1e-4
+    calibration_tolerance: float = 1e-4
+    """Stage 1 stops as soon as the MSE to the source is <= this."""
+    points: int = 500
+    """Number of curve points (τ samples) of the deformed curve."""
+    target_samples: int | None = None
+    """Target contour resampled to this many points (uniform arc length) for the loss and the metrics;
+    None = max(2000, number of contour vertices), at most 20000."""
+    max_target_samples: int = 1000
+    """Random subset of target points drawn per step (docs/method.md §6.4: at most 1000)."""
+    offset: bool = False
+    """Parametrise the curve as source + MLP output (docs/method.md D2) instead of absolute positions."""
+    snapshot_every: int = 50
+    """Keep the curve every this many steps (plus step 0 and the last step); 0 = only those two."""
+    snapshot_steps: tuple[int, ...] = ()
+    """Further steps at which to keep the curve (e.g. for an animation with a custom timing)."""
+    seed: int = 0
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda``, ``mps``."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, FieldConfig) or not isinstance(self.progress, ProgressConfig):
+            raise ConfigError("DeformConfig.field / .progress must be FieldConfig / ProgressConfig")
+        for name in ("steps", "points", "max_target_samples"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("calibration_steps", "snapshot_every", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        try:
+            steps = tuple(sorted({int(v) for v in self.snapshot_steps}))
+        except (TypeError, ValueError):
+            raise ConfigError(f"snapshot_steps must be integers, got {self.snapshot_steps!r}") from None
+        if any(v < 0 for v in steps):
+            raise ConfigError(f"snapshot_steps must be >= 0, got {self.snapshot_steps!r}")
+        object.__setattr__(self, "snapshot_steps", steps)
+        if self.points < 3:
+            raise ConfigError(f"points must be at least 3, got {self.points}")
+        if self.target_samples is not None and (not isinstance(self.target_samples, int) or self.target_samples < 3):
+            raise ConfigError(f"target_samples must be None or an integer >= 3, got {self.target_samples!r}")
+        for name in ("calibration_lr", "calibration_tolerance"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be None or a positive number, got {self.lr!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        """The stage-2 learning rate actually used."""
+        if self.lr is not None:
+            return float(self.lr)
+        return DEFAULT_LR.get(self.field.encoding, 1e-5)
