@@ -5,7 +5,7 @@ results.json and figure.png into ``<out>/<experiment>/``.
     .venv/bin/python benchmarks/run_experiments.py all --size paper --device cuda
 
 Experiments: encodings (1), sigma (2), sample_rate (3), occupancy (4), silhouette (5), performance (6).
-``--size small`` (default) is sized for 2 CPU cores; ``--size paper`` uses the spec's settings (for a GPU).
+``--size small`` (default) is sized for 2 CPU cores; ``--size paper`` uses the method's settings (docs/method.md §7; for a GPU).
 Seeds are fixed (0) everywhere, so reruns agree up to floating-point and timing noise.
 """
 

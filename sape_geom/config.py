@@ -1,9 +1,9 @@
 """Frozen configuration dataclasses shared by every task.
 
-Defaults follow the method specification (``sape-method.md`` §7). Derived values (block size, block
-period, blur window) are computed on the built objects and never written back into a config (bugs B3,
-B4, B6 of the reference code). Configs round-trip through plain dicts / JSON; unknown keys are an error
-(bug B5).
+Defaults follow the method as documented in ``docs/method.md`` (§7). Derived values (block size, block
+period, blur window) are computed on the built objects and never written back into a config
+(reference-code bugs docs/method.md B3, B4, B6). Configs round-trip through plain dicts / JSON; unknown keys are an
+error (docs/method.md B5).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FieldConfig:
     num_frequencies: int = 256
     """Number of random Fourier frequencies m (width 2m); also m for RBF / periodic RBF."""
     sigma: float = 20.0
-    """Scale of the frequency distribution (spec §2.1: norms are sigma * |N(0,1)|)."""
+    """Scale of the frequency distribution (docs/method.md §2.1: norms are sigma * |N(0,1)|)."""
     ff_sampling: str = "reference"
     """``reference``: sorted half-normal norms with uniform directions; ``tancik``: i.i.d. N(0, sigma^2) entries."""
     pe_octaves: int = 8
@@ -73,20 +73,20 @@ class FieldConfig:
 
 @dataclass(frozen=True)
 class ProgressConfig:
-    """Settings of the progressive controllers (spec §4-5)."""
+    """Settings of the progressive controllers (docs/method.md §4, §5)."""
 
     epsilon: float = 1e-3
     """Loss threshold: a node whose smoothed mean loss is <= epsilon freezes (SAPE); global early stop."""
     grid_resolution: int = 128
     """Nodes per axis r of the SAPE control grid (at least 3)."""
     blur_kernel: int | None = None
-    """Box window k; None = 5 if r^d > 100 else 3 (spec §5.2)."""
+    """Box window k; None = 5 if r^d > 100 else 3 (docs/method.md §5.2)."""
     num_blocks: int | None = None
-    """None = block size d (spec §4.1); n = block size floor(D / n)."""
+    """None = block size d (docs/method.md §4.1); n = block size floor(D / n)."""
     block_period: int | None = None
     """Steps between unlocks; None = floor(T / (2 n_b)) for SAPE, floor(3T / (4 n_b)) for global."""
     ramp: bool = False
-    """SAPE only: ramp each newly opened block in linearly over half a period (off in the reference code, D1)."""
+    """SAPE only: ramp each newly opened block in linearly over half a period (off in the reference code, docs/method.md D1)."""
 
     def __post_init__(self) -> None:
         if not (self.epsilon >= 0):

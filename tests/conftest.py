@@ -1,8 +1,8 @@
 """Shared test set-up.
 
 ``bpy`` must be imported before anything imports ``pymeshlab`` in this process: both ship an Embree
-library and pymeshlab's older copy breaks bpy (``undefined symbol rtcGetSceneTraversable``, see
-``shared/design/platform-notes.md``). pytest imports this file before any test module, so bpy is
+library and pymeshlab's older copy breaks bpy (``undefined symbol rtcGetSceneTraversable``
+when bpy is imported after pymeshlab; the other order works). pytest imports this file before any test module, so bpy is
 imported here, once, with ``BLENDER_USER_RESOURCES`` pointing at a throw-away folder so that Blender
 never writes into the user's ``~/.config/blender``.
 

@@ -1,4 +1,4 @@
-"""Configs: frozen, validated, JSON round-trip, unknown keys rejected (bugs B3-B6 not copied)."""
+"""Configs: frozen, validated, JSON round-trip, unknown keys rejected (docs/method.md B3-B6 not copied)."""
 
 import dataclasses
 import json
@@ -35,7 +35,7 @@ def test_round_trip_and_unknown_keys():
     config = cfg.replace(ImageFitConfig(), **{"field.encoding": "progressive", "progress.epsilon": 0.01})
     data = json.loads(cfg.dumps(config))
     assert cfg.from_dict(ImageFitConfig, data) == config
-    data["field"]["num_freqs"] = 256  # the reference code's silently ignored keyword (B5)
+    data["field"]["num_freqs"] = 256  # the reference code's silently ignored keyword (docs/method.md B5)
     with pytest.raises(ConfigError, match="num_freqs"):
         cfg.from_dict(ImageFitConfig, data)
     with pytest.raises(ConfigError, match="stepz"):

@@ -1,4 +1,4 @@
-"""2D image regression runs shared by the encodings, sigma and sample-rate experiments (spec §6.2)."""
+"""2D image regression runs shared by the encodings, sigma and sample-rate experiments (docs/method.md §6.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Experiment 4: 3D occupancy fitting with no encoding, SIREN, Fourier features and SAPE (spec §6.3)."""
+"""Experiment 4: 3D occupancy fitting with no encoding, SIREN, Fourier features and SAPE (docs/method.md §6.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Experiment 5: silhouette deformation with no encoding, FF σ = 1, 3, 5 and SAPE (spec §6.4)."""
+"""Experiment 5: silhouette deformation with no encoding, FF σ = 1, 3, 5 and SAPE (docs/method.md §6.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Occupancy training data: point sampling and inside/outside labels (method spec §6.3).
+"""Occupancy training data: point sampling and inside/outside labels (docs/method.md §6.3).
 
 All coordinates are in the *unit frame* (see :mod:`sape_geom.mesh.io`): the mesh is expected to be
 normalised already and points live in ``[-1, 1]^3``.
@@ -39,7 +39,7 @@ def sample_surface(
     """``n`` uniform points on triangles: returns (points (n,3) float64, face index (n,) int64).
 
     ``mode="area"`` picks triangles with probability proportional to area; ``"uniform"`` picks every
-    triangle with equal probability (spec's second half of the hybrid sampler). Same frame as ``vertices``.
+    triangle with equal probability (the second half of the hybrid sampler, docs/method.md §6.3). Same frame as ``vertices``.
     """
     V, F = _as_vf(vertices, faces)
     tri = V[F]  # (m,3,3)
@@ -65,11 +65,11 @@ def sample_surface(
 def sample_training_points(
     vertices: Any, faces: Any, n_points: int, seed: Any = 0, *, surface_sampling: str = "hybrid"
 ) -> np.ndarray:
-    """Spec §6.3 training points in the unit frame: (n_points, 3) float32, clamped to ``[-1,1]^3``.
+    """docs/method.md §6.3 training points in the unit frame: (n_points, 3) float32, clamped to ``[-1,1]^3``.
 
     ``S = 2*floor(floor(n/3)/2)`` surface points; rows ``[0,S)`` are surface + N(0, 0.01^2) noise, rows
     ``[S,2S)`` the *same* surface points + N(0, 0.1^2), the rest uniform in ``[-1,1]^3``.
-    ``surface_sampling="hybrid"`` (spec): half the surface points choose their triangle by area, half
+    ``surface_sampling="hybrid"`` (the method's): half the surface points choose their triangle by area, half
     uniformly; ``"area"``: all by area. ``seed`` is anything ``np.random.default_rng`` accepts.
     """
     if surface_sampling not in _SURFACE_MODES:
@@ -116,7 +116,7 @@ def inside_outside(
 
 
 class PointSetBuffer:
-    """Spec §6.3 data schedule: ``num_sets`` labelled point sets, generated lazily and reused in turn.
+    """docs/method.md §6.3 data schedule: ``num_sets`` labelled point sets, generated lazily and reused in turn.
 
     Epoch ``e`` uses set ``e % num_sets``; set ``i`` is sampled and labelled the first time it is used
     and cached afterwards (labels are never recomputed). Each epoch returns a fresh permutation of its

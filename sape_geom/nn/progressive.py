@@ -1,4 +1,4 @@
-"""Progressive masks over the encoded channels: block partition, global schedule and SAPE (spec §4-5).
+"""Progressive masks over the encoded channels: block partition, global schedule and SAPE (docs/method.md §4, §5).
 
 Channels are ordered from low to high frequency (identity prefix first), and a mask opens them in
 *blocks*. Two controllers decide the mask:
@@ -7,9 +7,9 @@ Channels are ordered from low to high frequency (identity prefix first), and a m
 * :class:`SpatialProgression` (SAPE) keeps one *level* per node of a regular grid over [-1, 1]^d: the
   index of the last block open at that node. Every block period, nodes whose smoothed mean loss is still
   above epsilon open the next block; the others freeze for good. A sample's mask is the box-smoothed node
-  masks interpolated multilinearly at the sample (spec §5.2-5.3).
+  masks interpolated multilinearly at the sample (docs/method.md §5.2, §5.3).
 
-Storing one small integer per node instead of a dense node-by-channel mask (spec §5.7) keeps the 3D grid
+Storing one small integer per node instead of a dense node-by-channel mask (docs/method.md §5.7) keeps the 3D grid
 (64^3 nodes) at a few MB. The smoothing and interpolation are folded into one weighted stencil over the
 (k+1)^d nodes around a sample, and because every node mask is a prefix of ones, the interpolated mask is
 a tail sum of the stencil weights grouped by level. This is exactly the reference's smoothed-then-
@@ -33,7 +33,7 @@ from ..errors import ConfigError
 
 
 def block_partition(width: int, in_dim: int, num_blocks: int | None = None) -> tuple[list[int], int]:
-    """Exclusive channel ends of blocks 0..K and the block count n_b used by the schedules (spec §4.1).
+    """Exclusive channel ends of blocks 0..K and the block count n_b used by the schedules (docs/method.md §4.1).
 
     Default: block size ``s = in_dim``, so block 0 is the identity prefix and ``n_b = floor((D - s) / s)``.
     With ``num_blocks = n``: ``s = floor(D / n)`` and ``n_b = n``. A block that would leave fewer than ``s``
@@ -62,7 +62,7 @@ def grid_continuous_index(x: torch.Tensor, resolution: int) -> torch.Tensor:
     """Continuous node index of coordinates in [-1, 1]: node i sits at ``-1 + 2 (i - 1/2) / (r - 2)``.
 
     The domain maps to [0.5, r - 1.5]; the result is clamped to [0, r - 1] so inputs outside the domain
-    use the border nodes instead of wrapping around (fix of bug B7).
+    use the border nodes instead of wrapping around (fix of docs/method.md B7).
     """
     return ((x + 1) * (0.5 * (resolution - 2)) + 0.5).clamp(0, resolution - 1)
 
@@ -121,7 +121,7 @@ def box_filter_channels(grids: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class GlobalProgression(nn.Module):
-    """One mask for the whole domain, opening blocks on a fixed timetable (spec §4.2).
+    """One mask for the whole domain, opening blocks on a fixed timetable (docs/method.md §4.2).
 
     Block period ``B_g = floor(3T / (4 n_b))``; each block ramps linearly from 0 to 1 over the first half of
     its period. Progression stops for good once the best batch-mean loss drops below epsilon.
@@ -180,7 +180,7 @@ class GlobalProgression(nn.Module):
 
 
 class SpatialProgression(nn.Module):
-    """SAPE: a grid of nodes, each opening blocks while its local loss stays above epsilon (spec §5).
+    """SAPE: a grid of nodes, each opening blocks while its local loss stays above epsilon (docs/method.md §5).
 
     State per node (buffers): ``level`` (index of the last open block), ``active`` flag, and the
     interpolation-weighted loss and weight sums of the current period.
@@ -314,7 +314,7 @@ class SpatialProgression(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor, per_sample_loss: torch.Tensor) -> None:
-        """Scatter-add the per-sample losses onto each sample's interpolation corners (fix of bug B1)."""
+        """Scatter-add the per-sample losses onto each sample's interpolation corners (fix of docs/method.md B1)."""
         u = grid_continuous_index(x.detach().float(), self.resolution)
         indices, weights = _axis_stencil(u, self.resolution, None)
         nodes, node_weights = _combine_axes(indices, weights, self.resolution)  # (N, 2^d)
@@ -339,7 +339,7 @@ class SpatialProgression(nn.Module):
 
     @torch.no_grad()
     def advance(self) -> None:
-        """Block boundary (spec §5.5): freeze converged nodes, open the next block in the others, reset."""
+        """Block boundary (docs/method.md §5.5): freeze converged nodes, open the next block in the others, reset."""
         self.active &= self.smoothed_mean_loss() > self.config.epsilon
         if int(self.current_block) < len(self.block_ends) - 1:
             self.current_block += 1

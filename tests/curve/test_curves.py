@@ -191,7 +191,7 @@ def test_circle_matches_resampled_circle():
     dense = C.circle(5000)
     r = C.resample_closed(dense[::-1], 100)  # even given clockwise
     assert C.signed_area(r) > 0
-    # same direction and start (the spec circle's step is 2 pi / 101 with a double gap at angle 0)
+    # same direction and start (the default circle's step is 2 pi / 101 with a double gap at angle 0)
     ang_r = np.unwrap(np.arctan2(r[:, 1], r[:, 0]))
     ang_c = np.unwrap(np.arctan2(c[:, 1], c[:, 0]))
     assert np.all(np.diff(ang_r) > 0) and np.all(np.diff(ang_c) > 0)

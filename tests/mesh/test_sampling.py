@@ -1,4 +1,4 @@
-"""Training points and inside/outside labels (spec §6.3)."""
+"""Training points and inside/outside labels (docs/method.md §6.3)."""
 
 from __future__ import annotations
 

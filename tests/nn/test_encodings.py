@@ -1,4 +1,4 @@
-"""Encodings: widths, channel order and the reference sampling conventions (spec §2)."""
+"""Encodings: widths, channel order and the reference sampling conventions (docs/method.md §2)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Progressive masks: the spec's block partitions, schedules, grid geometry, feedback and freezing."""
+"""Progressive masks (docs/method.md §4, §5): block partitions, schedules, grid geometry, feedback and freezing."""
 
 import itertools
 

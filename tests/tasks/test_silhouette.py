@@ -108,7 +108,7 @@ def test_circle_to_star_in_image_frame(tmp_path):
 def test_morph_square_to_star_and_offset_mode():
     square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * 3 + 10  # another frame and scale
     target = star() * 2.0
-    # offset parametrisation (spec D2): source + MLP, calibrated to a zero offset; robust in both directions
+    # offset parametrisation (docs/method.md D2): source + MLP, calibrated to a zero offset; robust in both directions
     res = deform_curve(target, small_config(steps=800, offset=True), source_points=square)
     assert res.metrics["iou"] >= 0.95, res.metrics
     back = deform_curve(square, small_config(steps=800, offset=True), source_points=target)

@@ -15,7 +15,7 @@ from ...nn.model import EncodedField
 
 @dataclass(frozen=True)
 class OccupancyConfig:
-    """Occupancy fitting settings; the defaults are the official protocol (spec §6.3, §7)."""
+    """Occupancy fitting settings; the defaults are the official protocol (docs/method.md §6.3, §7)."""
 
     field: FieldConfig = FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4)
     progress: ProgressConfig = ProgressConfig(epsilon=0.1, grid_resolution=64, block_period=200)
