@@ -434,7 +434,7 @@ class _Previewer:
             from ..tasks.occupancy import preview_mesh
 
             normalization = getattr(info, "normalization", None)
-            if normalization is None:  # the frame fit_occupancy trains in (spec §6.3)
+            if normalization is None:  # the frame fit_occupancy trains in (docs/method.md §6.3)
                 from ..mesh.io import normalization_for
 
                 normalization = normalization_for(self.mesh)

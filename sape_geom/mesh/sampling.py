@@ -162,7 +162,7 @@ class PointSetBuffer:
         return cached
 
     def next_epoch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Points (n,3) float32 and labels (n,) float32 with **1 = outside** (spec's target), shuffled."""
+        """Points (n,3) float32 and labels (n,) float32 with **1 = outside** (the method's target), shuffled."""
         pts, inside = self.get_set(self.epoch % self.num_sets)
         self.epoch += 1
         perm = self._perm_rng.permutation(len(pts))

@@ -1,4 +1,4 @@
-"""3D occupancy fitting of a triangle mesh and surface extraction (spec §6.3).
+"""3D occupancy fitting of a triangle mesh and surface extraction (docs/method.md §6.3).
 
 The network predicts the logit of P(outside) at points of the unit frame (the mesh normalised so its
 farthest vertex is at 0.95). Training data are point sets sampled near and around the surface, labelled
