@@ -16,6 +16,7 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from ..errors import InputError
+from ..fileio import atomic_write
 
 __all__ = ["VIEWS", "render_mesh_image", "render_mesh_png"]
 
@@ -226,8 +227,6 @@ def render_mesh_png(
     ``colors``: for one mesh, None (its vertex colours or a neutral blue-grey), one RGB(A) 0-255 or
     (n,3|4) per-vertex 0-255 colours; for a list, a list of such entries. ``view``: one of :data:`VIEWS`.
     """
-    image = render_mesh_image(mesh_or_list, size=size, colors=colors, view=view, titles=titles, smooth=smooth)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(p, format="PNG")
-    return p
+    image = Image.fromarray(render_mesh_image(mesh_or_list, size=size, colors=colors, view=view, titles=titles,
+                                              smooth=smooth))
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
@@ -57,3 +59,14 @@ def test_bad_arguments(tmp_path):
         render_mesh_png(trimesh.creation.box(), tmp_path / "x.png", view="sideways")
     with pytest.raises(InputError, match="colour"):
         render_mesh_png(trimesh.creation.box(), tmp_path / "x.png", colors=np.zeros((3, 3)))
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    def half_written(image, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        render_mesh_png(trimesh.creation.box(), tmp_path / "preview.png", size=32)
+    assert list(tmp_path.iterdir()) == []
