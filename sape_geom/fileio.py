@@ -30,6 +30,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
+    """``numpy.savez`` of ``arrays`` at exactly ``path``, atomically (given a name, numpy would add ``.npz``)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    return atomic_write(path, write)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -51,7 +51,7 @@ def validate_mesh(vertices: Any, faces: Any, name: str = "mesh", *, allow_flat: 
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name}: vertices/faces are not numeric arrays ({exc})") from None
     if V.ndim != 2 or V.shape[1] != 3 or len(V) == 0:
-        raise InputError(f"{name}: expected vertices of shape (n, 3), got {V.shape}")
+        raise InputError(f"{name}: expected non-empty vertices of shape (n, 3), got {V.shape}")
     if F.size == 0:
         raise InputError(f"{name}: has {len(V)} vertices but no faces (a point cloud, not a mesh)")
     if F.ndim != 2 or F.shape[1] != 3:

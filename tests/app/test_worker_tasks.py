@@ -1,0 +1,88 @@
+"""The worker's typed settings and its task outputs, run in this process (no subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sape_geom.app.worker_tasks import (
+    DeformSettings,
+    ExtractSettings,
+    FitSurfaceSettings,
+    JobError,
+    TaskContext,
+    parse_settings,
+    task_deform,
+)
+from sape_geom.errors import ConfigError
+
+from test_worker import TINY_DEFORM, flower  # pytest puts this folder on sys.path
+
+
+def test_settings_are_typed_with_the_documented_defaults():
+    s = parse_settings(FitSurfaceSettings, "fit_surface", {"preview_every_s": 0, "resolution": None})
+    assert s == FitSurfaceSettings(preview_every_s=0.0)
+    assert isinstance(s.preview_every_s, float)
+    assert (s.preset, s.colors, s.keep_largest, s.preview_resolution) == ("fast", True, False, 48)
+    assert parse_settings(DeformSettings, "deform", {"steps": 7}).deform_config().steps == 7
+
+
+@pytest.mark.parametrize("cls, task, settings, message", [
+    (FitSurfaceSettings, "fit_surface", {"resolutoin": 64},
+     "unknown setting(s) for the fit_surface task: resolutoin; known: preset, overrides"),
+    (FitSurfaceSettings, "fit_surface", {"colors": "yes"},
+     "settings.colors of the fit_surface task must be true or false, got 'yes'"),
+    (FitSurfaceSettings, "fit_surface", {"resolution": 64.5},
+     "settings.resolution of the fit_surface task must be an integer or null, got 64.5"),
+    (FitSurfaceSettings, "fit_surface", {"overrides": [1, 2]},
+     "settings.overrides of the fit_surface task must be a JSON object, got [1, 2]"),
+    (DeformSettings, "deform", {"steps": True}, "settings.steps of the deform task must be an integer or null"),
+    (ExtractSettings, "extract", {"resolution": 32}, "the extract task needs settings.checkpoint"),
+    (ExtractSettings, "extract", {"checkpoint": ""}, "must name a file written by fit_surface"),
+])
+def test_bad_settings_are_one_line_errors(cls, task, settings, message):
+    with pytest.raises(JobError) as info:
+        parse_settings(cls, task, settings)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_config_changes_reach_the_library_config():
+    s = parse_settings(FitSurfaceSettings, "fit_surface", {"overrides": {"steps": 10}, "config": {"progress.epsilon": 0.5}})
+    config = s.occupancy_config()
+    assert (config.steps, config.progress.epsilon) == (10, 0.5)
+    with pytest.raises(ConfigError, match="unknown option"):
+        FitSurfaceSettings(config={"train.batch_size": 2000}).occupancy_config()
+    deform = DeformSettings(config={"steps": 5, "field.sigma": 3.0}, steps=9).deform_config()
+    assert (deform.steps, deform.field.sigma) == (9, 3.0)  # the shortcut wins
+
+
+def context(tmp_path: Path, settings: dict, arrays: dict | None = None) -> tuple[TaskContext, list]:
+    inputs = None
+    if arrays is not None:
+        inputs = tmp_path / "inputs.npz"
+        np.savez(inputs, **arrays)
+    events: list = []
+    out = tmp_path / "out"
+    out.mkdir()
+    return TaskContext(settings, inputs, out, lambda event, **f: events.append((event, f)), lambda: False), events
+
+
+def test_deform_writes_curves_atomically(tmp_path, monkeypatch):
+    settings = {"steps": 5, "config": TINY_DEFORM}
+    ctx, events = context(tmp_path, settings, {"target_points": flower()})
+    result = task_deform(ctx)
+    assert Path(result["curves"]) == ctx.output_dir / "curves.npz"
+    assert events[-1][0] == "progress" and events[-1][1]["step"] == 5
+
+    def disk_full(handle, **arrays):
+        handle.write(b"PK half an archive")
+        raise OSError("disk full")
+
+    for path in ctx.output_dir.iterdir():
+        path.unlink()
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        task_deform(ctx)
+    assert list(ctx.output_dir.iterdir()) == []  # nothing under the final name, no temporary file left

@@ -1,0 +1,164 @@
+"""The package's layers, read from the source: imports flow downward and no module grows too large.
+
+Imports are parsed with ``ast`` (module level and inside functions alike), so a lazy import inside a
+function counts the same as one at the top: both are a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "sape_geom"
+ADDON = ROOT / "blender_addon" / "sape_geom_blender"
+MAX_LINES = 450
+
+#: Layer -> the layers it may import (besides itself). Modules directly in sape_geom/ are the base
+#: layer ("config", "errors", "fileio", ...), each its own name.
+ALLOWED = {
+    "nn": {"config", "errors", "fileio"},
+}
+#: Layer -> layers it must never import.
+FORBIDDEN = {
+    "mesh": {"tasks", "app"},
+    "curve": {"tasks", "app"},
+    "viz": {"tasks", "app"},
+    "tasks": {"app"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, package_only: bool = True) -> set[str]:
+    """Absolute names of every module ``path`` imports (``from x import y`` counts ``x`` and ``x.y``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    if package_only:
+        return {m for m in found if m == "sape_geom" or m.startswith("sape_geom.")}
+    return found
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def dependency_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (names that are not modules, e.g. functions, dropped)."""
+    modules = package_modules()
+    return {name: {m for m in imported_modules(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def layer(module: str) -> str:
+    """``sape_geom.nn.model`` -> ``nn``; ``sape_geom.config`` -> ``config``; ``sape_geom`` -> ``sape_geom``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_find_cycle_sees_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_function_level_and_relative_imports_are_seen():
+    graph = dependency_graph()
+    # the worker imports its tasks at module level; the tasks import the occupancy task inside functions
+    assert "sape_geom.app.worker_tasks" in graph["sape_geom.app.worker"]
+    assert "sape_geom.tasks.occupancy" in graph["sape_geom.app.worker_tasks"]
+
+
+def test_no_import_cycle():
+    assert find_cycle(dependency_graph()) is None
+
+
+def test_imports_flow_downward():
+    wrong = []
+    for module, deps in dependency_graph().items():
+        own = layer(module)
+        for dep in deps:
+            other = layer(dep)
+            if other == own or dep == "sape_geom":
+                continue
+            if own in ALLOWED and other not in ALLOWED[own]:
+                wrong.append(f"{module} imports {dep}")
+            if other in FORBIDDEN.get(own, ()):
+                wrong.append(f"{module} imports {dep}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+@pytest.mark.parametrize("folder", [PACKAGE, ADDON], ids=["sape_geom", "addon"])
+def test_no_module_over_the_line_limit(folder):
+    long = {str(p.relative_to(ROOT)): n for p in folder.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_library_never_imports_bpy():
+    users = [name for name, path in package_modules().items()
+             if any(m == "bpy" or m.startswith("bpy.") for m in imported_modules(path, package_only=False))]
+    assert not users
+
+
+def test_the_addon_never_imports_torch_or_sape_geom():
+    users = {}
+    for path in ADDON.rglob("*.py"):
+        bad = {m for m in imported_modules_addon(path) if m.split(".")[0] in ("torch", "sape_geom")}
+        if bad:
+            users[path.name] = sorted(bad)
+    assert not users
+
+
+def imported_modules_addon(path: Path) -> set[str]:
+    """Top-level names of the modules an add-on file imports (relative imports stay inside the add-on)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
