@@ -299,7 +299,7 @@ class Previewer:
         self.ctx = ctx
         self.every_s = every_s
         self.resolution = resolution
-        self.normalization = normalization  # the frame fit_occupancy trains in
+        self.normalization = normalization  # the frame fit_occupancy trains in (docs/method.md §6.3)
         self.config = config
         self.last = time.monotonic()
         self.count = 0
