@@ -27,16 +27,18 @@ ADDON = "sape_geom_blender"
 REPO_ADDONS = Path(__file__).resolve().parents[1] / "blender_addon"
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str], job_settings) -> argparse.Namespace:
+    """The script's options; preset and device names come from the add-on's ``job_settings``."""
     parser = argparse.ArgumentParser(prog="blender -b FILE --python scripts/blender_batch.py --",
                                      description="Fit SAPE occupancy fields to mesh objects and save a new .blend.")
     parser.add_argument("--objects", nargs="+", default=None, help="mesh objects to fit (default: all meshes)")
-    parser.add_argument("--preset", default="fast", help="occupancy preset (default: fast)")
+    parser.add_argument("--preset", default=job_settings.DEFAULT_PRESET, choices=[p[0] for p in job_settings.PRESETS],
+                        help=f"occupancy preset (default: {job_settings.DEFAULT_PRESET})")
     parser.add_argument("--encoding", default=None, help="encoding (default: the panel's, sape)")
     parser.add_argument("--resolution", type=int, default=None, help="extraction grid size")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
     parser.add_argument("--time-budget", type=float, default=None, help="training seconds per object")
-    parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default=None, choices=[d[0] for d in job_settings.DEVICES])
     parser.add_argument("--extra", default="", help="JSON object merged into the worker job settings")
     parser.add_argument("--worker-python", default="", help="Python with sape_geom and torch")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up (cancel) after this many seconds")
@@ -64,11 +66,11 @@ def enable_addon():
 
 
 def main() -> int:
+    addon = enable_addon()
     try:
-        args = parse_args(script_args())
+        args = parse_args(script_args(), importlib.import_module(addon.__name__ + ".job_settings"))
     except SystemExit as exc:
         return 2 if exc.code else 0
-    addon = enable_addon()
     runner = importlib.import_module(addon.__name__ + ".runner")
     preferences = importlib.import_module(addon.__name__ + ".preferences")
 
@@ -88,8 +90,8 @@ def main() -> int:
     # worker interpreter: --worker-python, then $SAPE_GEOM_PYTHON, then the preference / auto-detection
     python = args.worker_python or os.environ.get("SAPE_GEOM_PYTHON", "")
     if python:
-        jobs = importlib.import_module(addon.__name__ + ".jobs")
-        problem = jobs.check_python(python)
+        worker_client = importlib.import_module(addon.__name__ + ".worker_client")
+        problem = worker_client.check_python(python)
         if problem:
             where = "--worker-python" if args.worker_python else "SAPE_GEOM_PYTHON"
             print(f"blender_batch: {where}: {problem}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 Training runs in a separate Python process (``python -m sape_geom.app.worker``) chosen in the add-on
 preferences; this add-on needs only Blender's bpy and numpy and never imports torch or sape_geom.
-Modules: ``jobs`` (worker client, no bpy), ``convert`` (bpy <-> numpy), ``runner`` (queue and the
-polling function), ``properties``, ``operators``, ``ui``, ``preferences``. This file only registers.
+Modules: ``worker_client`` (starts and reads the worker process, no bpy), ``job_settings`` (what the
+panel sends the worker, with the library's names and defaults, no bpy), ``convert`` (bpy <-> numpy),
+``runner`` (queue and the polling function), ``properties``, ``operators``, ``ui``, ``preferences``.
+This file only registers.
 """
 
 # Legacy add-on metadata (Blender 3.4-4.1); Blender 4.2+ reads blender_manifest.toml instead.
@@ -20,12 +22,12 @@ bl_info = {
 if "bpy" in locals():  # script reload (F8 / reload_scripts): refresh the submodules too
     import importlib
 
-    for _mod in (jobs, convert, runner, properties, preferences, operators, ui):  # noqa: F821
+    for _mod in (worker_client, job_settings, convert, runner, properties, preferences, operators, ui):  # noqa: F821
         importlib.reload(_mod)
 
 import bpy  # noqa: E402
 
-from . import convert, jobs, operators, preferences, properties, runner, ui  # noqa: E402,F401
+from . import convert, job_settings, operators, preferences, properties, runner, ui, worker_client  # noqa: E402,F401
 
 classes = (*properties.classes, *preferences.classes, *operators.classes, *ui.classes)
 

@@ -14,11 +14,11 @@ from bpy.props import EnumProperty, StringProperty
 
 from . import convert, runner
 from .preferences import resolve_worker_python, work_dir_base
-from .properties import merge_extra
+from .job_settings import merge_extra
 
 
 def _worker_python_or_report(op, context) -> str | None:
-    from .jobs import check_python
+    from .worker_client import check_python
 
     python, where = resolve_worker_python(context)
     problem = check_python(python)

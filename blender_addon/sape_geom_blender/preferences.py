@@ -7,7 +7,7 @@ import tempfile
 import bpy
 from bpy.props import StringProperty
 
-from . import jobs
+from . import worker_client
 
 _PACKAGE = __package__  # "sape_geom_blender", or "bl_ext.<repo>.sape_geom_blender" as an extension
 
@@ -26,7 +26,7 @@ def resolve_worker_python(context=None, explicit: str = "") -> tuple[str, str]:
     prefs = get_preferences(context)
     if prefs is not None and prefs.worker_python.strip():
         return bpy.path.abspath(prefs.worker_python.strip()), "add-on preferences"
-    return jobs.detect_worker_python()
+    return worker_client.detect_worker_python()
 
 
 def work_dir_base(context=None) -> str:
@@ -56,7 +56,7 @@ class SAPE_AddonPreferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "worker_python")
         if not self.worker_python.strip():
-            python, where = jobs.detect_worker_python()
+            python, where = worker_client.detect_worker_python()
             layout.label(text=f"Auto-detected: {python or 'none'} ({where})", icon="INFO")
         layout.prop(self, "work_dir")
         row = layout.row()
@@ -79,7 +79,7 @@ class SAPE_OT_check_worker(bpy.types.Operator):
     def execute(self, context):
         python, where = resolve_worker_python(context, self.python)
         with tempfile.TemporaryDirectory(prefix="sape_check_") as tmp:
-            info = jobs.run_check(python, tmp)
+            info = worker_client.run_check(python, tmp)
         if info.get("ok"):
             devices = ", ".join(info.get("devices") or []) or "none"
             text = f"{python}: Python {info.get('python')}, torch {info.get('torch')}, devices: {devices}"

@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-#: Mirrors sape_geom's names; the add-on cannot import sape_geom (it runs in any Blender Python).
-PRESETS = (
-    ("fast", "Fast", "Tuned for a CPU: 1200 steps, coarser SAPE grid"),
-    ("quality", "Quality", "The paper's protocol (100k steps); needs a GPU"),
-)
-ENCODINGS = (
-    ("sape", "SAPE", "Fourier features with a spatially adaptive progressive mask"),
-    ("progressive", "Progressive", "Fourier features with a global progressive mask"),
-    ("ff", "Fourier features", "Random Fourier features, no mask"),
-    ("pe", "Positional", "NeRF positional encoding"),
-    ("rbf", "RBF", "Radial basis functions"),
-    ("prbf", "Periodic RBF", "Periodic radial basis functions"),
-    ("none", "None", "Raw coordinates"),
-    ("siren", "SIREN", "Sine-activated network"),
-)
-DEVICES = (
-    ("auto", "Auto", "CUDA or Apple Metal when available, else CPU"),
-    ("cpu", "CPU", ""),
-    ("cuda", "CUDA", ""),
-    ("mps", "Apple Metal", ""),
-)
+from . import job_settings as js
 
 
 def _is_curve(_self, obj):
@@ -36,10 +14,10 @@ def _is_curve(_self, obj):
 
 class SAPE_Settings(bpy.types.PropertyGroup):
     # ---------------------------------------------------------------- fit surface
-    preset: EnumProperty(name="Preset", items=PRESETS, default="fast")
-    encoding: EnumProperty(name="Encoding", items=ENCODINGS, default="sape")
+    preset: EnumProperty(name="Preset", items=js.PRESETS, default=js.DEFAULT_PRESET)
+    encoding: EnumProperty(name="Encoding", items=js.ENCODINGS, default=js.DEFAULT_ENCODING)
     resolution: IntProperty(name="Resolution", description="Marching-cubes grid size of the result",
-                            default=128, min=16, max=1024)
+                            default=js.RESOLUTION_DEFAULT, min=js.RESOLUTION_MIN, max=js.RESOLUTION_MAX)
     budget: EnumProperty(
         name="Budget",
         items=(("PRESET", "Preset", "The preset's own number of steps"),
@@ -49,13 +27,13 @@ class SAPE_Settings(bpy.types.PropertyGroup):
     )
     steps: IntProperty(name="Steps", default=2000, min=1, soft_max=100000)
     time_budget: FloatProperty(name="Seconds", default=60.0, min=1.0, soft_max=3600.0, subtype="TIME_ABSOLUTE")
-    device: EnumProperty(name="Device", items=DEVICES, default="auto")
+    device: EnumProperty(name="Device", items=js.DEVICES, default=js.DEFAULT_DEVICE)
     live_preview: BoolProperty(name="Live Preview", description="Show a coarse mesh while training", default=True)
-    preview_every: FloatProperty(name="Preview Every", default=3.0, min=0.5, soft_max=60.0, subtype="TIME_ABSOLUTE")
+    preview_every: FloatProperty(name="Preview Every", default=js.DEFAULT_PREVIEW_EVERY_S, min=0.5, soft_max=60.0,
+                                 subtype="TIME_ABSOLUTE")
     extra_settings: StringProperty(
         name="Extra Settings",
-        description="JSON object merged into the worker job's settings (advanced; e.g. "
-        '{"config": {"train.batch_size": 2000}})',
+        description=f"JSON object merged into the worker job's settings (advanced; e.g. {js.EXTRA_SETTINGS_EXAMPLE})",
         default="",
     )
 
@@ -79,40 +57,11 @@ class SAPE_Settings(bpy.types.PropertyGroup):
 
     def fit_settings(self) -> dict:
         """Settings for the worker's ``fit_surface`` task."""
-        overrides: dict = {"encoding": self.encoding}
-        if self.device != "auto":
-            overrides["device"] = self.device
-        if self.budget == "STEPS":
-            overrides["steps"] = int(self.steps)
-        elif self.budget == "TIME":
-            overrides["time_budget"] = float(self.time_budget)
-        settings = {
-            "preset": self.preset,
-            "overrides": overrides,
-            "resolution": int(self.resolution),
-            "colors": True,
-            "preview_every_s": float(self.preview_every) if self.live_preview else 0.0,
-        }
-        return merge_extra(settings, self.extra_settings)
-
-
-def merge_extra(settings: dict, extra: str) -> dict:
-    """Merge a JSON object into ``settings`` (one level deep for dict values); ValueError if invalid."""
-    if not extra.strip():
-        return settings
-    try:
-        data = json.loads(extra)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"Extra Settings is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError("Extra Settings must be a JSON object")
-    out = dict(settings)
-    for key, value in data.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = value
-    return out
+        return js.fit_settings(
+            preset=self.preset, encoding=self.encoding, device=self.device, budget=self.budget, steps=self.steps,
+            time_budget=self.time_budget, resolution=self.resolution,
+            preview_every_s=self.preview_every if self.live_preview else 0.0, extra=self.extra_settings,
+        )
 
 
 classes = (SAPE_Settings,)

@@ -25,7 +25,7 @@ import bpy
 import numpy as np
 
 from . import convert
-from .jobs import WorkerJob
+from .worker_client import WorkerProcess
 
 POLL_INTERVAL_S = 0.2
 MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
@@ -61,7 +61,7 @@ class State:
 class Runner:
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
-        self.current: tuple[Item, WorkerJob] | None = None
+        self.current: tuple[Item, WorkerProcess] | None = None
         self.state = State()
         self.preview_name: str | None = None
         self.created_collection = False
@@ -97,9 +97,9 @@ class Runner:
             _remove_dir(item.work_dir)
         self.queue.clear()
         if self.current is not None:
-            item, job = self.current
-            job.stop()
-            self._finish(item, job, ok=False)
+            item, worker = self.current
+            worker.stop()
+            self._finish(item, worker, ok=False)
         self.current = None
         self._drop_preview()
 
@@ -121,11 +121,11 @@ class Runner:
             self._start_next()
         if self.current is None:
             return None
-        item, job = self.current
-        for event in job.drain():
+        item, worker = self.current
+        for event in worker.drain():
             self._handle(item, event)
-        if job.final is not None:
-            self._finish(item, job, ok=job.final.get("event") == "result")
+        if worker.final is not None:
+            self._finish(item, worker, ok=worker.final.get("event") == "result")
             self.current = None
             self._start_next()
         return POLL_INTERVAL_S if self.busy else None
@@ -133,15 +133,15 @@ class Runner:
     def _start_next(self) -> None:
         while self.current is None and self.queue:
             item = self.queue.popleft()
-            job = WorkerJob(item.python, item.task, item.settings, item.work_dir, item.inputs)
+            worker = WorkerProcess(item.python, item.task, item.settings, item.work_dir, item.inputs)
             try:
-                job.start()
+                worker.start()
             except (OSError, ValueError) as exc:
                 self.notify("ERROR", f"SAPE: {item.label}: {exc}")
                 self.state.done += 1
                 _remove_dir(item.work_dir)
                 continue
-            self.current = (item, job)
+            self.current = (item, worker)
             self.state.progress, self.state.eta_s, self.state.stage = 0.0, None, "starting"
             self.state.status = f"{item.label}: starting worker"
         if self.current is None:
@@ -193,12 +193,12 @@ class Runner:
         elif kind == "log":
             print(f"SAPE worker: {event.get('text', '')}", file=sys.stderr)
 
-    def _finish(self, item: Item, job: WorkerJob, ok: bool) -> None:
+    def _finish(self, item: Item, worker: WorkerProcess, ok: bool) -> None:
         self._drop_preview()
         self.state.done += 1
         self.state.progress = 1.0 if ok else 0.0
         self.state.eta_s = None
-        final = (job.final or {}).get("event", "")
+        final = (worker.final or {}).get("event", "")
         self.state.status = {"result": "Done", "cancelled": "Cancelled"}.get(final, "Failed")
         if ok and item.kind == "fit":
             # keep only the checkpoint (for Re-extract); inputs and meshes are in the .blend now

@@ -1,6 +1,6 @@
 """Client side of the ``sape_geom.app.worker`` protocol: start a worker, read its events, stop it.
 
-No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerJob.drain` from its
+No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerProcess.drain` from its
 polling function; a reader thread moves the worker's JSON lines into a queue. See the docstring of
 ``sape_geom/app/worker.py`` for the protocol itself.
 """
@@ -88,8 +88,8 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-class WorkerJob:
-    """One worker process running one job; every method is for the main thread except the reader."""
+class WorkerProcess:
+    """One worker process running one job file; every method is for the main thread except the reader."""
 
     def __init__(self, python: str, task: str, settings: dict[str, Any], work_dir: str | os.PathLike,
                  inputs: str | os.PathLike | None = None):
@@ -134,7 +134,7 @@ class WorkerJob:
         except OSError as exc:
             self._stderr_file.close()
             raise OSError(f"cannot start the worker with {self.python}: {exc.strerror or exc}") from None
-        self._reader = threading.Thread(target=self._read, name="sape-geom-job-reader", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="sape-geom-worker-reader", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
@@ -282,21 +282,21 @@ class WorkerJob:
 
 def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0) -> dict[str, Any]:
     """Run the ``check`` job synchronously; returns its result or ``{"ok": False, "reason": ...}``."""
-    job = WorkerJob(python, "check", {}, work_dir)
+    worker = WorkerProcess(python, "check", {}, work_dir)
     try:
-        job.start()
+        worker.start()
     except (OSError, ValueError) as exc:
         return {"ok": False, "reason": str(exc)}
     deadline = time.monotonic() + timeout
-    while job.running and time.monotonic() < deadline:
-        for event in job.drain():
+    while worker.running and time.monotonic() < deadline:
+        for event in worker.drain():
             if event["event"] == "result":
                 return dict(event)
             if event["event"] in ("error", "cancelled"):
                 reason = event.get("message") or event.get("reason") or "failed"
-                if "No module named sape_geom" in "\n".join(job.stderr_tail()):
+                if "No module named sape_geom" in "\n".join(worker.stderr_tail()):
                     reason = f"{python} cannot import sape_geom (install it there, or pick another Python)"
                 return {"ok": False, "reason": reason}
         time.sleep(0.05)
-    job.stop()
+    worker.stop()
     return {"ok": False, "reason": f"the check did not finish within {timeout:.0f} s"}

@@ -24,6 +24,9 @@ from .model import EncodedField
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
+#: Device names every task accepts (``cuda:N`` also picks one GPU).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
 
 def choose_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit name must be available."""
@@ -41,7 +44,7 @@ def choose_device(name: str = "auto") -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError as error:
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from error
+        raise InputError(f"unknown device {name!r}; use one of: {', '.join(DEVICES)}") from error
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -320,12 +320,12 @@ def test_check_operator_reports_torch_or_reason(addon, tmp_path):
 def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body, expected):
     started = []
 
-    class RecordingJob(runner().WorkerJob):
+    class RecordingWorker(runner().WorkerProcess):
         def start(self):
             started.append(self)
             super().start()
 
-    monkeypatch.setattr(runner(), "WorkerJob", RecordingJob)
+    monkeypatch.setattr(runner(), "WorkerProcess", RecordingWorker)
     use_python(fake_worker(tmp_path, body))
     cube = add_cube()
     select_only(cube)
@@ -340,9 +340,9 @@ def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body,
 
 @pytest.mark.parametrize("stubborn", [False, True])
 def test_cancel_removes_preview_and_stops_the_process(addon, tmp_path, monkeypatch, stubborn):
-    jobs = importlib.import_module(f"{NAME}.jobs")
-    monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.3)
-    monkeypatch.setattr(jobs, "TERMINATE_GRACE_S", 0.3)
+    worker_client = importlib.import_module(f"{NAME}.worker_client")
+    monkeypatch.setattr(worker_client, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(worker_client, "TERMINATE_GRACE_S", 0.3)
     use_python(fake_worker(tmp_path, FAKE_PYTHON))
     fake = {"hang": True, "ignore_cancel": stubborn, "ignore_term": stubborn}
     bpy.context.scene.sape_geom.extra_settings = json.dumps({"fake": fake})
