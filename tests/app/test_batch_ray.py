@@ -90,7 +90,7 @@ def test_ray_matches_local_records_failure_and_resumes(ray_head, tmp_path, monke
 @pytest.mark.skipif(not _has_ray(), reason='needs ray: pip install "sape-geom[ray]"')
 def test_dead_worker_is_retried_then_recorded_failed(ray_head, tmp_path, monkeypatch):
     from sape_geom.app.batch import ray_backend as batch_ray
-    from sape_geom.app.batch.ray_backend import make_ray_runner
+    from sape_geom.app.batch.ray_backend import make_ray_backend
 
     folder = tmp_path / "meshes"
     folder.mkdir()
@@ -112,7 +112,7 @@ def test_dead_worker_is_retried_then_recorded_failed(ray_head, tmp_path, monkeyp
     monkeypatch.setattr(batch_ray, "_task_body", dying)
     jobs = batch_jobs.make_jobs(batch_jobs.list_meshes(folder), tmp_path / "out", "fast", SMALL)
     rows = {}
-    make_ray_runner(cpus_per_fit=1, max_retries=1)(jobs, 2, lambda row: rows.__setitem__(row["name"], row))
+    make_ray_backend(cpus_per_fit=1, max_retries=1)(jobs, 2, lambda row: rows.__setitem__(row["name"], row))
     assert rows["crash"]["status"] == "failed" and "WorkerCrashedError" in rows["crash"]["error"], rows["crash"]
     assert len(list(attempts.iterdir())) == 2  # the first try and one retry
     assert rows["broken"]["status"] == "failed" and rows["broken"]["error"].startswith("InputError")

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from .jobs import MeshJob, failed_row, fit_or_fail
 
+
 def run_local(jobs: list[MeshJob], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
     """Processes on this machine; a crashed worker fails only the mesh it was fitting."""
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))

@@ -48,17 +48,17 @@ def fit_threads(cpus_per_fit: float) -> int:
     return max(1, int(math.floor(cpus_per_fit)))
 
 
-def make_ray_runner(
+def make_ray_backend(
     address: str | None = None,
     gpus_per_fit: float = 0,
     cpus_per_fit: float = 1,
     max_retries: int = 2,
 ) -> Backend:
-    """A batch runner that fits each mesh as a Ray task with ``cpus_per_fit``/``gpus_per_fit`` resources.
+    """A batch backend that fits each mesh as a Ray task with ``cpus_per_fit``/``gpus_per_fit`` resources.
 
     ``address``: ``"auto"`` or ``"HOST:PORT"`` of a running cluster; ``None`` starts a local Ray instance
     for the batch (and stops it afterwards). If Ray is already initialised in this process, that
-    connection is used and left as it is. ``workers`` (given to the runner) caps tasks in flight.
+    connection is used and left as it is. ``workers`` (given to the backend) caps tasks in flight.
     """
     _import_ray()  # fail before any work if Ray is missing
     if cpus_per_fit is None or cpus_per_fit <= 0:
@@ -69,7 +69,7 @@ def make_ray_runner(
         raise InputError(f"max_retries must be >= 0, got {max_retries}")
     threads = fit_threads(cpus_per_fit)
 
-    def runner(jobs: list[MeshJob], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+    def backend(jobs: list[MeshJob], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
         ray = _import_ray()
         owned = _connect(ray, address)
         try:
@@ -78,7 +78,7 @@ def make_ray_runner(
             if owned:
                 ray.shutdown()  # a local instance we started stops; a cluster we joined is only left
 
-    return runner
+    return backend
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -182,7 +182,7 @@ def _task_body(job: MeshJob, filename: str, data: bytes, threads: int) -> tuple[
         source.write_bytes(data)
         try:
             row = fit_mesh_file(replace(job, out_dir=str(Path(tmp) / "out")), input_path=str(source))
-        except Exception as error:  # noqa: BLE001 - recorded per mesh, like run_job
+        except Exception as error:  # noqa: BLE001 - recorded per mesh, like fit_or_fail
             # Name the user's file, not this node's temporary copy of it.
             message = f"{error.__class__.__name__}: {error}".replace(str(source), job.input)
             row = failed_row(job, message, traceback.format_exc().replace(str(source), job.input))

@@ -39,7 +39,7 @@ def run_batch(
     csv_path = out / "metrics.csv"
     rows: dict[str, dict[str, Any]] = read_metrics(csv_path)
     jobs = [job for job in make_jobs(paths, out, preset, overrides or {}) if not is_finished(rows.get(job.name))]
-    runner = _backend(backend, backend_options or {})
+    run = _backend(backend, backend_options or {})
 
     from tqdm.auto import tqdm
 
@@ -53,7 +53,7 @@ def run_batch(
 
     try:
         if jobs:
-            runner(jobs, workers, on_done)
+            run(jobs, workers, on_done)
     finally:
         bar.close()
     return rows
@@ -65,7 +65,7 @@ def _backend(name: str, options: dict[str, Any]) -> Backend:
 
         return run_local
     if name == "ray":
-        from .ray_backend import make_ray_runner
+        from .ray_backend import make_ray_backend
 
-        return make_ray_runner(**options)
+        return make_ray_backend(**options)
     raise InputError(f"unknown batch backend {name!r}; choose local or ray")
