@@ -1,9 +1,10 @@
 """Training throughput per encoding at the 3D occupancy model size, and SAPE's overhead.
 
-Each encoding trains a 4x256 MLP on batches of 5000 points in [-1, 1]^3 with BCE on a sphere's
-occupancy, in its own subprocess (so peak memory is per encoding), on the current device. The SAPE rows
-use the official grid (64^3 nodes, 170 blocks) with every node at a different level, the worst case for
-the mask, and the fast preset's grid. Ratios are against plain Fourier features measured in the same run.
+Each encoding trains the network of an occupancy preset (4x256 MLP) on batches of 5000 points in
+[-1, 1]^3 with BCE on a sphere's occupancy, in its own subprocess (so peak memory is per encoding), on the
+current device. Field and progress settings are the presets' own: the SAPE rows use the ``quality``
+preset's (official) grid with every node at a different level, the worst case for the mask, and the
+``fast`` preset's grid and blocks. Ratios are against plain Fourier features measured in the same run.
 
     python benchmarks/encoding_throughput.py [--steps 60] [--device auto] [--threads 2]
 """
@@ -17,11 +18,12 @@ import subprocess
 import sys
 import time
 
+#: Case -> encoding, preset (default ``quality``) and how the SAPE levels are set before timing.
 CASES = {
     "ff": {},
-    "sape (official grid, worst case)": {"encoding": "sape", "grid": 64, "blocks": None, "scramble": True},
-    "sape (official grid, 8 levels)": {"encoding": "sape", "grid": 64, "blocks": None, "levels": 8},
-    "sape (fast preset grid)": {"encoding": "sape", "grid": 32, "blocks": 8, "scramble": True},
+    "sape (official grid, worst case)": {"encoding": "sape", "scramble": True},
+    "sape (official grid, 8 levels)": {"encoding": "sape", "levels": 8},
+    "sape (fast preset grid)": {"encoding": "sape", "preset": "fast", "scramble": True},
     "progressive": {"encoding": "progressive"},
     "pe": {"encoding": "pe"},
     "rbf": {"encoding": "rbf"},
@@ -34,15 +36,17 @@ CASES = {
 def run_case(case: dict, steps: int, device: str, threads: int) -> dict:
     import torch
 
-    from sape_geom.config import FieldConfig, ProgressConfig
+    from dataclasses import replace
+
     from sape_geom.nn.model import EncodedField
     from sape_geom.nn.trainer import choose_device
+    from sape_geom.tasks.occupancy import PRESETS
 
     torch.set_num_threads(threads)
     dev = choose_device(device)
-    field = FieldConfig(encoding=case.get("encoding", "ff"), hidden_layers=4)
-    progress = ProgressConfig(epsilon=0.1, grid_resolution=case.get("grid", 64), num_blocks=case.get("blocks"))
-    model = EncodedField(3, 1, field, progress, 100_000, torch.Generator().manual_seed(0)).to(dev)
+    preset = PRESETS[case.get("preset", "quality")]
+    field = replace(preset.field, encoding=case.get("encoding", "ff"))
+    model = EncodedField(3, 1, field, preset.progress, 100_000, torch.Generator().manual_seed(0)).to(dev)
     spatial = model.spatial
     if spatial is not None and (case.get("scramble") or case.get("levels")):
         top = len(spatial.block_ends) if case.get("scramble") else case["levels"]
