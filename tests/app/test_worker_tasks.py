@@ -15,10 +15,11 @@ from sape_geom.app.worker_tasks import (
     TaskContext,
     parse_settings,
     task_deform,
+    task_fit_surface,
 )
 from sape_geom.errors import ConfigError
 
-from test_worker import TINY_DEFORM, flower  # pytest puts this folder on sys.path
+from test_worker import TINY_DEFORM, TINY_FIT, flower  # pytest puts this folder on sys.path
 
 
 def test_settings_are_typed_with_the_documented_defaults():
@@ -86,3 +87,26 @@ def test_deform_writes_curves_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         task_deform(ctx)
     assert list(ctx.output_dir.iterdir()) == []  # nothing under the final name, no temporary file left
+
+
+def test_fit_surface_streams_previews_and_removes_them(tmp_path):
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.8)
+    settings = {**TINY_FIT, "preview_every_s": 1.0, "preview_resolution": 16}
+    ctx, events = context(tmp_path, settings, {"vertices": sphere.vertices + 5.0, "faces": sphere.faces})
+    previews = []
+
+    def emit(event, **fields):
+        events.append((event, fields))
+        if event == "preview":  # read it when announced, as the add-on does
+            with np.load(fields["path"]) as data:
+                previews.append((np.abs(data["vertices"] - 5.0).max(), data["faces"].shape, data["colors"].shape))
+
+    result = task_fit_surface(TaskContext(ctx.settings, ctx.inputs, ctx.output_dir, emit, ctx.is_cancelled))
+    assert previews, "no preview was written"
+    for offset, faces, colors in previews:
+        # in the input's frame: inside the extraction cube around the sphere (half-width 0.8 / 0.95)
+        assert 0.2 < offset <= 0.8 / 0.95 + 1e-3 and faces[0] > 0 and colors == (0, 4)
+    assert sorted(p.name for p in ctx.output_dir.iterdir()) == ["checkpoint.pt", "mesh.npz"]  # previews removed
+    assert set(result["metrics"]) >= {"steps", "final_loss", "vertices", "faces", "fit_s"}
