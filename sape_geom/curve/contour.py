@@ -71,6 +71,100 @@ class Contour:
         }
 
 
+DEFAULT_MIN_LOOP_AREA = 1e-4
+"""Loops enclosing less than this fraction of the largest loop's area are dropped when a silhouette is
+loaded (specks and pin-holes; the official silhouettes have a few of a pixel or so)."""
+
+
+@dataclass(frozen=True)
+class ContourSet:
+    """Every closed loop of a silhouette: its outer contours and its holes, in the file's own frame.
+
+    Loops are ordered by decreasing enclosed area. ``holes[k]`` says whether loop k bounds a hole (it lies
+    inside an odd number of other loops), so the shape is the even-odd fill of all loops. ``dropped``
+    counts the loops left out as too small (e.g. holes of a pixel or less) or degenerate.
+    """
+
+    loops: tuple[np.ndarray, ...]
+    holes: tuple[bool, ...]
+    kind: str = "polyline"
+    y_down: bool = False
+    image_size: tuple[int, int] | None = None
+    source: str = ""
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        loops = tuple(clean_polyline(p, f"loop {k} of {self.source or 'the curve'}") for k, p in enumerate(self.loops))
+        if not loops:
+            raise InputError(f"{self.source or 'the curve'} has no closed loop")
+        if len(self.holes) != len(loops):
+            raise InputError(f"{len(self.holes)} hole flags for {len(loops)} loops")
+        object.__setattr__(self, "loops", loops)
+        object.__setattr__(self, "holes", tuple(bool(h) for h in self.holes))
+
+    def __len__(self) -> int:
+        return len(self.loops)
+
+    @property
+    def points(self) -> np.ndarray:
+        """All loops' points stacked (for bounding boxes and the shared normalisation)."""
+        return np.vstack(self.loops)
+
+    def contour(self, k: int) -> Contour:
+        """Loop ``k`` as a :class:`Contour` in the same frame."""
+        return Contour(self.loops[k], self.kind, self.y_down, self.image_size, self.source)
+
+    def largest(self) -> Contour:
+        """The outer loop enclosing the largest area (what single-curve callers get)."""
+        outer = [k for k, hole in enumerate(self.holes) if not hole]
+        return self.contour(outer[0] if outer else 0)
+
+    def normalization(self) -> "CurveNormalization":
+        """One normalisation for the whole shape (all loops' points), y flipped for y-down frames."""
+        return CurveNormalization.fit(self.points, flip_y=self.y_down)
+
+    @classmethod
+    def from_loops(cls, loops: list[np.ndarray], min_area: float = DEFAULT_MIN_LOOP_AREA,
+                   **frame: Any) -> "ContourSet":
+        """Holes found by nesting; loops with an area below ``min_area`` x the largest one's are dropped."""
+        kept: list[np.ndarray] = []
+        dropped = 0
+        for loop in loops:
+            if not np.all(np.isfinite(np.asarray(loop, dtype=np.float64))):
+                raise InputError(f"{frame.get('source') or 'the curve'} contains NaN or infinite coordinates")
+            try:
+                kept.append(clean_polyline(loop, "loop"))
+            except InputError:
+                dropped += 1
+        if not kept:
+            raise InputError(f"{frame.get('source') or 'the curve'} has no loop with 3 distinct points")
+        areas = np.array([abs(signed_area(p)) for p in kept])
+        keep = areas >= min_area * areas.max()
+        keep[int(np.argmax(areas))] = True
+        order = [int(k) for k in np.argsort(-areas, kind="stable") if keep[k]]
+        chosen = [kept[k] for k in order]
+        return cls(tuple(chosen), nesting_holes(chosen), dropped=dropped + int((~keep).sum()), **frame)
+
+
+def nesting_holes(loops: list[np.ndarray]) -> tuple[bool, ...]:
+    """Whether each loop lies inside an odd number of the others (tested at its first vertex)."""
+    return tuple(
+        sum(point_in_polygon(loop[:1], other)[0] for j, other in enumerate(loops) if j != k) % 2 == 1
+        for k, loop in enumerate(loops)
+    )
+
+
+def point_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: inside the closed polygon by the crossing-number (even-odd) rule."""
+    q = np.asarray(points, dtype=np.float64)[:, None, :]
+    a = np.asarray(polygon, dtype=np.float64)[None]
+    b = np.roll(a, -1, axis=1)
+    straddle = (a[..., 1] > q[..., 1]) != (b[..., 1] > q[..., 1])
+    dy = np.where(straddle, b[..., 1] - a[..., 1], 1.0)
+    x_cross = a[..., 0] + (q[..., 1] - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
+    return (straddle & (q[..., 0] < x_cross)).sum(axis=1) % 2 == 1
+
+
 @dataclass(frozen=True)
 class CurveNormalization:
     """Maps a curve's own frame to the normalised frame and back (docs/method.md §6.4).

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .contour import signed_area
+from .contour import DEFAULT_MIN_LOOP_AREA, signed_area
 
 DEFAULT_IMAGE_THRESHOLD = 240.0
 """Grey level at or below which a pixel of a dark-on-light image is shape (docs/method.md §6.4)."""
@@ -182,8 +182,28 @@ def image_mask(path: str | os.PathLike, image_threshold: float | None = None) ->
     return grey >= 255.0 - thr
 
 
-def contour_from_mask(mask: np.ndarray, what: str = "image") -> np.ndarray:
-    """The largest outer contour of a boolean mask (holes ignored), in pixel coordinates."""
+MIN_IMAGE_LOOP_AREA = 2.0
+"""Loops of an image enclosing fewer square pixels than this are dropped: a hole or speck of one or two
+pixels is noise, and too small for a curve to be deformed onto."""
+
+
+def loops_from_mask(mask: np.ndarray, what: str = "image",
+                    min_area: float = DEFAULT_MIN_LOOP_AREA) -> tuple[list[np.ndarray], list[bool], int]:
+    """Every outer contour and hole of a boolean mask, largest first, in pixel coordinates.
+
+    Returns ``(loops, holes, dropped)``: holes are the loops :func:`trace_mask` gives a negative area;
+    loops under ``min_area`` x the largest area or under :data:`MIN_IMAGE_LOOP_AREA` px² are dropped.
+    """
+    m = _check_mask(mask, what)
+    loops = [p for p in trace_mask(m) if len(p) >= 3]
+    areas = np.array([signed_area(p) for p in loops])
+    size = np.abs(areas)
+    keep = (size >= max(MIN_IMAGE_LOOP_AREA, min_area * size.max())) | (areas == areas.max())
+    order = [int(k) for k in np.argsort(-size, kind="stable") if keep[k]]
+    return [loops[k] for k in order], [bool(areas[k] < 0) for k in order], int((~keep).sum())
+
+
+def _check_mask(mask: np.ndarray, what: str) -> np.ndarray:
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2:
         raise InputError(f"{what}: mask must be 2-D, got shape {m.shape}")
@@ -191,7 +211,12 @@ def contour_from_mask(mask: np.ndarray, what: str = "image") -> np.ndarray:
         raise InputError(f"{what} has no shape: every pixel is background (blank image)")
     if m.all():
         raise InputError(f"{what} has no closed contour: the shape covers the whole image")
-    loop = largest_outer_loop(trace_mask(m))
+    return m
+
+
+def contour_from_mask(mask: np.ndarray, what: str = "image") -> np.ndarray:
+    """The largest outer contour of a boolean mask (holes ignored), in pixel coordinates."""
+    loop = largest_outer_loop(trace_mask(_check_mask(mask, what)))
     if loop is None or len(loop) < 3:  # pragma: no cover - a non-empty mask always has an outer loop
         raise InputError(f"{what} has no closed contour")
     return loop

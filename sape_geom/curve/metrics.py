@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from .contour import as_points
@@ -20,17 +22,48 @@ def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = 4_000_000) -> n
     return out
 
 
+def distances_to_polyline(points: np.ndarray, vertices: np.ndarray, closed: bool = True,
+                          block: int = 2_000_000) -> np.ndarray:
+    """For every point the exact distance to the polyline through ``vertices`` (point-to-segment, from
+    coordinate differences in float64; all pairs, blocked)."""
+    p = np.asarray(points, dtype=np.float64)
+    a = np.asarray(vertices, dtype=np.float64)
+    b = np.roll(a, -1, axis=0) if closed else a[1:]
+    a = a if closed else a[:-1]
+    e = b - a
+    len2 = (e**2).sum(axis=1)
+    inv = np.divide(1.0, len2, out=np.zeros_like(len2), where=len2 > 0)
+    rows = max(1, block // max(1, len(a)))
+    out = np.empty(len(p))
+    for s in range(0, len(p), rows):
+        d = p[s : s + rows, None, :] - a[None]
+        t = np.clip((d * e).sum(axis=2) * inv, 0.0, 1.0)
+        r = d - t[..., None] * e
+        out[s : s + rows] = np.sqrt((r**2).sum(axis=2).min(axis=1))
+    return out
+
+
 def count_self_intersections(points: np.ndarray, block: int = 256) -> int:
     """Number of pairs of non-adjacent segments of the closed polyline that properly cross.
 
     Touching at an end point or collinear overlap does not count (proper intersections only).
     """
     p = np.asarray(points, dtype=np.float64)
-    n = len(p)
-    if n < 4:
+    if len(p) < 4:
         return 0
-    a0 = p
-    a1 = np.roll(p, -1, axis=0)
+    return count_crossings([p], block)
+
+
+def count_crossings(loops: Sequence[np.ndarray], block: int = 256) -> int:
+    """Proper crossings between the edges of several closed polylines: within each loop (non-adjacent
+    edges) and between different loops (a hole's curve crossing the outer one counts too)."""
+    loops = [np.asarray(p, dtype=np.float64) for p in loops]
+    a0 = np.vstack(loops)
+    a1 = np.vstack([np.roll(p, -1, axis=0) for p in loops])
+    owner = np.repeat(np.arange(len(loops)), [len(p) for p in loops])
+    local = np.concatenate([np.arange(len(p)) for p in loops])
+    size = np.array([len(p) for p in loops])[owner]
+    n = len(a0)
     total = 0
     idx = np.arange(n)
     for s in range(0, n, block):
@@ -50,7 +83,10 @@ def count_self_intersections(points: np.ndarray, block: int = 256) -> int:
         cross = (d1 * d2 < 0) & (d3 * d4 < 0)
         j = idx[None, :]
         ii = i[:, None]
-        valid = (j > ii + 1) & ~((ii == 0) & (j == n - 1))
+        same = owner[ii] == owner[j]
+        li, lj = local[ii], local[j]
+        adjacent = same & ((lj == li + 1) | ((li == 0) & (lj == size[j] - 1)))
+        valid = (j > ii) & ~adjacent
         total += int((cross & valid).sum())
     return total
 
@@ -65,6 +101,24 @@ def rasterize_polygon(points: np.ndarray, bbox: tuple[float, float, float, float
     img = Image.new("1", (size, size), 0)
     ImageDraw.Draw(img).polygon([tuple(map(float, q)) for q in p], fill=1, outline=1)
     return np.asarray(img, dtype=bool)
+
+
+def shape_mask(loops: Sequence[np.ndarray], bbox: tuple[float, float, float, float], size: int = 512) -> np.ndarray:
+    """Even-odd fill of several closed polygons (holes cut out, islands in holes filled again)."""
+    out = np.zeros((size, size), dtype=bool)
+    for loop in loops:
+        out ^= rasterize_polygon(loop, bbox, size)
+    return out
+
+
+def shape_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray], size: int = 512) -> float:
+    """IoU of two shapes given as loops (even-odd fill), rasterised over their joint bounding box."""
+    both = np.vstack(list(a) + list(b))
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    bbox = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+    ma, mb = shape_mask(a, bbox, size), shape_mask(b, bbox, size)
+    union = np.logical_or(ma, mb).sum()
+    return float(np.logical_and(ma, mb).sum() / union) if union else 0.0
 
 
 def polygon_iou(a: np.ndarray, b: np.ndarray, size: int = 512) -> float:
@@ -97,6 +151,22 @@ def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = 512) -> 
         "hausdorff": float(max(d_pq.max(), d_qp.max())),
         "iou": polygon_iou(p, q, iou_size),
         "self_intersections": count_self_intersections(p),
+    }
+
+
+def shape_metrics(pred: Sequence[np.ndarray], target: Sequence[np.ndarray], iou_size: int = 512) -> dict[str, float | int]:
+    """:func:`curve_metrics` for shapes of several loops (outer contours and holes, one frame): nearest
+    distances over all loops together, IoU of the even-odd fills, crossings within and between loops."""
+    p = np.vstack([as_points(c, "predicted curve") for c in pred])
+    q = np.vstack([as_points(c, "target curve") for c in target])
+    d_pq = nearest_distances(p, q)
+    d_qp = nearest_distances(q, p)
+    return {
+        "chamfer": float(0.5 * (d_pq.mean() + d_qp.mean())),
+        "chamfer_sum": float(d_pq.mean() + d_qp.mean()),
+        "hausdorff": float(max(d_pq.max(), d_qp.max())),
+        "iou": shape_iou(pred, target, iou_size),
+        "self_intersections": count_crossings(pred),
     }
 
 

@@ -29,6 +29,16 @@ def is_number(s: str) -> bool:
 
 
 def load_svg(p: Path) -> np.ndarray:
+    """The sub-path enclosing the largest area."""
+    subpaths = load_svg_loops(p)
+    if len(subpaths) == 1:
+        return subpaths[0]
+    areas = [abs(signed_area(s)) if np.all(np.isfinite(s)) else -1 for s in subpaths]
+    return subpaths[int(np.argmax(areas))]
+
+
+def load_svg_loops(p: Path) -> list[np.ndarray]:
+    """Every sub-path of at least 3 points of the file's ``<path>``, ``<polygon>`` and ``<polyline>``."""
     root = ET.parse(p).getroot()
     subpaths: list[np.ndarray] = []
     for el in root.iter():
@@ -43,10 +53,7 @@ def load_svg(p: Path) -> np.ndarray:
     subpaths = [s for s in subpaths if len(s) >= 3]
     if not subpaths:
         raise InputError(f"{p}: no <path>, <polygon> or <polyline> with at least 3 points")
-    if len(subpaths) == 1:
-        return subpaths[0]
-    areas = [abs(signed_area(s)) if np.all(np.isfinite(s)) else -1 for s in subpaths]
-    return subpaths[int(np.argmax(areas))]
+    return subpaths
 
 
 def parse_svg_path(d: str, curve_samples: int = 16) -> list[np.ndarray]:

@@ -29,48 +29,96 @@ class _Canvas:
         return [tuple(map(float, r)) for r in q]
 
 
-def _render(target: np.ndarray, curve: np.ndarray | None, canvas: _Canvas, levels=None, width: int = 2):
-    from PIL import Image, ImageDraw
+def _loops(points, what: str) -> list[np.ndarray]:
+    """An (N, 2) array or a list of loops, as a list of checked (N, 2) arrays."""
+    if isinstance(points, np.ndarray) and points.ndim == 2:
+        return [as_points(points, what)]
+    return [as_points(p, what) for p in points]
 
-    img = Image.new("RGB", (canvas.size, canvas.size), (255, 255, 255))
+
+def _render(target: list[np.ndarray], curves: list[np.ndarray] | None, canvas: _Canvas, levels=None,
+            width: int = 2, legend: bool = False):
+    from PIL import Image, ImageChops, ImageDraw
+
+    size = (canvas.size, canvas.size)
+    fill = Image.new("1", size, 0)
+    for loop in target:  # even-odd: holes cut out of the grey fill
+        layer = Image.new("1", size, 0)
+        ImageDraw.Draw(layer).polygon(canvas(loop), fill=1)
+        fill = ImageChops.logical_xor(fill, layer)
+    img = Image.new("RGB", size, (255, 255, 255))
+    img.paste((205, 205, 205), mask=fill)
     draw = ImageDraw.Draw(img)
-    draw.polygon(canvas(target), fill=(205, 205, 205), outline=(150, 150, 150))
-    if curve is not None:
+    for loop in target:
+        pts = canvas(loop)
+        draw.line(pts + [pts[0]], fill=(150, 150, 150), width=1)
+    for k, curve in enumerate(curves or []):
         pts = canvas(curve)
         n = len(pts)
-        if levels is None:
+        if levels is None or levels[k] is None:
             draw.line(pts + [pts[0]], fill=(20, 20, 20), width=width, joint="curve")
         else:
-            cols = coolwarm(levels)
-            for k in range(n):
-                draw.line([pts[k], pts[(k + 1) % n]], fill=tuple(int(c) for c in cols[k]), width=width + 1)
+            cols = coolwarm(levels[k])
+            for i in range(n):
+                draw.line([pts[i], pts[(i + 1) % n]], fill=tuple(int(c) for c in cols[i]), width=width + 1)
+    if legend:
+        _legend(draw, canvas.size)
     return img
 
 
+def _legend(draw, size: int) -> None:
+    """A colour bar: share of the encoding's frequencies open at the curve point (SAPE level)."""
+    x0, y0, w, h = 8, size - 30, min(160, size // 3), 8
+    cols = coolwarm(np.linspace(0.0, 1.0, w))
+    for i in range(w):
+        draw.line([(x0 + i, y0), (x0 + i, y0 + h)], fill=tuple(int(c) for c in cols[i]))
+    grey = (60, 60, 60)
+    draw.text((x0, y0 - 12), "frequencies open (SAPE level)", fill=grey)
+    draw.text((x0, y0 + h + 1), "few", fill=grey)
+    draw.text((x0 + w - 14, y0 + h + 1), "all", fill=grey)
+
+
 def draw_overlay_png(
-    target: np.ndarray,
-    curve: np.ndarray,
+    target,
+    curve,
     path: str | os.PathLike,
-    levels: np.ndarray | None = None,
+    levels=None,
     size: int = 512,
     *,
     y_up: bool = True,
+    legend: bool | None = None,
 ) -> Path:
-    """PNG: the target polygon filled light grey, the curve drawn on top.
+    """PNG: the target filled light grey (even-odd over its loops, so holes stay white), the curve on top.
 
-    With ``levels`` (one value in [0, 1] per curve point, e.g. the SAPE open fraction) each segment is
-    coloured with :func:`coolwarm` (blue = few frequencies, red = many); otherwise the curve is black.
-    ``y_up=True`` for normalised-frame coordinates, ``False`` for image pixels.
+    ``target`` and ``curve`` are an (N, 2) array or a list of loops. With ``levels`` (per curve loop, one
+    value in [0, 1] per point, e.g. the SAPE open fraction) each segment is coloured with
+    :func:`coolwarm` (blue = few frequencies, red = many) and a colour bar is drawn (``legend``, default:
+    when levels are given); otherwise the curve is black. ``y_up=True`` for normalised-frame coordinates,
+    ``False`` for image pixels.
     """
-    t = as_points(target, "target")
-    c = as_points(curve, "curve")
-    if levels is not None:
-        levels = np.asarray(levels, dtype=np.float64).reshape(-1)
-        if len(levels) != len(c):
-            raise InputError(f"levels has {len(levels)} values for {len(c)} curve points")
-    canvas = _Canvas(np.vstack([t, c]), int(size), y_up)
-    img = _render(t, c, canvas, levels, width=max(1, size // 256))
+    t = _loops(target, "target")
+    c = _loops(curve, "curve")
+    lv = _levels(levels, c)
+    canvas = _Canvas(np.vstack(t + c), int(size), y_up)
+    img = _render(t, c, canvas, lv, width=max(1, size // 256), legend=lv is not None if legend is None else legend)
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def _levels(levels, curves: list[np.ndarray]) -> list[np.ndarray | None] | None:
+    if levels is None:
+        return None
+    if isinstance(levels, np.ndarray) and levels.ndim == 1:
+        levels = [levels]
+    out: list[np.ndarray | None] = []
+    for lv, c in zip(levels, curves, strict=True):
+        if lv is None:
+            out.append(None)
+            continue
+        lv = np.asarray(lv, dtype=np.float64).reshape(-1)
+        if len(lv) != len(c):
+            raise InputError(f"levels has {len(lv)} values for {len(c)} curve points")
+        out.append(lv)
+    return out
 
 
 def save_gif(
@@ -83,17 +131,20 @@ def save_gif(
     y_up: bool = True,
     levels: Sequence[np.ndarray | None] | None = None,
 ) -> Path:
-    """Animated GIF of a sequence of curves over the filled target (one frame per curve, fixed framing)."""
+    """Animated GIF of a sequence of curves over the filled target (one frame per curve, fixed framing).
+
+    Each frame, like ``target``, is an (N, 2) array or a list of loops.
+    """
     from PIL import Image
 
     if len(frames_of_curves) == 0:
         raise InputError("save_gif needs at least one frame")
-    t = as_points(target, "target")
-    frames = [as_points(f, "curve frame") for f in frames_of_curves]
-    canvas = _Canvas(np.vstack([t] + frames), int(size), y_up)
+    t = _loops(target, "target")
+    frames = [_loops(f, "curve frame") for f in frames_of_curves]
+    canvas = _Canvas(np.vstack(t + [p for f in frames for p in f]), int(size), y_up)
     images = []
     for k, f in enumerate(frames):
-        lv = None if levels is None else levels[k]
+        lv = None if levels is None else _levels(levels[k], f)
         images.append(_render(t, f, canvas, lv, width=max(1, size // 256)).convert("P", palette=Image.ADAPTIVE))
 
     def write(tmp: str) -> None:
