@@ -110,3 +110,15 @@ def test_fit_surface_streams_previews_and_removes_them(tmp_path):
         assert 0.2 < offset <= 0.8 / 0.95 + 1e-3 and faces[0] > 0 and colors == (0, 4)
     assert sorted(p.name for p in ctx.output_dir.iterdir()) == ["checkpoint.pt", "mesh.npz"]  # previews removed
     assert set(result["metrics"]) >= {"steps", "final_loss", "vertices", "faces", "fit_s"}
+
+
+def test_deform_towards_an_image_or_polyline_file_works_in_its_normalised_frame(tmp_path):
+    polyline = tmp_path / "flower.txt"
+    np.savetxt(polyline, flower() * 40.0 + 300.0)  # some pixel-like frame
+    ctx, _ = context(tmp_path, {"steps": 5, "config": TINY_DEFORM, "target_image": str(polyline)})
+    with np.load(task_deform(ctx)["curves"]) as data:
+        target, curve = data["target"], data["curve"]
+    centre = (target.min(axis=0) + target.max(axis=0)) / 2
+    assert np.allclose(centre, 0.0, atol=1e-5)  # centred, farthest point at 1 (y up)
+    assert np.isclose(np.linalg.norm(target - centre, axis=1).max(), 1.0, atol=1e-5)
+    assert np.abs(curve).max() < 3.0  # the curve lives in the same frame, not in pixels
