@@ -4,7 +4,8 @@ results.json and figure.png into ``<out>/<experiment>/``.
     .venv/bin/python benchmarks/run_experiments.py encodings            # small size, CPU, minutes
     .venv/bin/python benchmarks/run_experiments.py all --size paper --device cuda
 
-Experiments: encodings (1), sigma (2), sample_rate (3), occupancy (4), silhouette (5), performance (6).
+Experiments: encodings (1), sigma (2), sample_rate (3), occupancy (4), silhouette (5), performance (6),
+surface_quality (7, also `benchmarks/surface_quality.py`).
 ``--size small`` (default) is sized for 2 CPU cores; ``--size paper`` uses the method's settings (docs/method.md §7; for a GPU).
 Seeds are fixed (0) everywhere, so reruns agree up to floating-point and timing noise.
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments.common import SIZES, Context, setup_torch  # noqa: E402
 
-EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance")
+EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +56,7 @@ TITLES = {
     "occupancy": "4. 3D occupancy",
     "silhouette": "5. Silhouette deformation",
     "performance": "6. Performance",
+    "surface_quality": "7. Surface quality on meshes of many kinds",
 }
 
 

@@ -85,6 +85,9 @@ class ProgressConfig:
     """None = block size d (docs/method.md §4.1); n = block size floor(D / n)."""
     block_period: int | None = None
     """Steps between unlocks; None = floor(T / (2 n_b)) for SAPE, floor(3T / (4 n_b)) for global."""
+    min_block_period: int = 1
+    """Lower bound on the derived block period, so that a short run (few steps, a small time budget)
+    opens fewer blocks instead of opening every block before the field has settled (1 = the method's)."""
     ramp: bool = False
     """SAPE only: ramp each newly opened block in linearly over half a period (off in the reference code, docs/method.md D1)."""
 
@@ -99,6 +102,7 @@ class ProgressConfig:
             _check_positive("num_blocks", self.num_blocks)
         if self.block_period is not None:
             _check_positive("block_period", self.block_period)
+        _check_positive("min_block_period", self.min_block_period)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -13,13 +13,14 @@ import sys
 
 from sape_geom.app.batch import run_batch
 from sape_geom.errors import SapeGeomError
+from sape_geom.tasks.occupancy import PRESETS
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mesh_dir")
     parser.add_argument("out_dir")
-    parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
+    parser.add_argument("--preset", default="fast", choices=tuple(PRESETS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--resolution", type=int, default=None)
     parser.add_argument("--encoding", default=None)

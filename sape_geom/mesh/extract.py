@@ -1,13 +1,14 @@
 """Surface extraction by marching cubes (PyMCubes) with sparse coarse-to-fine field evaluation.
 
 ``query`` callables take an (N,3) float32 array of points in the *unit frame* and return (N,) values,
-positive = OUTSIDE, negative = inside (like an SDF; the occupancy net gives sigmoid(logit_outside) - 0.5).
+positive = OUTSIDE, negative = inside (like an SDF; an occupancy network gives its logit of P(outside)).
 The grid has ``resolution`` points per axis spanning ``bounds`` with both endpoints included.
 Returned meshes are in the unit frame with outward-facing triangles.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -86,6 +87,12 @@ def extract_surface_dense(
     return (mesh, stats) if return_stats else mesh
 
 
+def _coarse_step(res: int, coarse_resolution: int | None) -> int:
+    """Stride (in fine cells, a power of two) of the coarse grid that :func:`extract_surface` starts from."""
+    coarse = max(2, int(coarse_resolution) if coarse_resolution else res // 8)
+    return 1 << max(0, int(np.floor(np.log2(max(1.0, (res - 1) / max(coarse - 1, 1))))))
+
+
 def _level_axis(res: int, step: int) -> np.ndarray:
     """Fine-grid indices of one axis at a level of stride ``step`` (always ends with ``res - 1``)."""
     return np.unique(np.append(np.arange(0, res, step), res - 1))
@@ -112,8 +119,8 @@ def _cells_of_points(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> np.ndarray:
-    """Cells (shape ``values.shape - 1``) that may contain the surface, dilated by one cell.
+def _flag_cells(values: np.ndarray, level: float, margin: float | None, dilate: bool = True) -> np.ndarray:
+    """Cells (shape ``values.shape - 1``) that may contain the surface, dilated by one cell if ``dilate``.
 
     A cell is flagged when its corners straddle ``level``, when its closest corner value is within the
     cell's own value range of it (the surface may be reached within one cell wherever the field varies
@@ -129,7 +136,7 @@ def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> np.nd
     flagged = (mn <= 0) & (mx >= 0) | (near <= (mx - mn))
     if margin is not None:
         flagged |= near <= margin
-    return ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool))
+    return ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool)) if dilate else flagged
 
 
 def extract_surface(
@@ -141,9 +148,15 @@ def extract_surface(
     batch_size: int = 65536,
     coarse_resolution: int | None = None,
     margin: float | None = None,
+    distance_margin: float | None = None,
     return_stats: bool = False,
 ) -> trimesh.Trimesh | tuple[trimesh.Trimesh, dict]:
     """Marching cubes of ``query`` at ``resolution^3`` without evaluating the whole dense grid.
+
+    ``margin`` (field units) widens the band of refined cells at every level, so that pieces smaller
+    than a coarse cell are still found; ``distance_margin`` (for distance-like fields) does so on the
+    coarse grid only, by one coarse cell diagonal capped at ``distance_margin``: a piece found there is
+    refined further like any other surface.
 
     A coarse grid (a subset of the fine grid, about ``coarse_resolution`` points per axis, default
     ``resolution/8``) is evaluated first; cells that may hold the surface (:func:`_flag_cells`, dilated
@@ -154,8 +167,7 @@ def extract_surface(
     ``return_stats``, ``{"evaluated", "dense", "fraction", "per_level", "query_s", "time_s"}``.
     """
     res, lo, hi = _check_args(resolution, bounds, batch_size)
-    coarse = max(2, int(coarse_resolution) if coarse_resolution else res // 8)
-    step = 1 << max(0, int(np.floor(np.log2(max(1.0, (res - 1) / max(coarse - 1, 1))))))
+    step = _coarse_step(res, coarse_resolution)
     t0 = time.perf_counter()
     query_s = 0.0
     axis = _level_axis(res, step)
@@ -167,7 +179,11 @@ def extract_surface(
     exact = np.ones(values.shape, dtype=bool)
     per_level = [int(values.size)]
     while step > 1:
-        flagged = _flag_cells(values, level, margin)
+        band = margin
+        if distance_margin is not None and len(per_level) == 1:
+            band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
+        # The last refinement (cells of two fine cells) needs no safety ring: its values are exact enough.
+        flagged = _flag_cells(values, level, band, dilate=step > 2)
         step //= 2
         new = _level_axis(res, step)
         for ax in range(3):

@@ -10,18 +10,29 @@ from typing import Any
 
 import igl
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
 
 __all__ = [
+    "FIELD_TARGETS",
     "PointSetBuffer",
+    "field_targets",
+    "hole_area_fraction",
     "inside_outside",
     "sample_surface",
     "sample_training_points",
+    "signed_distance",
+    "unsigned_distance",
     "winding_number",
 ]
 
 _SURFACE_MODES = ("hybrid", "area")
+FIELD_TARGETS = ("occupancy", "sdf")
+"""What a training point is labelled with: 1 = outside (occupancy) or the signed distance to the surface
+(positive outside). A solid input's inside is where its winding number exceeds 0.5; a shell input (an
+open surface read as a sheet of half-thickness t) is inside where the distance to it is below t."""
 
 
 def _as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +126,64 @@ def inside_outside(
     return winding_number(vertices, faces, points, exact=exact) > threshold
 
 
+def unsigned_distance(vertices: Any, faces: Any, points: Any) -> np.ndarray:
+    """Exact Euclidean distance (n,) float64 from each point to the triangle mesh (libigl's AABB tree)."""
+    V, F = _as_vf(vertices, faces)
+    P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+    if len(P) == 0:
+        return np.zeros(0, dtype=np.float64)
+    squared, _, _ = igl.point_mesh_squared_distance(P, V, F)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False) -> np.ndarray:
+    """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too."""
+    inside = inside_outside(vertices, faces, points, exact=exact)
+    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points)
+
+
+def field_targets(
+    vertices: Any, faces: Any, points: Any, target: str = "occupancy", *, shell_thickness: float = 0.0,
+    exact: bool = False,
+) -> np.ndarray:
+    """Training targets (n,) float32 at ``points`` for one of :data:`FIELD_TARGETS` (positive = outside).
+
+    ``shell_thickness`` > 0 reads the surface as a shell of that half-thickness instead of a solid.
+    """
+    if target not in FIELD_TARGETS:
+        raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
+    if shell_thickness > 0:
+        distance = unsigned_distance(vertices, faces, points) - shell_thickness
+    elif target == "sdf":
+        distance = signed_distance(vertices, faces, points, exact=exact)
+    else:
+        return (~inside_outside(vertices, faces, points, exact=exact)).astype(np.float32)
+    return (distance > 0).astype(np.float32) if target == "occupancy" else distance.astype(np.float32)
+
+
+def hole_area_fraction(vertices: Any, faces: Any) -> float:
+    """How open a surface is: the area of its holes over its own area.
+
+    Each boundary loop (a cycle of edges that have one face) is taken to close with a disc of the same
+    perimeter, area ``L^2 / (4 pi)``. A closed mesh scores 0; a scan with a few small holes a fraction
+    of a percent; a container without its lid or a car body without its windows several percent or more.
+    Reading such an input as a solid (inside = winding number > 0.5) spans each large hole with a film.
+    """
+    V, F = _as_vf(vertices, faces)
+    edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    boundary = unique[counts == 1]
+    if len(boundary) == 0:
+        return 0.0
+    lengths = np.linalg.norm(V[boundary[:, 0]] - V[boundary[:, 1]], axis=1)
+    graph = coo_matrix((np.ones(len(boundary)), (boundary[:, 0], boundary[:, 1])), shape=(len(V), len(V)))
+    _, loop_of_vertex = connected_components(graph, directed=False)
+    loop_length = np.bincount(loop_of_vertex[boundary[:, 0]], weights=lengths)
+    tri = V[F]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+    return float((loop_length**2).sum() / (4.0 * np.pi) / max(area, 1e-30))
+
+
 class PointSetBuffer:
     """docs/method.md §6.3 data schedule: ``num_sets`` labelled point sets, generated lazily and reused in turn.
 
@@ -132,14 +201,18 @@ class PointSetBuffer:
         n_points: int = 1_000_000,
         seed: int = 0,
         exact: bool = False,
-        threshold: float = 0.5,
         surface_sampling: str = "hybrid",
+        target: str = "occupancy",
+        shell_thickness: float = 0.0,
     ) -> None:
         if num_sets < 1:
             raise InputError(f"num_sets must be at least 1, got {num_sets}")
+        if target not in FIELD_TARGETS:
+            raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
         self.vertices, self.faces = _as_vf(vertices, faces)
         self.num_sets, self.n_points = int(num_sets), int(n_points)
-        self.exact, self.threshold, self.surface_sampling = exact, threshold, surface_sampling
+        self.exact, self.surface_sampling = exact, surface_sampling
+        self.target, self.shell_thickness = target, float(shell_thickness)
         children = np.random.SeedSequence(seed).spawn(self.num_sets + 1)
         self._set_seeds = children[:-1]
         self._perm_rng = np.random.default_rng(children[-1])
@@ -148,22 +221,23 @@ class PointSetBuffer:
         self.generated = 0  # number of sets sampled and labelled so far
 
     def get_set(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Set ``index`` unshuffled: (points (n,3) float32, inside (n,) bool), generated on first use."""
+        """Set ``index`` unshuffled: (points (n,3) float32, targets (n,) float32), generated on first use."""
         cached = self._sets[index]
         if cached is None:
             pts = sample_training_points(
                 self.vertices, self.faces, self.n_points, self._set_seeds[index],
                 surface_sampling=self.surface_sampling,
             )
-            inside = inside_outside(self.vertices, self.faces, pts, exact=self.exact, threshold=self.threshold)
-            cached = (pts, inside)
+            values = field_targets(self.vertices, self.faces, pts, self.target,
+                                   shell_thickness=self.shell_thickness, exact=self.exact)
+            cached = (pts, values)
             self._sets[index] = cached
             self.generated += 1
         return cached
 
     def next_epoch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Points (n,3) float32 and labels (n,) float32 with **1 = outside** (the method's target), shuffled."""
-        pts, inside = self.get_set(self.epoch % self.num_sets)
+        """Points (n,3) float32 and their targets (n,) float32 (occupancy: **1 = outside**), shuffled."""
+        pts, values = self.get_set(self.epoch % self.num_sets)
         self.epoch += 1
         perm = self._perm_rng.permutation(len(pts))
-        return pts[perm], (~inside[perm]).astype(np.float32)
+        return pts[perm], values[perm]

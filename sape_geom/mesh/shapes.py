@@ -42,6 +42,80 @@ def bumpy_torus(resolution: int = 160) -> trimesh.Trimesh:
     return _from_implicit(field, resolution)
 
 
+def voxel_solid(occupied: np.ndarray, size: float = 1.0) -> trimesh.Trimesh:
+    """The closed boundary of a set of voxels: exactly flat faces and sharp 90-degree edges, like a CAD part.
+
+    ``occupied`` is a boolean (nx, ny, nz) array; every voxel face between an occupied and an empty
+    voxel becomes two triangles, oriented outwards. Keep voxels face-connected (no two voxels meeting
+    along an edge only) so that the result is a manifold.
+    """
+    occ = np.pad(np.asarray(occupied, dtype=bool), 1)
+    quads = []
+    # unit-cube corner offsets of the face with outward normal along +axis / -axis, counter-clockwise
+    for axis in range(3):
+        u, v = (axis + 1) % 3, (axis + 2) % 3
+        for sign in (1, -1):
+            neighbour = np.roll(occ, -sign, axis=axis)
+            cells = np.argwhere(occ & ~neighbour)
+            base = cells.astype(np.float64)
+            if sign > 0:
+                base[:, axis] += 1.0
+            du, dv = np.zeros(3), np.zeros(3)
+            du[u], dv[v] = 1.0, 1.0
+            corners = [base, base + du, base + du + dv, base + dv]
+            if sign < 0:
+                corners = corners[::-1]
+            quads.append(np.stack(corners, axis=1))
+    quads = np.concatenate(quads)  # (q, 4, 3)
+    vertices = quads.reshape(-1, 3)
+    index = np.arange(len(vertices)).reshape(-1, 4)
+    faces = np.concatenate([index[:, [0, 1, 2]], index[:, [0, 2, 3]]])
+    mesh = trimesh.Trimesh((vertices - 1.0) * size, faces, process=True)
+    return mesh
+
+
+def bracket() -> trimesh.Trimesh:
+    """A CAD-like part: a plate with two rectangular holes, a raised block and a step (flat faces, sharp edges)."""
+    occ = np.zeros((24, 16, 6), dtype=bool)
+    occ[:, :, :2] = True  # the plate
+    occ[4:8, 5:11, :2] = False  # two through holes
+    occ[16:20, 5:11, :2] = False
+    occ[10:14, 2:14, 2:6] = True  # a raised block across the middle
+    occ[0:4, :, 2:3] = True  # a low step at one end
+    return voxel_solid(occ, size=1.0 / 24)
+
+
+def thin_plate(thickness: float = 0.02) -> trimesh.Trimesh:
+    """A flat plate whose thickness is ``thickness`` of its length: a thin feature."""
+    return trimesh.creation.box(extents=(1.0, 0.6, thickness))
+
+
+def open_box() -> trimesh.Trimesh:
+    """An open shell: a unit box with its top face removed (a container, or a car body with no glass)."""
+    box = trimesh.creation.box(extents=(1.0, 0.7, 0.5))
+    box = box.subdivide().subdivide()
+    keep = box.triangles_center[:, 2] < 0.25 - 1e-6
+    return box.submesh([np.nonzero(keep)[0]], append=True, repair=False)
+
+
+def hemisphere(subdivisions: int = 3) -> trimesh.Trimesh:
+    """An open hemispherical shell (the upper half of an icosphere)."""
+    ball = sphere(1.0, subdivisions)
+    keep = ball.triangles_center[:, 2] > 0.0
+    return ball.submesh([np.nonzero(keep)[0]], append=True, repair=False)
+
+
+def several_pieces() -> trimesh.Trimesh:
+    """Three separate pieces: two spheres and a small cube (a real small part that clean-up must keep)."""
+    a = sphere(0.45, 3)
+    a.apply_translation([-0.5, 0.0, 0.0])
+    b = sphere(0.3, 3)
+    b.apply_translation([0.45, 0.2, 0.0])
+    c = trimesh.creation.box(extents=(0.08, 0.08, 0.08))
+    c.apply_translation([0.5, -0.45, 0.0])
+    return trimesh.util.concatenate([a, b, c])
+
+
 def write_demo_shape(path: str | Path, resolution: int = 160) -> Path:
     """Write :func:`bumpy_torus` to ``path`` (once) and return it."""
     path = Path(path)

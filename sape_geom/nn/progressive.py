@@ -142,7 +142,7 @@ class GlobalProgression(nn.Module):
 
     def set_total_steps(self, total_steps: int) -> None:
         """Derive the block period from the number of steps (used again once a time budget fixes T)."""
-        period = self.config.block_period or max(1, (3 * total_steps) // (4 * self.period_blocks))
+        period = self.config.block_period or max(self.config.min_block_period, (3 * total_steps) // (4 * self.period_blocks))
         self.period.fill_(period)
 
     def channel_values(self) -> torch.Tensor:
@@ -214,7 +214,7 @@ class SpatialProgression(nn.Module):
 
     def set_total_steps(self, total_steps: int) -> None:
         """Derive the block period ``B = floor(T / (2 n_b))`` unless the config fixes it."""
-        period = self.config.block_period or max(1, total_steps // (2 * self.period_blocks))
+        period = self.config.block_period or max(self.config.min_block_period, total_steps // (2 * self.period_blocks))
         self.period.fill_(period)
 
     def _invalidate(self) -> None:

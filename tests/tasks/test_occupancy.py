@@ -14,11 +14,12 @@ from sape_geom.app.cli import main
 from sape_geom.errors import ConfigError
 from sape_geom.mesh.extract import extract_surface_dense
 from sape_geom.mesh.metrics import mesh_metrics
-from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset, outside_probability
-from sape_geom.mesh.shapes import sphere, torus
+from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
+from sape_geom.mesh.cleanup import count_components
+from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
 
 # A small network and a short run: seconds on a CPU. Sigma 10 because a 400-step run opens its blocks
-# faster than the field settles; the fast preset's 1200 steps handle sigma 20 (see benchmarks/).
+# faster than the field settles; the fast preset's 1000 steps handle sigma 20 (see benchmarks/).
 TINY = {
     "steps": 400, "points_per_set": 30_000, "num_sets": 2, "batch_size": 2000, "resolution": 64, "device": "cpu",
     "sigma": 10.0, "field.hidden_width": 128, "field.hidden_layers": 3,
@@ -43,14 +44,17 @@ def test_fitted_sphere_has_high_iou(sphere_fit):
     assert sum(pieces[1:]) < 0.02 * pieces[0], pieces  # at most a few specks beside the sphere
 
 
-def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit):
-    sparse, stats = sphere_fit.extract(64, colors=False, return_stats=True)
-    model = sphere_fit.model
+@pytest.mark.parametrize("target", ["sdf", "occupancy"])
+def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
+    fit = sphere_fit if target == "sdf" else fit_occupancy(sphere(0.8), tiny_config(target="occupancy"))
+    sparse, stats = fit.extract(64, colors=False, return_stats=True)
 
-    def query(points):
-        return outside_probability(model, points) - 0.5
+    def query(points):  # the field itself (distance or logit), with the cube's faces outside as in extraction
+        values = fit.field(points)
+        values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = 1.0
+        return values
 
-    dense = sphere_fit.normalization.invert_mesh(extract_surface_dense(query, 64))
+    dense = fit.normalization.invert_mesh(extract_surface_dense(query, 64))
     assert stats["evaluated"] < 0.7 * 64**3  # the saving grows with resolution (see benchmarks)
     assert len(sparse.vertices) == len(dense.vertices) and len(sparse.faces) == len(dense.faces)
     # Same vertices, up to float noise: the network is evaluated in different batches in the two runs.
@@ -90,17 +94,28 @@ def test_every_encoding_can_fit(tmp_path):
 
 
 def test_time_budget_finishes_the_sape_schedule():
-    fit = fit_occupancy(sphere(0.8), tiny_config(steps=None, time_budget=4.0))
+    fit = fit_occupancy(sphere(0.8), tiny_config(steps=None, time_budget=4.0, **{"progress.min_block_period": 1}))
     controller = fit.model.spatial
     assert 3.99 < fit.stats.seconds < 6  # trains until the budget is spent
     assert int(controller.current_block) == len(controller.block_ends) - 1  # every block was reached
 
 
+def test_a_short_run_opens_fewer_blocks_than_there_are():
+    fit = fit_occupancy(sphere(0.8), tiny_config(steps=100))  # the preset's minimum period: 25 steps
+    controller = fit.model.spatial
+    assert int(controller.period) == 25
+    assert int(controller.current_block) <= 100 // 25 < len(controller.block_ends) - 1
+
+
 def test_presets_and_overrides():
+    paper = occupancy_preset("paper")
+    assert (paper.points_per_set, paper.steps, paper.batch_size, paper.lr) == (1_000_000, 100_000, 5000, 1e-4)
+    assert (paper.progress.epsilon, paper.progress.grid_resolution, paper.progress.block_period) == (0.1, 64, 200)
+    assert (paper.field.hidden_layers, paper.field.sigma) == (4, 20.0)
+    assert (paper.target, paper.open_input, paper.remove_unsupported) == ("occupancy", "solid", False)
     quality = occupancy_preset("quality")
-    assert (quality.points_per_set, quality.steps, quality.batch_size, quality.lr) == (1_000_000, 100_000, 5000, 1e-4)
-    assert (quality.progress.epsilon, quality.progress.grid_resolution, quality.progress.block_period) == (0.1, 64, 200)
-    assert (quality.field.hidden_layers, quality.field.sigma) == (4, 20.0)
+    assert (quality.points_per_set, quality.steps, quality.progress.block_period) == (1_000_000, 100_000, 200)
+    assert (quality.target, quality.open_input, quality.remove_unsupported) == ("sdf", "auto", True)
     with pytest.raises(ConfigError, match="preset"):
         occupancy_preset("turbo")
     with pytest.raises(ConfigError, match="unknown option"):
@@ -169,3 +184,32 @@ def test_batch_resume_and_failure_isolation(tmp_path):
     again = run_batch(folder, out, "fast", workers=1, overrides={**overrides, "steps": 60}, progress=False)
     assert (out / "ball.ply").stat().st_mtime_ns == stamp  # finished meshes are skipped
     assert again["broken"]["status"] == "failed"
+
+
+def test_clean_up_keeps_a_real_small_part_and_reports_removals():
+    three = several_pieces()  # two spheres and a small cube
+    fit = fit_occupancy(three, tiny_config())
+    surface, stats = fit.extract(96, colors=False, return_stats=True)
+    assert count_components(surface) == 3, stats
+    assert stats["pieces_removed"] >= 0
+    kept_all = fit_occupancy(three, tiny_config(remove_unsupported=False)).extract(96, colors=False)
+    assert count_components(kept_all) >= count_components(surface)
+
+
+def test_short_run_has_few_pieces():
+    fit = fit_occupancy(torus(), tiny_config(steps=60, sigma=20.0))
+    surface, stats = fit.extract(96, colors=False, return_stats=True)
+    assert count_components(surface) <= 2, stats
+
+
+def test_open_hemisphere_is_read_as_a_closed_thin_shell():
+    shell = hemisphere(4)
+    fit = fit_occupancy(shell, tiny_config(steps=600))
+    assert fit.reading["mode"] == "shell" and "holes" in fit.reading["reason"]
+    surface = fit.extract(128, colors=False)
+    assert surface.is_watertight and count_components(surface) == 1
+    metrics = mesh_metrics(surface, shell, n_points=20_000, iou_points=2_000)
+    assert metrics["completeness"] < 0.01  # every part of the open sheet is covered
+    assert surface.volume < 0.05 * shell.area  # thin: a sheet of a few percent of its size, not a solid cap
+    solid = fit_occupancy(shell, tiny_config(steps=60, open_input="solid"))
+    assert solid.reading["mode"] == "solid"

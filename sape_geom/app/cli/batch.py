@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ...config import ENCODINGS
+from ...tasks.occupancy.config import PRESETS
 from .common import report
 
 
@@ -13,7 +14,7 @@ def add_batch(sub) -> None:
     parser = sub.add_parser("batch", help="fit every mesh in a folder (resumable; writes metrics.csv)")
     parser.add_argument("folder", help="folder of mesh files")
     parser.add_argument("-o", "--out", required=True, help="output folder")
-    parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
+    parser.add_argument("--preset", default="fast", choices=tuple(PRESETS))
     parser.add_argument("--workers", type=int, default=1, help="meshes fitted at the same time")
     parser.add_argument("--encoding", default=None, choices=ENCODINGS)
     parser.add_argument("--steps", type=int, default=None)

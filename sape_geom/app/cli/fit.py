@@ -1,22 +1,31 @@
-"""``sape-geom fit``, ``extract`` and ``demo``: occupancy fitting of a mesh and surface extraction."""
+"""``sape-geom fit``, ``extract`` and ``demo``: fitting a field to a mesh and extracting its surface."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from ...tasks.occupancy.config import OPEN_INPUT_MODES, PRESETS, TARGETS
 from .common import callbacks, common_training_args, report, usage_error
 
 
 def add_fit(sub) -> None:
-    parser = sub.add_parser("fit", help="fit a neural occupancy field to a mesh and extract its surface")
+    parser = sub.add_parser("fit", help="fit a neural field to a mesh and extract its surface")
     parser.add_argument("mesh", help="mesh file (OBJ, PLY, STL, OFF, GLB/GLTF)")
     parser.add_argument("-o", "--out", help="output mesh (default: <mesh>_sape.ply next to the input)")
-    parser.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fast (CPU, ~1 min) or quality (official protocol, GPU)")
+    parser.add_argument("--preset", default="fast", choices=tuple(PRESETS),
+                        help="fast (CPU, about a minute), quality (the method's budgets, for a GPU) or paper (the "
+                             "method exactly: occupancy target, no clean-up)")
     common_training_args(parser)
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training instead of --steps")
     parser.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default 256)")
+    parser.add_argument("--target", choices=TARGETS, default=None, help="what the network learns (default: the preset's)")
+    parser.add_argument("--open-input", choices=OPEN_INPUT_MODES, default=None,
+                        help="read the input as a solid, as a thin shell, or decide from its holes (default: the preset's)")
+    parser.add_argument("--shell-thickness", type=float, default=None,
+                        help="shell thickness as a fraction of the bounding-box diagonal (default 0.005)")
     _extraction_args(parser)
     parser.add_argument("--checkpoint", help="also save a checkpoint here (re-extract later with `sape-geom extract`)")
     parser.add_argument("--preview", help="also render a PNG preview (input and fit side by side)")
@@ -25,6 +34,8 @@ def add_fit(sub) -> None:
 
 
 def _extraction_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-all", action="store_true",
+                        help="keep every extracted piece (default: drop pieces away from the input surface)")
     parser.add_argument("--heatmap", action="store_true", help="colour vertices by the SAPE frequency level")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected piece")
     parser.add_argument("--max-faces", type=int, default=None, help="decimate to at most this many faces (pymeshlab)")
@@ -42,10 +53,14 @@ def _run_fit(args: argparse.Namespace) -> int:
     mesh = load_mesh(args.mesh)
     config = occupancy_preset(
         args.preset, encoding=args.encoding, sigma=args.sigma, steps=args.steps, time_budget=args.time_budget,
-        resolution=args.resolution, device=args.device, seed=args.seed,
+        resolution=args.resolution, device=args.device, seed=args.seed, target=args.target,
+        open_input=args.open_input, shell_thickness=args.shell_thickness,
+        remove_unsupported=False if args.keep_all else None,
     )
     out = Path(args.out) if args.out else Path(args.mesh).with_name(Path(args.mesh).stem + "_sape.ply")
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
+    if not args.json:
+        print(f"input read as a {fit.reading['mode']}: {fit.reading['reason']}", file=sys.stderr)
     surface, stats = fit.extract(colors=args.heatmap, keep_largest=args.keep_largest, max_faces=args.max_faces, return_stats=True)
     save_mesh(surface, out)
     total = time.perf_counter() - start
@@ -61,6 +76,10 @@ def _run_fit(args: argparse.Namespace) -> int:
         "watertight": bool(surface.is_watertight),
         "timings": {**{k: round(v, 3) for k, v in fit.timings.items()}, "extract_s": round(stats["extract_s"], 3), "total_s": round(total, 3)},
         "extraction": {"evaluated": stats.get("evaluated"), "dense": stats.get("dense")},
+        "target": config.target,
+        "input_read_as": fit.reading["mode"],
+        "input_reading": fit.reading["reason"],
+        "pieces_removed": stats["pieces_removed"],
     }
     if args.checkpoint:
         payload["checkpoint"] = str(fit.save(args.checkpoint))
@@ -70,7 +89,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         payload["preview"] = str(render_mesh_png([mesh, surface], args.preview, titles=["input", f"{config.field.encoding} fit"]))
     lines = [
         f"wrote {out} ({len(surface.faces)} faces, {'watertight' if surface.is_watertight else 'not watertight'})"
-        f" in {total:.1f} s (training {fit.timings['train_s']:.1f} s, extraction {stats['extract_s']:.1f} s)"
+        f" in {total:.1f} s (training {fit.timings['train_s']:.1f} s, extraction {stats['extract_s']:.1f} s;"
+        f" {stats['pieces_removed']} unsupported pieces removed)"
     ]
     if not args.no_metrics:
         from ...mesh.metrics import mesh_metrics
@@ -79,7 +99,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         payload["metrics"] = metrics
         lines.append(
             f"IoU {metrics['iou']:.4f}  Chamfer-L1 {metrics['chamfer_l1']:.5f}  normal consistency"
-            f" {metrics['normal_consistency']:.4f}  F-score@1% {metrics['fscore']:.4f}  pieces {metrics['components']}"
+            f" {metrics['normal_consistency']:.4f}  F-score@1% {metrics['fscore']:.4f}  F-score@0.5%"
+            f" {metrics['fscore_fine']:.4f}  pieces {metrics['components']} (input {metrics['components_input']})"
         )
     report(args, payload, lines)
     return 0
@@ -103,10 +124,13 @@ def _run_extract(args: argparse.Namespace) -> int:
     if not 8 <= args.resolution <= 2048:
         raise usage_error(f"resolution must be between 8 and 2048, got {args.resolution}")
     fit = OccupancyFit.load(args.checkpoint, device=args.device or "auto")
+    if args.keep_all:
+        fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, remove_unsupported=False))
     surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
                                  max_faces=args.max_faces, return_stats=True)
     save_mesh(surface, args.out)
-    payload = {"output": args.out, "resolution": args.resolution, "faces": len(surface.faces), "extract_s": round(stats["extract_s"], 3)}
+    payload = {"output": args.out, "resolution": args.resolution, "faces": len(surface.faces),
+               "extract_s": round(stats["extract_s"], 3), "pieces_removed": stats["pieces_removed"]}
     report(args, payload, [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats['extract_s']:.1f} s)"])
     return 0
 

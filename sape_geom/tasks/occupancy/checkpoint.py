@@ -1,4 +1,8 @@
-"""Occupancy checkpoints: one file with config, weights, SAPE grid state and normalisation."""
+"""Field checkpoints: one file with config, weights, SAPE grid state, normalisation and support grid.
+
+Version 2 adds the support grid (voxels near the input surface, for dropping unsupported pieces on
+re-extraction) and how the input was read; version 1 files still load (without a support grid).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,20 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ... import config as cfg
 from ...errors import InputError
 from ...fileio import atomic_write
 from ...mesh.io import Normalization
-from ...nn.model import EncodedField
+from ...mesh.support import SupportGrid
 from ...nn.trainer import choose_device
 from .config import OccupancyConfig, build_model
 
 CHECKPOINT_FORMAT = "sape-geom-occupancy"
-CHECKPOINT_VERSION = 1
-
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def save_checkpoint(fit: Any, path: str | Path) -> Path:
@@ -30,14 +35,17 @@ def save_checkpoint(fit: Any, path: str | Path) -> Path:
         "normalization": fit.normalization.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in fit.model.state_dict().items()},
         "timings": fit.timings,
+        "reading": dict(fit.reading),
     }
+    if fit.support is not None:
+        payload["support"] = torch.from_numpy(fit.support.to_array())
+        payload["support_resolution"] = fit.support.resolution
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(
-    path: str | Path, device: str | None = None
-) -> tuple[EncodedField, Normalization, OccupancyConfig, dict[str, float]]:
-    """Read a checkpoint: the model (on its device, in eval mode), normalisation, config and timings."""
+def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint into the fields of an ``OccupancyFit``: ``model`` (on its device, in eval mode),
+    ``normalization``, ``config``, ``timings``, ``support`` (None in version 1) and ``reading``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
@@ -47,10 +55,18 @@ def load_checkpoint(
         raise InputError(f"{path} is not a sape-geom checkpoint ({error.__class__.__name__})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a sape-geom occupancy checkpoint")
+    version = payload.get("version")
+    if version not in READABLE_VERSIONS:
+        raise InputError(f"{path} is a version {version} checkpoint; this sape-geom reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))} (refit, or use the sape-geom that wrote it)")
     config = cfg.from_dict(OccupancyConfig, payload["config"])
     if device is not None:
         config = dataclasses.replace(config, device=device)
     model = build_model(config, total_steps=config.steps or 1)
     model.load_state_dict(payload["state_dict"])
     model.to(choose_device(config.device)).eval()
-    return model, Normalization.from_dict(payload["normalization"]), config, dict(payload.get("timings", {}))
+    support = None
+    if "support" in payload:
+        support = SupportGrid.from_array(np.asarray(payload["support"]), int(payload["support_resolution"]))
+    return {"model": model, "normalization": Normalization.from_dict(payload["normalization"]), "config": config,
+            "timings": dict(payload.get("timings", {})), "support": support, "reading": dict(payload.get("reading", {}))}

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ... import config as cfg
 from ...config import FieldConfig, ProgressConfig
 from ...errors import ConfigError
-from ...nn.model import EncodedField
+
+if TYPE_CHECKING:  # the settings stay importable without torch (the command line lists the presets)
+    import torch
+
+    from ...nn.model import EncodedField
+
+
+TARGETS = ("occupancy", "sdf")
+OPEN_INPUT_MODES = ("auto", "solid", "shell")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -35,8 +46,28 @@ class OccupancyConfig:
     """Marching-cubes grid resolution of the extracted surface."""
     seed: int = 0
     device: str = "auto"
+    target: str = "occupancy"
+    """What the network learns (docs/method.md §6.3): ``occupancy``, the method's logit of P(outside)
+    under a BCE loss, or ``sdf``, the signed distance within ``sdf_band`` of the surface under an L1 loss
+    (beyond the band only the side is enforced)."""
+    sdf_band: float = 0.05
+    """``sdf``: half-width of the band (unit frame, radius 0.95) where the distance itself is fitted."""
+    open_input: str = "solid"
+    """How the input is read: ``solid`` (inside = winding number > 0.5), ``shell`` (a sheet of
+    ``shell_thickness`` around the surface, for open surfaces), or ``auto`` (shell when the winding number
+    fails to separate the two sides of much of the surface)."""
+    shell_thickness: float = 0.005
+    """``shell``: thickness of the sheet as a fraction of the input's bounding-box diagonal."""
+    remove_unsupported: bool = False
+    """Drop extracted pieces that lie away from the input surface (spurious pieces of the field)."""
 
     def __post_init__(self) -> None:
+        _check_choice("target", self.target, TARGETS)
+        _check_choice("open_input", self.open_input, OPEN_INPUT_MODES)
+        if not self.sdf_band > 0:
+            raise ConfigError(f"sdf_band must be > 0, got {self.sdf_band}")
+        if not 0 < self.shell_thickness < 0.5:
+            raise ConfigError(f"shell_thickness must be in (0, 0.5) (a fraction of the diagonal), got {self.shell_thickness}")
         if self.steps is None and self.time_budget is None:
             raise ConfigError("give steps or a time budget")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps <= 0):
@@ -53,20 +84,38 @@ class OccupancyConfig:
             raise ConfigError(f"resolution must be between 8 and 2048, got {self.resolution}")
 
 
+SURFACE_DEFAULTS = {"target": "sdf", "open_input": "auto", "remove_unsupported": True}
+"""What the ``fast`` and ``quality`` presets change from the method (README, "How it works"): a signed
+distance instead of occupancy, so that SAPE can tell simple from detailed regions (the L1 error on a flat
+face falls under epsilon, the BCE next to any surface does not); open input read as a shell when it has
+large holes; pieces away from the input surface dropped."""
+
+SDF_EPSILON = 0.005
+"""SAPE threshold for the signed-distance target: a node freezes once its mean distance error (unit
+frame, radius 0.95) is at most this, about 0.25 % of the shape's size. (At 0.002, under the error that
+a short run's samples can pin down, every node opens every block and the surface turns noisy.)"""
+
 PRESETS: dict[str, OccupancyConfig] = {
-    "quality": OccupancyConfig(),
-    # Tuned on the pymeshlab bunny on 2 CPU cores: a coarser SAPE grid and 16 blocks of 32 channels, so
-    # that each node sees enough samples per block period of a short run (period 31 steps), 5x fewer
-    # points per set, and a larger learning rate that decays over the run.
+    # Tuned on 2 CPU cores: a coarser SAPE grid and 16 blocks of 32 channels, so that each node sees
+    # enough samples per block period of a short run, at least 25 steps between unlocks (a short run opens
+    # fewer blocks instead of all of them before the field settles), 5x fewer points per set, and a larger
+    # learning rate that decays over the run.
     "fast": OccupancyConfig(
         field=FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4),
-        progress=ProgressConfig(epsilon=0.1, grid_resolution=32, num_blocks=16),
+        progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=32, num_blocks=16, min_block_period=25),
         points_per_set=200_000,
         num_sets=4,
         steps=1000,
         lr=1e-3,
         lr_final=5e-5,
+        **SURFACE_DEFAULTS,
     ),
+    # The method's budgets (meant for a GPU) with the surface defaults above.
+    "quality": OccupancyConfig(
+        progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=64, block_period=200), **SURFACE_DEFAULTS
+    ),
+    # The method as published: occupancy, 64^3 SAPE grid, 100k steps; for reproducing the paper.
+    "paper": OccupancyConfig(),
 }
 
 
@@ -86,5 +135,7 @@ def occupancy_preset(name: str = "fast", **overrides: Any) -> OccupancyConfig:
 
 
 def build_model(config: OccupancyConfig, total_steps: int, generator: torch.Generator | None = None) -> EncodedField:
-    """The encoded field of ``config``: 3D points in, one logit of P(outside) out."""
+    """The encoded field of ``config``: 3D points in, one field value (logit or scaled distance) out."""
+    from ...nn.model import EncodedField
+
     return EncodedField(3, 1, config.field, config.progress, total_steps, generator)

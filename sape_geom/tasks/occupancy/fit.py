@@ -1,14 +1,14 @@
-"""3D occupancy fitting of a triangle mesh and surface extraction (docs/method.md §6.3).
+"""Fitting an implicit field to a triangle mesh (docs/method.md §6.3).
 
-The network predicts the logit of P(outside) at points of the unit frame (the mesh normalised so its
-farthest vertex is at 0.95). Training data are point sets sampled near and around the surface, labelled
-once by the fast winding number (so open and non-manifold meshes work), and reused epoch after epoch.
-The surface is extracted where P(outside) = 0.5 by sparse marching cubes and mapped back into the
-input's own coordinates.
-
-Two presets: ``quality`` is the official protocol (1M points per set, 500 epochs of 200 steps, batch
-5000; meant for a GPU) and ``fast`` fits a detailed mesh in about a minute on two CPU cores.
+The network predicts, at points of the unit frame (the mesh normalised so its farthest vertex is at
+0.95), either the logit of P(outside) (``target="occupancy"``, the method's) or the signed distance to
+the surface near it (``target="sdf"``). Training data are point sets sampled near and around the
+surface, labelled once (winding number for the side, so open and non-manifold meshes work; libigl's
+exact point-to-mesh distance for the magnitude) and reused epoch after epoch. An open surface can be
+read as a thin shell instead of a solid (``open_input``). The surface is extracted at the field's zero
+level by sparse marching cubes (:mod:`.surface`) and mapped back into the input's own coordinates.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,12 +23,19 @@ import trimesh
 
 from ...errors import InputError
 from ...mesh.io import Normalization, normalization_for, validate_mesh
-from ...mesh.sampling import PointSetBuffer
+from ...mesh.sampling import PointSetBuffer, hole_area_fraction
+from ...mesh.support import SupportGrid, build_support
 from ...nn.model import EncodedField
 from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_device, seed_everything, train
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PRESETS, OccupancyConfig, build_model
-from .surface import extract_mesh, outside_probability
+from .surface import extract_mesh, field_values
+
+SHELL_ABOVE_HOLE_AREA = 0.05
+"""``open_input="auto"`` reads the input as a shell when its holes (each boundary loop closed by a disc
+of the same perimeter) add up to more than this fraction of its surface area, and as a solid otherwise:
+a scan with small holes stays a solid, a container without its lid or a car body without windows
+becomes a shell instead of a blob with films across its openings."""
 
 
 @dataclass
@@ -40,14 +47,18 @@ class OccupancyFit:
     config: OccupancyConfig
     timings: dict[str, float] = field(default_factory=dict)
     stats: TrainStats | None = None
+    support: SupportGrid | None = None
+    """Voxels near the input surface; extraction drops pieces outside them (``remove_unsupported``)."""
+    reading: dict[str, Any] = field(default_factory=dict)
+    """How the input was read: ``mode`` (solid or shell), ``hole_area`` fraction, ``reason``."""
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def outside_probability(self, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
-        """(N,) P(outside) at (N, 3) points of the unit frame."""
-        return outside_probability(self.model, points, batch_size)
+    def field(self, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+        """(N,) field values at (N, 3) unit-frame points: positive outside, the surface at 0."""
+        return field_values(self.model, self.config, points, batch_size)
 
     def extract(
         self,
@@ -57,15 +68,18 @@ class OccupancyFit:
         max_faces: int | None = None,
         return_stats: bool = False,
     ):
-        """The surface P(outside) = 0.5 as a mesh in the input's own coordinates.
+        """The field's zero level set as a mesh in the input's own coordinates.
 
-        ``colors`` adds the SAPE heat-map (fraction of frequencies open at each vertex; blue = few, red =
+        Pieces away from the input surface are dropped when the config says ``remove_unsupported`` (the
+        count is in the statistics as ``pieces_removed``). ``colors`` adds the SAPE heat-map (fraction of frequencies open at each vertex; blue = few, red =
         many) as RGBA vertex colours. ``keep_largest`` drops every piece but the largest; ``max_faces``
         decimates (needs pymeshlab). With ``return_stats`` also returns extraction statistics.
         """
+        support = self.support if self.config.remove_unsupported else None
         return extract_mesh(
-            self.model, self.normalization, resolution or self.config.resolution,
-            colors=colors, keep_largest=keep_largest, max_faces=max_faces, return_stats=return_stats,
+            self.model, self.normalization, self.config, resolution or self.config.resolution,
+            colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
+            return_stats=return_stats,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -74,7 +88,7 @@ class OccupancyFit:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "OccupancyFit":
-        return cls(*load_checkpoint(path, device))
+        return cls(**load_checkpoint(path, device))
 
 
 
@@ -90,12 +104,53 @@ def _as_mesh(mesh: trimesh.Trimesh | str | Path) -> trimesh.Trimesh:
     return trimesh.Trimesh(vertices, faces, process=False)
 
 
+def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig) -> dict[str, Any]:
+    """Decide how the (unit-frame) input is read, solid or shell, and say why."""
+    holes = hole_area_fraction(vertices, faces)
+    if config.open_input == "auto":
+        mode = "shell" if holes > SHELL_ABOVE_HOLE_AREA else "solid"
+        reason = (f"its holes are {100 * holes:.1f}% of its area "
+                  f"({'over' if mode == 'shell' else 'within'} {100 * SHELL_ABOVE_HOLE_AREA:.0f}%)")
+    else:
+        mode, reason = config.open_input, "as asked"
+    diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
+    half_thickness = 0.5 * config.shell_thickness * diagonal if mode == "shell" else 0.0
+    if mode == "shell":
+        reason += f"; a sheet {config.shell_thickness:g} of the diagonal thick"
+    return {"mode": mode, "hole_area": holes, "half_thickness": half_thickness, "reason": reason}
+
+
+def _loss_function(config: OccupancyConfig):
+    """``loss_fn(prediction, target, x) -> (mean, per_sample)`` for the config's target (docs/method.md §6.3)."""
+    if config.target == "occupancy":
+        def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor, _x: torch.Tensor):
+            per_sample = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")[:, 0]
+            return per_sample.mean(), per_sample
+
+        return occupancy_loss
+    band = config.sdf_band
+
+    def sdf_loss(output: torch.Tensor, distance: torch.Tensor, _x: torch.Tensor):
+        # The network's output is in units of the band. Inside the band the distance is fitted (L1);
+        # beyond it only the side is, so the field needs no kink where a truncated distance would have one.
+        predicted = output[:, 0] * band
+        target = distance[:, 0]
+        in_band = target.abs() < band
+        per_sample = torch.where(in_band, (predicted - target).abs(), torch.relu(band - torch.sign(target) * predicted))
+        return per_sample.mean(), per_sample
+
+    return sdf_loss
+
+
 def fit_occupancy(
     mesh: trimesh.Trimesh | str | Path,
     config: OccupancyConfig | None = None,
     callbacks: TrainCallbacks | None = None,
 ) -> OccupancyFit:
-    """Fit an occupancy field to ``mesh`` (a Trimesh or a path). Open meshes are fine."""
+    """Fit the config's field (occupancy or signed distance) to ``mesh`` (a Trimesh or a path).
+
+    Open meshes are fine: read as solids by winding number, or as shells (``config.open_input``).
+    """
     config = config or PRESETS["fast"]
     callbacks = callbacks or TrainCallbacks()
     timings: dict[str, float] = {}
@@ -105,13 +160,15 @@ def fit_occupancy(
     unit_vertices = normalization.apply(mesh.vertices)
     generator = seed_everything(config.seed)
     device = choose_device(config.device)
+    reading = read_input(unit_vertices, np.asarray(mesh.faces), config)
     timings["load_s"] = time.perf_counter() - start
 
     # Every point set is sampled and labelled once, up front, so that training time is training only
     # (and a time budget is not eaten by labelling); epochs then cycle through the sets.
     labels_start = time.perf_counter()
     buffer = PointSetBuffer(
-        unit_vertices, mesh.faces, num_sets=config.num_sets, n_points=config.points_per_set, seed=config.seed
+        unit_vertices, mesh.faces, num_sets=config.num_sets, n_points=config.points_per_set, seed=config.seed,
+        target=config.target, shell_thickness=reading["half_thickness"],
     )
     for index in range(config.num_sets):
         callbacks.check_cancel()
@@ -119,6 +176,7 @@ def fit_occupancy(
         eta = elapsed / index * (config.num_sets - index) if index else float("nan")
         callbacks.progress(ProgressInfo(index, config.num_sets, float("nan"), elapsed, eta, "labels"))
         buffer.get_set(index)
+    support = build_support(unit_vertices, mesh.faces, seed=config.seed)
     timings["labels_s"] = time.perf_counter() - labels_start
 
     progress = config.progress
@@ -133,20 +191,15 @@ def fit_occupancy(
     def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = divmod(step, steps_per_epoch)
         if epoch != state["epoch"]:
-            points, labels = buffer.next_epoch()
-            state.update(epoch=epoch, points=torch.from_numpy(points).to(device), labels=torch.from_numpy(labels).to(device))
+            points, targets = buffer.next_epoch()
+            state.update(epoch=epoch, points=torch.from_numpy(points).to(device), targets=torch.from_numpy(targets).to(device))
         rows = slice(index * config.batch_size, (index + 1) * config.batch_size)
-        return state["points"][rows], state["labels"][rows, None]
-
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, _x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_sample = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")[:, 0]
-        return per_sample.mean(), per_sample
+        return state["points"][rows], state["targets"][rows, None]
 
     stats = train(
-        model, next_batch, loss_fn, lr=config.lr, lr_final=config.lr_final,
+        model, next_batch, _loss_function(config), lr=config.lr, lr_final=config.lr_final,
         steps=config.steps, time_budget=config.time_budget, callbacks=callbacks,
     )
     timings["train_s"] = stats.seconds
     timings["fit_s"] = time.perf_counter() - start
-    return OccupancyFit(model, normalization, run_config, timings, stats)
-
+    return OccupancyFit(model, normalization, run_config, timings, stats, support, reading)

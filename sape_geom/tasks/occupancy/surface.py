@@ -1,7 +1,14 @@
-"""Surfaces from a fitted occupancy field: sparse marching cubes in the input's coordinates, previews."""
+"""Surfaces from a fitted field: sparse marching cubes at its zero level, in the input's coordinates.
+
+Marching cubes runs on the field itself (the logit of P(outside), or the signed distance), which varies
+smoothly across the surface, so every vertex is placed by interpolation between two grid values. (On
+the saturated P(outside) every vertex would land near the middle of its cell edge and smooth regions
+would come out terraced.)
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -11,45 +18,75 @@ import trimesh
 from ...mesh.cleanup import decimate, largest_component
 from ...mesh.extract import extract_surface
 from ...mesh.io import Normalization
+from ...mesh.support import SupportGrid, remove_unsupported_pieces
 from ...nn.model import EncodedField
 from ...viz.colors import colorize_by_values
+from .config import OccupancyConfig
+
+LOGIT_MARGIN = math.log(0.95 / 0.05)
+"""Occupancy fields: extraction also refines cells whose closest value is within this logit of the
+surface (P(outside) between 0.05 and 0.95), where small pieces can hide between coarse samples."""
 
 
 @torch.no_grad()
-def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
-    """(N,) P(outside) = sigmoid(logit) of the field at (N, 3) points of the unit frame, in batches."""
+def _network_output(model: EncodedField, points: np.ndarray, batch_size: int) -> torch.Tensor:
     device = next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
-    return torch.sigmoid(model.evaluate(x, batch_size)[:, 0]).cpu().numpy()
+    return model.evaluate(x, batch_size)[:, 0]
+
+
+def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+    """(N,) field at (N, 3) unit-frame points, positive outside: the logit, or the distance (unit frame)."""
+    out = _network_output(model, points, batch_size)
+    scale = config.sdf_band if config.target == "sdf" else 1.0
+    return (out * scale).double().cpu().numpy()
+
+
+def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+    """(N,) P(outside) = sigmoid(logit) of an occupancy field at (N, 3) points of the unit frame."""
+    return torch.sigmoid(_network_output(model, points, batch_size)).cpu().numpy()
 
 
 @torch.no_grad()
 def extract_mesh(
     model: EncodedField,
     normalization: Normalization,
+    config: OccupancyConfig,
     resolution: int = 256,
     *,
     colors: bool = True,
     keep_largest: bool = False,
     max_faces: int | None = None,
+    support: SupportGrid | None = None,
     return_stats: bool = False,
     batch_size: int = 32768,
 ):
-    """Sparse marching cubes of the field's P(outside) = 0.5 surface, in the input's coordinates."""
+    """Sparse marching cubes of the field's zero level, in the input's coordinates.
+
+    With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``).
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    if config.target == "sdf":
+        # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
+        # but not as far as the band's edge, where the field only has to stay at or above the band.
+        outside, margins = config.sdf_band, {"distance_margin": 0.5 * config.sdf_band}
+    else:
+        outside, margins = LOGIT_MARGIN, {"margin": LOGIT_MARGIN}
 
     def query(points: np.ndarray) -> np.ndarray:
-        values = outside_probability(model, points, batch_size) - 0.5
+        values = field_values(model, config, points, batch_size)
         # The shape lies inside the unit sphere (radius 0.95): the faces of the cube are outside, so
         # every extracted piece is closed, even a spurious one touching the border of the grid.
-        values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = 0.5
+        values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
         return values
 
     start = time.perf_counter()
-    # margin 0.45: also refine wherever P(outside) is between 0.05 and 0.95, where small pieces can hide.
-    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, margin=0.45, return_stats=True)
+    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True, **margins)
+    stats["pieces_removed"] = 0
+    if support is not None:
+        mesh, stats["pieces_removed"] = remove_unsupported_pieces(mesh, support)
     if keep_largest and len(mesh.faces):
         mesh = largest_component(mesh)
     if max_faces is not None and len(mesh.faces) > max_faces:
@@ -64,6 +101,8 @@ def extract_mesh(
     return (mesh, stats) if return_stats else mesh
 
 
-def preview_mesh(model: EncodedField, normalization: Normalization, resolution: int = 48) -> trimesh.Trimesh:
+def preview_mesh(
+    model: EncodedField, normalization: Normalization, config: OccupancyConfig, resolution: int = 48
+) -> trimesh.Trimesh:
     """A coarse, uncoloured extraction for live previews while training."""
-    return extract_mesh(model, normalization, resolution, colors=False)
+    return extract_mesh(model, normalization, config, resolution, colors=False)

@@ -1,0 +1,56 @@
+"""Support grid and clean-up of unsupported pieces; solid/shell reading of open input."""
+
+import numpy as np
+import trimesh
+
+from sape_geom.mesh.cleanup import count_components
+from sape_geom.mesh.io import normalization_for
+from sape_geom.mesh.sampling import field_targets, hole_area_fraction
+from sape_geom.mesh.shapes import hemisphere, open_box, several_pieces, sphere
+from sape_geom.mesh.support import SupportGrid, build_support, remove_unsupported_pieces
+
+
+def _unit(mesh):
+    return normalization_for(mesh).apply_mesh(mesh)
+
+
+def test_clean_up_removes_a_speck_but_keeps_a_real_small_part():
+    reference = _unit(several_pieces())  # two spheres and a small cube
+    support = build_support(reference.vertices, reference.faces)
+    speck = sphere(0.02, 1)
+    speck.apply_translation([0.0, 0.6, 0.6])  # floating in empty space
+    extracted = trimesh.util.concatenate([reference, speck])
+    kept, removed = remove_unsupported_pieces(extracted, support)
+    assert removed == 1
+    assert count_components(kept) == 3  # the small cube of the input survives
+    assert len(kept.faces) == len(reference.faces)
+
+
+def test_support_grid_round_trips_through_packed_bits():
+    reference = _unit(sphere(0.8, 2))
+    support = build_support(reference.vertices, reference.faces, resolution=32)
+    again = SupportGrid.from_array(support.to_array(), support.resolution)
+    np.testing.assert_array_equal(again.mask, support.mask)
+    assert support.contains(reference.vertices).all()
+    assert not support.contains(np.zeros((1, 3))).any()  # the centre of a ball is far from its surface
+
+
+def test_hole_area_tells_closed_from_open():
+    closed = sphere(0.8, 3)
+    assert hole_area_fraction(closed.vertices, closed.faces) == 0.0
+    # a hemisphere's rim closes with a disc of half its area
+    shell = hemisphere(4)
+    assert abs(hole_area_fraction(shell.vertices, shell.faces) - 0.5) < 0.2
+    small_hole = closed.submesh([np.arange(1, len(closed.faces))], append=True)  # one triangle missing
+    assert 0 < hole_area_fraction(small_hole.vertices, small_hole.faces) < 0.01
+
+
+def test_shell_targets_are_inside_within_the_half_thickness():
+    unit = _unit(hemisphere())
+    pole = unit.vertices[np.argmax(unit.vertices[:, 2])]
+    points = np.array([pole + [0, 0, 0.005], pole + [0, 0, -0.005], pole + [0, 0, 0.05], pole + [0, 0, -0.05]])
+    values = field_targets(unit.vertices, unit.faces, points, "sdf", shell_thickness=0.01)
+    assert values[0] < 0 and values[1] < 0  # within the half-thickness on either side: inside the sheet
+    assert abs(values[2] - 0.04) < 2e-3 and abs(values[3] - 0.04) < 2e-3  # beyond it: distance to the sheet
+    occupancy = field_targets(unit.vertices, unit.faces, points, "occupancy", shell_thickness=0.01)
+    np.testing.assert_array_equal(occupancy, [0.0, 0.0, 1.0, 1.0])
