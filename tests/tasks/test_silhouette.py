@@ -210,3 +210,92 @@ def test_wired_into_package_cli(tmp_path, capsys):
     assert rc == 0
     data = json.loads(capsys.readouterr().out.strip())
     assert data["metrics"]["calibration_mse"] is None and data["metrics"]["steps"] == 3
+
+
+# ---------------------------------------------------------------- issue 14: clean curves, holes, parts
+
+
+def ring_png(path, size=120):
+    a = np.full((size, size), 255, np.uint8)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    r = np.hypot(xx, yy)
+    a[(r < 0.42 * size) & (r > 0.2 * size)] = 0
+    a[size // 2 - 1, size // 2 - 1] = 0  # a one-pixel island in the hole: dropped as noise
+    Image.fromarray(a).save(path)
+    return path
+
+
+def test_ring_target_gives_two_contours_and_all_outputs(tmp_path):
+    from sape_geom.tasks.silhouette import deform_shape
+
+    target = C.load_contours(ring_png(tmp_path / "ring.png"))
+    assert len(target) == 2 and target.holes == (False, True) and target.dropped == 1
+    res = deform_shape(target, small_config(steps=300, fold_weight=10.0, crossing_weight=10.0))
+    assert res.metrics["contours"] == 2 and res.metrics["holes"] == 1
+    assert res.metrics["iou"] >= 0.95, res.metrics  # the even-odd fill: the hole is not filled
+    assert res.metrics["self_intersections"] == 0
+    # each loop from its own circle, in the image frame: the hole's curve lies inside the outline's
+    outer, hole = res.curves
+    assert len(outer) == 150 and 100 <= len(hole) < 150  # points shared by perimeter
+    assert np.linalg.norm(hole - 59.5, axis=1).max() < np.linalg.norm(outer - 59.5, axis=1).min()
+    paths = save_outputs(res, tmp_path / "out", target, gif=True)
+    svg = (tmp_path / "out" / "deformed.svg").read_text()
+    assert svg.count('fill-rule="evenodd"') == 2 and svg.count(" Z") == 4  # target and curve, two loops each
+    assert (tmp_path / "out" / "deformed.obj").read_text().count("\nl ") == 2
+    back = C.load_contours(paths["npz"])
+    assert back.holes == (False, True)
+    np.testing.assert_allclose(back.loops[1], hole, atol=1e-9)
+    with np.load(paths["npz"]) as z:
+        assert z["levels"].shape == (len(outer) + len(hole),)
+        assert z["snapshots"].shape[1:] == (len(outer) + len(hole), 2)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
+    assert [c["hole"] for c in metrics["per_contour"]] == [False, True]
+
+
+def test_generated_star_has_no_self_intersection_with_the_fold_and_crossing_terms():
+    target = star() * [1.0, 0.7]
+    plain = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0))
+    assert plain.metrics["self_intersections"] > 0  # what the terms are for (13 crossings here)
+    res = deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0))
+    assert res.metrics["self_intersections"] == 0, res.metrics
+    assert res.metrics["chamfer"] <= plain.metrics["chamfer"] * 1.05  # and they cost no accuracy
+    assert res.metrics["iou"] >= 0.95
+    assert 0 < res.metrics["steps_to_5pct"] <= 400
+
+
+def test_two_parts_each_from_its_own_source(tmp_path):
+    from sape_geom.tasks.silhouette import deform_shape
+
+    blobs = [C.circle(300) * [1.0, 0.6] + [-2, 0], C.circle(300) * 0.8 + [2, 0.5]]
+    square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
+    res = deform_shape(blobs, small_config(steps=300, offset=True), sources=square)
+    assert res.holes == (False, False) and res.metrics["iou"] >= 0.95, res.metrics
+    left, right = sorted(res.curves, key=lambda c: c[:, 0].mean())  # loops come largest first
+    assert left[:, 0].max() < 0 < right[:, 0].min()
+    with pytest.raises(InputError, match="loops"):
+        deform_shape(blobs, small_config(steps=2), sources=[square, square * 2, square * 3])
+
+
+def test_cli_deforms_every_loop_and_handles_awkward_targets(tmp_path, capsys):
+    ring_png(tmp_path / "ring.png", 90)
+    # several loops in one polyline file (a blank line between them) and a self-intersecting target
+    np.savetxt(tmp_path / "a.txt", C.circle(40))
+    with open(tmp_path / "two.txt", "w") as fh:
+        np.savetxt(fh, C.circle(40))
+        fh.write("\n")
+        np.savetxt(fh, C.circle(40) * 0.5 + [3, 0])
+    t = np.linspace(0, 2 * np.pi, 80, endpoint=False)
+    np.savetxt(tmp_path / "eight.txt", np.stack([np.sin(t), np.sin(t) * np.cos(t)], axis=1))
+    for name, loops in (("ring.png", 2), ("two.txt", 2), ("eight.txt", 1)):
+        rc = cli_main(["deform", str(tmp_path / name), "-o", str(tmp_path / name[:-4]), "--steps", "10",
+                       "--points", "64", "--calibration-steps", "10", "--json", "--quiet"])
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        data = json.loads(captured.out)
+        assert data["metrics"]["contours"] == loops
+        if name == "eight.txt":
+            err = captured.err.strip().splitlines()
+            assert len(err) == 1 and "crosses itself" in err[0], err
+            assert data["metrics"]["target_self_intersections"] >= 1
+        else:
+            assert captured.err == ""

@@ -7,8 +7,10 @@ import dataclasses
 from typing import Any
 
 from ...config import ENCODINGS
-from ...curve import load_contour
-from ...tasks.silhouette import DeformConfig, deform_curve, save_outputs
+import sys
+
+from ...curve import count_crossings, load_contours
+from ...tasks.silhouette import DeformConfig, deform_shape, paper_config, save_outputs
 from .common import report
 
 def add_deform(subparsers: Any) -> argparse.ArgumentParser:
@@ -17,8 +19,9 @@ def add_deform(subparsers: Any) -> argparse.ArgumentParser:
         "deform",
         help="deform a circle (or another curve) onto a target silhouette (docs/method.md §6.4)",
         description="Deform a closed source curve onto a target silhouette image or polyline with an "
-        "encoded MLP over the curve parameter. Writes deformed.svg/.npz/.obj, overlay.png, metrics.json "
-        "and, with --gif, optimisation.gif.",
+        "encoded MLP over the curve parameter. Every outer contour and hole of the target is deformed from "
+        "its own source. Writes deformed.svg/.npz/.obj (all loops), overlay.png (coloured by SAPE level), "
+        "metrics.json and, with --gif, optimisation.gif.",
     )
     _add_deform_arguments(p)
     p.set_defaults(handler=run_deform)
@@ -32,7 +35,7 @@ def _add_deform_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", "--out-dir", dest="output", required=True, metavar="OUT_DIR")
     p.add_argument("--encoding", choices=ENCODINGS, default=d.field.encoding)
     p.add_argument("--sigma", type=float, default=d.field.sigma)
-    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--steps", type=int, default=None, help=f"stage-2 steps (default {d.steps}; --paper: 10000)")
     p.add_argument("--points", type=int, default=d.points)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--lr", type=float, default=None, help="stage-2 learning rate (default per encoding)")
@@ -47,26 +50,30 @@ def _add_deform_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DeformConfig:
-    d = DeformConfig()
-    return DeformConfig(
+    d = paper_config() if getattr(args, "paper", False) else DeformConfig()
+    chosen = {name: getattr(args, name, None) for name in ("steps", "lr", "loss", "fold_weight", "crossing_weight")}
+    return dataclasses.replace(
+        d,
         field=dataclasses.replace(d.field, encoding=args.encoding, sigma=float(args.sigma)),
-        progress=d.progress,
-        steps=args.steps,
-        lr=args.lr,
         calibration_steps=args.calibration_steps,
         points=args.points,
         offset=bool(args.offset),
         snapshot_every=args.snapshot_every,
         seed=args.seed,
         device=args.device,
+        **{name: value for name, value in chosen.items() if value is not None},
     )
 
 
 def run_deform(args: argparse.Namespace) -> int:
     """Run ``sape-geom deform``; raises :class:`InputError` for bad input (the caller prints one line)."""
     config = config_from_args(args)
-    target = load_contour(args.target, image_threshold=args.threshold)
-    source = None if args.source in (None, "", "circle") else load_contour(args.source, args.threshold)
+    target = load_contours(args.target, image_threshold=args.threshold)
+    source = None if args.source in (None, "", "circle") else load_contours(args.source, args.threshold)
+    crossings = count_crossings(target.loops)
+    if crossings:
+        print(f"sape-geom deform: warning: the target crosses itself {crossings} time(s); the deformed curve "
+              "follows it and will cross too", file=sys.stderr)
 
     from ...nn.trainer import TrainCallbacks, console_progress  # torch: imported only once the inputs are good
 
@@ -74,12 +81,15 @@ def run_deform(args: argparse.Namespace) -> int:
         on_progress=None if args.quiet else console_progress("deform"),
         progress_every=max(1, config.steps // 500),
     )
-    result = deform_curve(target, config, source_points=source, callbacks=cb)
+    result = deform_shape(target, config, sources=source, callbacks=cb)
     paths = save_outputs(result, args.output, target, gif=args.gif)
     m = result.metrics
     lines = [
         f"chamfer {m['chamfer']:.5f}  hausdorff {m['hausdorff']:.5f}  iou {m['iou']:.4f}  "
-        f"self-intersections {m['self_intersections']}  ({m['steps']} steps, {m['steps_per_s']:.1f} steps/s)"
+        f"self-intersections {m['self_intersections']}  ({m['steps']} steps, {m['steps_per_s']:.1f} steps/s, "
+        f"{result.timings['total_s']:.0f} s)",
+        f"contours {m['contours']} ({m['holes']} holes; {m['dropped_loops']} tiny loops left out)  "
+        f"mean open fraction {m.get('mean_open_fraction', 1.0):.3f}  steps to within 5 %: {m['steps_to_5pct']}",
     ]
     lines += [f"{kind}: {path}" for kind, path in paths.items()]
     report(args, {"metrics": result.metrics, "timings": result.timings, "outputs": paths}, lines)

@@ -6,8 +6,11 @@ import math
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-from ...config import FieldConfig, ProgressConfig
+from ...config import FieldConfig, ProgressConfig, replace
 from ...errors import ConfigError
+
+LOSSES = ("exact", "subset")
+"""Stage-2 losses (see ``loss.py``): exact point-to-polyline Chamfer, or the reference's subset Chamfer."""
 
 DEFAULT_LR = {"none": 1e-4}
 """Per-encoding default learning rate of the Chamfer stage; every other encoding uses 1e-5 (docs/method.md §6.4)."""
@@ -33,6 +36,12 @@ class DeformConfig:
     """Chamfer optimisation steps (stage 2)."""
     lr: float | None = None
     """Adam learning rate of stage 2; None = 1e-4 for ``none``, 1e-5 for every other encoding."""
+    lr_final: float | None = None
+    """Stage 2 decays the learning rate exponentially to this by the last step; None = constant."""
+    unlock_fraction: float = 0.5
+    """Share of the stage-2 steps over which SAPE opens its blocks, one per ``unlock_fraction x steps /
+    n_b`` steps (unless ``progress.block_period`` fixes it). 0.5 is the method's: every block may be open
+    by half-way."""
     calibration_steps: int = 5000
     """Upper bound of stage 1 (fit to the source); 0 skips calibration."""
     calibration_lr: float = 1e-4
@@ -43,6 +52,15 @@ class DeformConfig:
     target_samples: int | None = None
     """Target contour resampled to this many points (uniform arc length) for the loss and the metrics;
     None = max(2000, number of contour vertices), at most 20000."""
+    loss: str = "exact"
+    """``exact``: curve point to target polyline and every target sample to the curve, exact distances
+    (SAPE's feedback can reach ε); ``subset``: the reference's random subset Chamfer (see ``loss.py``)."""
+    fold_weight: float = 0.0
+    """Weight of the fold term (``loss.fold_penalty``, exact loss only): curve edges running backwards
+    along the target, the fold-backs and curls where the curve crosses itself; 0 = off."""
+    crossing_weight: float = 0.0
+    """Weight of the crossing term (``loss.crossing_penalty``): for each pair of curve edges that cross,
+    how far the nearest end point must move to undo it. Zero on any curve that does not cross itself."""
     max_target_samples: int = 1000
     """Random subset of target points drawn per step (docs/method.md §6.4: at most 1000)."""
     offset: bool = False
@@ -73,16 +91,22 @@ class DeformConfig:
         if any(v < 0 for v in steps):
             raise ConfigError(f"snapshot_steps must be >= 0, got {self.snapshot_steps!r}")
         object.__setattr__(self, "snapshot_steps", steps)
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
         if self.points < 3:
             raise ConfigError(f"points must be at least 3, got {self.points}")
         if self.target_samples is not None and (not isinstance(self.target_samples, int) or self.target_samples < 3):
             raise ConfigError(f"target_samples must be None or an integer >= 3, got {self.target_samples!r}")
+        if not (isinstance(self.unlock_fraction, (int, float)) and 0 < self.unlock_fraction <= 1):
+            raise ConfigError(f"unlock_fraction must be in (0, 1], got {self.unlock_fraction!r}")
         for name in ("calibration_lr", "calibration_tolerance"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be None or a positive number, got {self.lr!r}")
+        for name in ("lr", "lr_final"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be None or a positive number, got {v!r}")
 
     @property
     def learning_rate(self) -> float:
@@ -90,3 +114,11 @@ class DeformConfig:
         if self.lr is not None:
             return float(self.lr)
         return DEFAULT_LR.get(self.field.encoding, 1e-5)
+
+
+def paper_config(**changes) -> DeformConfig:
+    """The paper's setting for the reproduction (docs/method.md §6.4): the reference's random-subset
+    Chamfer, no fold or crossing term, 10 000 steps at a constant 1e-5 (1e-4 without encoding)."""
+    base = DeformConfig(loss="subset", fold_weight=0.0, crossing_weight=0.0, steps=10_000, lr=None, lr_final=None,
+                        unlock_fraction=0.5)
+    return replace(base, **changes)

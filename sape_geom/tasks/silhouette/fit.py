@@ -57,6 +57,9 @@ class DeformResult:
     tau: np.ndarray
     """(P,) the curve parameter fed to the network."""
     history: list[tuple[int, float]] = dc_field(default_factory=list)
+    """(step, stage-2 loss) about 200 times over the run."""
+    chamfer_history: list[tuple[int, float]] = dc_field(default_factory=list)
+    """(step, Chamfer part of the loss, both terms added) about 200 times over the run."""
     config: DeformConfig | None = None
     model: Any = None
     """The trained ``EncodedField`` (torch module), for further use."""
@@ -65,6 +68,25 @@ class DeformResult:
     def target(self) -> np.ndarray:
         """The target samples in the target's frame."""
         return self.normalization.invert(self.target_normalized)
+
+
+def steps_within(values: list[float], tolerance: float) -> int:
+    """First step from which the loss, smoothed over 1 % of the run, stays within ``tolerance`` of its
+    final smoothed value: how long the run needed to reach its end quality."""
+    if not values:
+        return 0
+    v = np.asarray(values, dtype=np.float64)
+    w = max(1, len(v) // 100)
+    smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+    above = np.nonzero(smooth > (1.0 + tolerance) * smooth[-1])[0]
+    return int(above[-1] + w + 1) if len(above) else w
+
+
+def thin(values: list[float], count: int = 200) -> list[tuple[int, float]]:
+    """(step, value) at about ``count`` steps (1-based), always ending with the last step."""
+    n = len(values)
+    steps = sorted(set(np.linspace(1, n, min(n, count)).round().astype(int).tolist())) if n else []
+    return [(s, float(values[s - 1])) for s in steps]
 
 
 def _as_contour(points: Any, what: str) -> C.Contour:
@@ -98,19 +120,23 @@ def deform_curve(
     config: DeformConfig = DeformConfig(),
     source_points: Any = None,
     callbacks: Any = None,
+    *,
+    stage_suffix: str = "",
 ) -> DeformResult:
     """Deform the source (default: the unit circle of docs/method.md §6.4) onto the target curve.
 
     ``target_points`` / ``source_points``: an (N, 2) array (taken as y-up), a :class:`curves.Contour`
     (its ``y_down`` respected) or a path for :func:`curves.load_contour`. ``callbacks``: a
     ``trainer.TrainCallbacks`` (progress with stage ``calibration`` then ``deform``, cancel; its
-    ``on_snapshot`` is called with each kept snapshot as ``(step, model)``).
+    ``on_snapshot`` is called with each kept snapshot as ``(step, model)``); ``stage_suffix`` is appended
+    to both stage names (``" 2/3"`` while the second of three loops is deformed).
     Raises :class:`InputError` for unusable curves, :class:`TrainingCancelled` when cancelled.
     """
     import torch
 
     from ...nn.model import EncodedField
     from ...nn.trainer import TrainCallbacks, choose_device, seed_everything, train
+    from .loss import DeformLoss
 
     if not isinstance(config, DeformConfig):
         raise ConfigError(f"config must be a DeformConfig, got {type(config).__name__}")
@@ -121,7 +147,10 @@ def deform_curve(
 
     device = choose_device(config.device)
     gen = seed_everything(config.seed)
-    model = EncodedField(1, 2, config.field, config.progress, config.steps, generator=gen).to(device)
+    # The progressive schedule is planned for 2 x unlock_fraction x steps: SAPE's block period T / (2 n_b)
+    # then comes out as unlock_fraction x steps / n_b (docs/method.md §6.4 has 0.5: B = 833 for 10 000).
+    horizon = max(1, round(2 * config.unlock_fraction * config.steps))
+    model = EncodedField(1, 2, config.field, config.progress, horizon, generator=gen).to(device)
     tau_np = C.curve_parameter(config.points)
     tau = torch.as_tensor(tau_np, dtype=torch.float32, device=device)[:, None]
     source = torch.as_tensor(source_n, dtype=torch.float32, device=device)
@@ -140,7 +169,7 @@ def deform_curve(
 
         calib = train(
             model, lambda step: (tau, calib_goal), calibration_loss, lr=config.calibration_lr,
-            steps=config.calibration_steps, stage="calibration", feedback=False,
+            steps=config.calibration_steps, stage="calibration" + stage_suffix, feedback=False,
             callbacks=TrainCallbacks(on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel,
                                      progress_every=getattr(user_cb, "progress_every", 1) or 1),
             stop_below=config.calibration_tolerance,
@@ -152,18 +181,11 @@ def deform_curve(
     n_target = len(target_n)
     k = min(config.max_target_samples, n_target)
 
-    def next_batch(step: int):
-        if k < n_target:
-            idx = torch.randperm(n_target, generator=gen)[:k].to(device)
-            return tau, target[idx]
-        return tau, target
+    loss_fn = DeformLoss(config.loss, target, base, subset=k, generator=gen, fold_weight=config.fold_weight,
+                         crossing_weight=config.crossing_weight)
 
-    def loss_fn(pred, tgt, x):
-        curve = pred + base
-        d = torch.cdist(curve, tgt)
-        d_pq = d.min(dim=1).values
-        d_qp = d.min(dim=0).values
-        return d_pq.mean() + d_qp.mean(), d_pq.detach()
+    def next_batch(step: int):
+        return tau, target
 
     snapshots_n: list[tuple[int, np.ndarray]] = []
 
@@ -191,8 +213,9 @@ def deform_curve(
         progress_every=getattr(user_cb, "progress_every", 1) or 1,
     )
     t1 = time.perf_counter()
-    stats = train(model, next_batch, loss_fn, lr=config.learning_rate, steps=config.steps, callbacks=cb,
-                  stage="deform")
+    stats = train(model, next_batch, loss_fn, lr=config.learning_rate, lr_final=config.lr_final,
+                  steps=config.steps, callbacks=cb,
+                  stage="deform" + stage_suffix)
     fit_s = time.perf_counter() - t1
 
     final_n = current_curve()
@@ -211,6 +234,7 @@ def deform_curve(
         calibration_steps=int(calib_steps),
         calibration_mse=float(calib_mse),
         encoding=config.field.encoding,
+        steps_to_5pct=steps_within(loss_fn.chamfer, 0.05),
     )
     if levels is not None:
         metrics["mean_open_fraction"] = float(levels.mean())
@@ -232,6 +256,7 @@ def deform_curve(
         source_normalized=source_n,
         tau=tau_np,
         history=list(stats.history),
+        chamfer_history=thin(loss_fn.chamfer),
         config=config,
         model=model,
     )

@@ -1,0 +1,166 @@
+"""Stage-2 losses of the silhouette deformation: Chamfer terms and SAPE's per-point feedback.
+
+* ``exact`` (default): curve point -> target *polyline* (point-to-segment) and every target sample ->
+  nearest curve point, all from exact differences (:mod:`.distance`). A curve point lying on the target
+  gets a feedback of 0 wherever it sits between target samples, so converged regions fall below ε and
+  freeze (docs/method.md §6.4 feeds SAPE the first term's per-point distance).
+* ``subset``: the reference code's loss, kept for the reproduction: a random subset of at most
+  ``max_target_samples`` target points per step, point-to-point both ways. Its feedback has a floor of
+  about a quarter of the subset's spacing (~0.002 on the official silhouettes), above ε = 1e-3.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .config import LOSSES
+
+MIDPOINTS = False
+from .distance import distance_to, nearest, nearest_brute, point_elements, polyline_segments
+
+Terms = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def fold_penalty(curve: torch.Tensor, target: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
+    """Mean length by which curve edges run *backwards* along the target: ``relu(-e_i · t_i)``.
+
+    ``e_i`` is the edge from curve point i to i+1 (closed), ``t_i`` the unit tangent of the target near
+    both its ends (the mean of their nearest segments' directions; both curves run counter-clockwise).
+    Zero for every curve that follows the target in its own direction, whatever its shape or detail;
+    positive on the fold-backs and curls that Chamfer cannot see (it is blind to the order of points),
+    which are where a deformed curve crosses itself.
+    """
+    edge = torch.roll(target, -1, 0) - target
+    tangent = edge / edge.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    t = tangent[segment] + tangent[torch.roll(segment, -1, 0)]
+    t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    e = torch.roll(curve, -1, 0) - curve
+    return torch.relu(-(e * t).sum(1)).mean()
+
+
+def _cross(ox, oy, ax, ay, bx, by):
+    """z of (a - o) x (b - o), broadcasting."""
+    return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
+
+
+@torch.no_grad()
+def crossing_pairs(curve: torch.Tensor, block: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j), i < j, of non-adjacent edges of the closed curve that properly cross.
+
+    Edge i runs from point i to i + 1 (mod P). Same rule as ``curve.count_self_intersections``.
+    """
+    p = curve.detach()
+    n = p.shape[0]
+    x0, y0 = p[:, 0], p[:, 1]
+    x1, y1 = torch.roll(x0, -1), torch.roll(y0, -1)
+    all_i, all_j = [], []
+    j = torch.arange(n, device=p.device)
+    for s in range(0, n, block):
+        i = j[s : s + block, None]
+        a0x, a0y, a1x, a1y = x0[i], y0[i], x1[i], y1[i]
+        d1 = _cross(a0x, a0y, a1x, a1y, x0, y0)
+        d2 = _cross(a0x, a0y, a1x, a1y, x1, y1)
+        d3 = _cross(x0, y0, x1, y1, a0x, a0y)
+        d4 = _cross(x0, y0, x1, y1, a1x, a1y)
+        hit = (d1 * d2 < 0) & (d3 * d4 < 0) & (j > i + 1) & ~((i == 0) & (j == n - 1))
+        ii, jj = torch.nonzero(hit, as_tuple=True)
+        all_i.append(ii + s)
+        all_j.append(jj)
+    return torch.cat(all_i), torch.cat(all_j)
+
+
+def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """Sum over the pairs (i, j) still crossing of how far the cheapest end point must move to undo it.
+
+    For crossing edges AB and CD that is the smallest distance of A or B to line CD and of C or D to
+    line AB. Zero on every curve that does not cross itself, so it cannot bend a clean result.
+    """
+    if i.numel() == 0:
+        return curve.sum() * 0.0
+    nxt = torch.roll(curve, -1, 0)
+    a, b, c, d = curve[i], nxt[i], curve[j], nxt[j]
+    ab, cd = b - a, d - c
+    o1 = _cross(a[:, 0], a[:, 1], b[:, 0], b[:, 1], c[:, 0], c[:, 1])
+    o2 = _cross(a[:, 0], a[:, 1], b[:, 0], b[:, 1], d[:, 0], d[:, 1])
+    o3 = _cross(c[:, 0], c[:, 1], d[:, 0], d[:, 1], a[:, 0], a[:, 1])
+    o4 = _cross(c[:, 0], c[:, 1], d[:, 0], d[:, 1], b[:, 0], b[:, 1])
+    still = ((o1 * o2 < 0) & (o3 * o4 < 0)).detach()
+    to_ab = torch.minimum(o1.abs(), o2.abs()) / ab.norm(dim=1).clamp_min(1e-12)
+    to_cd = torch.minimum(o3.abs(), o4.abs()) / cd.norm(dim=1).clamp_min(1e-12)
+    return (torch.minimum(to_ab, to_cd) * still).sum()
+
+
+def _point_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).square().sum(1).clamp_min(1e-24).sqrt()
+
+
+CROSSING_EVERY = 10
+"""Steps between two searches for crossing edges (an O(P²) test); the pairs found are penalised until
+the next search, each only while it still crosses."""
+
+
+class DeformLoss:
+    """The stage-2 loss ``d_pq.mean() + d_qp.mean() + fold + crossing`` as ``trainer.train`` calls it.
+
+    Returns ``(loss, d_pq)``: the per-point curve-to-target distance is SAPE's feedback. ``base`` is added
+    to the network output (the source for ``offset=True``, else zeros).
+    """
+
+    def __init__(self, kind: str, target: torch.Tensor, base: torch.Tensor, *, subset: int,
+                 generator: torch.Generator, fold_weight: float = 0.0, crossing_weight: float = 0.0) -> None:
+        self.terms = chamfer_terms(kind, target, subset, generator)
+        self.target, self.base = target, base
+        self.fold_weight, self.crossing_weight = float(fold_weight), float(crossing_weight)
+        self.calls = 0
+        self.chamfer: list[float] = []
+        """The Chamfer part of the loss at every call (both terms added), for the speed report."""
+        self.pairs = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+    def __call__(self, prediction: torch.Tensor, _target: torch.Tensor, _x: torch.Tensor):
+        curve = prediction + self.base
+        d_pq, d_qp, segment = self.terms(curve)
+        loss = d_pq.mean() + d_qp.mean()
+        self.chamfer.append(float(loss.detach()))
+        if self.fold_weight > 0:
+            loss = loss + self.fold_weight * fold_penalty(curve, self.target, segment)
+        if self.crossing_weight > 0:
+            if self.calls % CROSSING_EVERY == 0:
+                self.pairs = crossing_pairs(curve)
+            loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs) / len(curve)
+        self.calls += 1
+        return loss, d_pq.detach()
+
+
+def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch.Generator) -> Terms:
+    """``terms(curve) -> (d_pq, d_qp, nearest_target_segment)``: the per-point distances of both Chamfer
+    directions (curve -> target, target -> curve) and, per curve point, the index of the target segment
+    it is nearest to (its own nearest target point for ``subset``)."""
+    if kind == "exact":
+        segments = polyline_segments(target)
+
+        def exact(curve: torch.Tensor):
+            seg = nearest(curve, segments)
+            d_pq = distance_to(curve, segments, seg)
+            if MIDPOINTS:
+                mid = (curve + torch.roll(curve, -1, 0)) / 2
+                d_mid = distance_to(mid, segments, nearest(mid, segments))
+                d_pq = 0.5 * d_pq + 0.25 * (d_mid + torch.roll(d_mid, 1, 0))
+            vertex = nearest(target, point_elements(curve))
+            return d_pq, _point_distance(target, curve[vertex]), seg
+
+        return exact
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}")
+    n = len(target)
+
+    def paper(curve: torch.Tensor):
+        q = target
+        if subset < n:
+            q = target[torch.randperm(n, generator=generator)[:subset].to(target.device)]
+        to_q, _ = nearest_brute(curve, point_elements(q))
+        to_p, _ = nearest_brute(q, point_elements(curve))
+        return _point_distance(curve, q[to_q]), _point_distance(q, curve[to_p]), to_q
+
+    return paper

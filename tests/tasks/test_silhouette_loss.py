@@ -1,0 +1,87 @@
+"""The exact Chamfer terms of the silhouette task: distances, SAPE feedback, fold and crossing terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sape_geom import curve as C  # noqa: E402
+from sape_geom.tasks.silhouette import distance as D  # noqa: E402
+from sape_geom.tasks.silhouette.loss import (  # noqa: E402
+    chamfer_terms,
+    crossing_pairs,
+    crossing_penalty,
+    fold_penalty,
+)
+
+
+def wavy(n: int = 1500) -> np.ndarray:
+    """A closed curve with a thin neck and fine waves: nearest segments are easy to get wrong here."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    r = 0.6 + 0.35 * np.cos(2 * t) ** 8 + 0.03 * np.sin(40 * t)
+    return np.stack([r * np.cos(t), 0.5 * r * np.sin(t)], axis=1)
+
+
+def test_exact_distance_matches_brute_force_reference():
+    target = wavy()
+    rng = np.random.default_rng(0)
+    near = target[rng.integers(0, len(target), 400)] + rng.normal(scale=0.004, size=(400, 2))
+    far = rng.uniform(-1.5, 1.5, size=(400, 2))
+    q = np.vstack([near, far, C.circle(200)])
+    segments = D.polyline_segments(torch.tensor(target, dtype=torch.float32))
+    qt = torch.tensor(q, dtype=torch.float32)
+    got = D.distance_to(qt, segments, D.nearest(qt, segments)).double().numpy()
+    want = C.distances_to_polyline(q, target)  # float64, every pair
+    assert np.abs(got - want).max() < 1e-6
+    # and the chunk search found the same nearest distance as checking every segment
+    brute, _ = D.nearest_brute(qt, segments)
+    assert np.abs(D.distance_to(qt, segments, brute).numpy() - got).max() < 1e-6
+
+
+def test_distance_gradient_points_away_from_the_polyline():
+    square = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=torch.float32)
+    seg = D.polyline_segments(square)
+    q = torch.tensor([[0.5, -0.2], [1.3, 1.4]], requires_grad=True)
+    d = D.distance_to(q, seg, D.nearest(q, seg))
+    d.sum().backward()
+    assert d.detach().numpy() == pytest.approx([0.2, 0.5], abs=1e-6)
+    np.testing.assert_allclose(q.grad.numpy(), [[0, -1], [0.6, 0.8]], atol=1e-5)
+
+
+def test_exact_feedback_reaches_zero_on_the_target_while_the_subset_one_cannot():
+    # a curve lying on the target but between its samples: the distance to the polyline is ~0, the
+    # distance to a random subset of 1000 samples (the reference's loss) stays well above epsilon = 1e-3
+    target = torch.tensor(C.resample_closed(wavy(), 3000), dtype=torch.float32)
+    curve = torch.tensor(C.resample_closed(wavy(), 500), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    exact = chamfer_terms("exact", target, 1000, gen)(curve)[0]
+    subset = chamfer_terms("subset", target, 1000, gen)(curve)[0]
+    assert float(exact.mean()) < 1e-4  # a tenth of epsilon (the two resamplings cut corners differently)
+    assert float(subset.mean()) > 1e-3
+
+
+def test_fold_term_is_zero_for_a_curve_that_follows_the_target_and_sees_fold_backs():
+    target = torch.tensor(C.circle(2000), dtype=torch.float32)
+    seg = D.polyline_segments(target)
+    smooth = torch.tensor(C.circle(300) * 1.02, dtype=torch.float32)  # off the target, but in order
+    assert float(fold_penalty(smooth, target, D.nearest(smooth, seg))) == 0.0
+    folded = smooth.clone()
+    folded[100:104] = folded[[103, 101, 102, 100]]  # two points swapped along the curve
+    assert float(fold_penalty(folded, target, D.nearest(folded, seg))) > 0.0
+
+
+def test_crossing_pairs_and_penalty():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        pts = C.circle(120) + rng.normal(scale=0.03, size=(120, 2))
+        i, j = crossing_pairs(torch.tensor(pts))
+        assert len(i) == C.count_self_intersections(pts)
+    clean = torch.tensor(C.circle(100), requires_grad=True)
+    assert float(crossing_penalty(clean, *crossing_pairs(clean)).detach()) == 0.0
+    bow = torch.tensor([[0, 0], [1, 1], [1, 0], [0, 1]], dtype=torch.float64, requires_grad=True)
+    pen = crossing_penalty(bow, *crossing_pairs(bow))
+    pen.backward()
+    assert float(pen.detach()) == pytest.approx(np.sqrt(0.5))  # each end sits 1/sqrt(2) from the other diagonal
+    assert float(bow.grad.abs().sum()) > 0
