@@ -14,6 +14,7 @@ from typing import Any
 PRESETS = (
     ("fast", "Fast", "1000 steps, 32³ SAPE grid, 16 frequency blocks"),
     ("quality", "Quality", "100000 steps, 64³ SAPE grid"),
+    ("paper", "Paper", "100000 steps, 64³ SAPE grid"),
 )
 #: ``sape_geom.config.ENCODINGS``, in order: (name, label, tooltip).
 ENCODINGS = (
@@ -46,6 +47,28 @@ RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 16, 1024, 128
 """Extraction grid sizes the panel offers (``OccupancyConfig`` accepts all of them) and its default."""
 EXTRA_SETTINGS_EXAMPLE = '{"config": {"batch_size": 2000}}'
 """Shown in the Extra Settings tooltip; a test runs it through the worker's settings parsing."""
+RESOLUTION_WARN = 512
+"""From this grid size on the panel warns that extraction is slow and the mesh large."""
+UNIT_RADIUS = 0.95
+"""``sape_geom.mesh.UNIT_RADIUS``: the farthest input vertex lands at this distance in the unit frame,
+whose extraction grid spans [-1, 1]³ with ``resolution`` points per axis (the voxel size shown)."""
+
+PROTOCOL_VERSION = 1
+"""``sape_geom.app.worker.PROTOCOL_VERSION``: a worker that says another version is refused."""
+TORCH_REQUIREMENT = "torch==2.13.0"
+"""What Set Up Worker installs (the Makefile's pin; it satisfies the library's torch requirement)."""
+WORKER_REQUIREMENTS = (
+    "numpy>=1.26,<2", "trimesh>=4.0", "libigl>=2.5", "PyMCubes>=0.1.4", "scipy>=1.10", "pillow>=10", "tqdm>=4.60",
+)
+"""The library's other dependencies (``pyproject.toml``'s ``dependencies`` without torch)."""
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+"""Added as an extra index on Linux and Windows for the CPU build (PyPI's Linux wheel is the CUDA one)."""
+TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+"""The CUDA build's index on Windows (on Linux PyPI's own torch is the CUDA build)."""
+TORCH_BUILDS = (
+    ("CPU", "CPU", "The CPU build of torch (about 200 MB to download); works everywhere"),
+    ("CUDA", "CUDA (NVIDIA)", "The CUDA build of torch for NVIDIA GPUs: about 3 GB to download and 6 GB on disk"),
+)
 
 
 def fit_settings(
@@ -59,6 +82,7 @@ def fit_settings(
     resolution: int,
     preview_every_s: float,
     extra: str,
+    keep_largest: bool = False,
 ) -> dict[str, Any]:
     """Settings of the worker's ``fit_surface`` task; ``budget`` is ``PRESET``, ``STEPS`` or ``TIME``."""
     overrides: dict[str, Any] = {"encoding": encoding}
@@ -73,9 +97,16 @@ def fit_settings(
         "overrides": overrides,
         "resolution": int(resolution),
         "colors": True,
+        "keep_largest": bool(keep_largest),
         "preview_every_s": float(preview_every_s),
     }
     return merge_extra(settings, extra)
+
+
+def voxel_size(radius: float, resolution: int) -> float:
+    """World size of one extraction cell for an input whose farthest vertex is ``radius`` from its
+    bounding-box centre: the grid's spacing 2 / (resolution - 1) in the unit frame, scaled back."""
+    return 2.0 * float(radius) / (UNIT_RADIUS * max(1, int(resolution) - 1))
 
 
 def merge_extra(settings: dict[str, Any], extra: str) -> dict[str, Any]:

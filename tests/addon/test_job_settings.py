@@ -94,3 +94,46 @@ def test_panel_settings_with_the_extra_settings_example_pass_the_worker_parsing(
         assert functools.reduce(getattr, key.split("."), config) == value
     assert (config.field.encoding, config.device) == ("ff", "cpu")
     assert config.steps == {"PRESET": PRESETS[preset].steps, "STEPS": 300, "TIME": None}[budget]
+
+
+def test_protocol_version_is_the_workers():
+    from sape_geom.app.worker import PROTOCOL_VERSION
+
+    assert js.PROTOCOL_VERSION == PROTOCOL_VERSION
+
+
+def test_set_up_requirements_are_the_librarys_dependencies_and_the_makefile_torch_pin():
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    torch_spec = [Requirement(d) for d in deps if Requirement(d).name == "torch"]
+    assert tuple(d for d in deps if Requirement(d).name != "torch") == js.WORKER_REQUIREMENTS
+    pinned = Requirement(js.TORCH_REQUIREMENT)
+    assert pinned.name == "torch" and len(torch_spec) == 1
+    version = next(iter(pinned.specifier)).version
+    assert torch_spec[0].specifier.contains(version)
+    assert re.findall(r"pip install --quiet (torch==\S+)", (ROOT / "Makefile").read_text()) == [js.TORCH_REQUIREMENT]
+
+
+def test_voxel_size_is_the_extraction_spacing_in_the_input_frame():
+    import numpy as np
+
+    from sape_geom.mesh.io import UNIT_RADIUS, normalization_for
+
+    assert js.UNIT_RADIUS == UNIT_RADIUS
+    vertices = np.random.default_rng(0).normal(size=(500, 3)) * [3.0, 1.0, 0.5] + [10.0, -2.0, 4.0]
+    norm = normalization_for(vertices)
+    center = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    radius = float(np.linalg.norm(vertices - center, axis=1).max())
+    for resolution in (16, 128, 1024):
+        spacing_unit = 2.0 / (resolution - 1)  # grid of `resolution` points spanning [-1, 1], ends included
+        assert js.voxel_size(radius, resolution) == pytest.approx(spacing_unit / norm.scale)
+
+
+def test_keep_largest_reaches_the_worker_settings():
+    settings = js.fit_settings(preset="fast", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
+                               resolution=64, preview_every_s=0.0, extra="", keep_largest=True)
+    assert parse_settings(FitSurfaceSettings, "fit_surface", settings).keep_largest is True
