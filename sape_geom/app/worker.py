@@ -42,13 +42,18 @@ it (the settings are parsed into one dataclass per task in ``sape_geom.app.worke
     ``device``.
     Result: ``mesh.npz`` as above.
 ``deform``
-    inputs: ``target_points`` (N, 2) float, optional ``source_points`` (M, 2) float (absent: the
-    library's default circle). Instead of ``target_points`` the settings may name ``target_image``, a
-    silhouette image (or polyline file) read with ``sape_geom.curve.load_contour`` and normalised
-    (centred, radius 1, y up); results are then in that normalised frame. settings: ``config`` (dict for
-    ``DeformConfig``, dotted keys allowed), ``steps`` (shortcut for the config's step count).
+    inputs: ``target_points`` (N, 2) float, optional ``target_offsets`` (K + 1,) int splitting it into K
+    loops (outer contours and holes, found by nesting), optional ``source_points`` (M, 2) float (absent:
+    the library's default circle, one per loop). Instead of ``target_points`` the settings may name
+    ``target_image``, a silhouette image (or polyline file) read with ``sape_geom.curve.load_contours``
+    (every loop) and normalised (centred, radius 1, y up); results are then in that normalised frame.
+    settings: ``config`` (dict for ``DeformConfig``, dotted keys allowed), ``steps`` (shortcut for the
+    config's step count). Every loop is deformed from its own source.
     Result: ``curves.npz`` with ``curve`` (P, 2) float32, ``levels`` (P,) or empty,
-    ``snapshot_steps`` (S,) int64, ``snapshots`` (S, P, 2) float32, ``target`` (N, 2) float32.
+    ``snapshot_steps`` (S,) int64, ``snapshots`` (S, P, 2) float32, ``target`` (N, 2) float32, all of
+    the largest outer loop; and every loop stacked: ``contour_points`` (sum P, 2), ``contour_offsets``
+    (K + 1,), ``contour_holes`` (K,) bool, ``contour_levels`` (sum P,) or empty, ``contour_snapshots``
+    (S, sum P, 2), ``contour_targets`` (sum N, 2) with ``contour_target_offsets`` (K + 1,).
 
 Events (stdout, one JSON object per line, always with an ``"event"`` key)
 ------------------------------------------------------------------------
@@ -60,8 +65,9 @@ Events (stdout, one JSON object per line, always with an ``"event"`` key)
     ``path`` is an npz like ``mesh.npz`` (no colours) from a coarse extraction, for live display.
 ``{"event": "result", "task", ...paths and plain values...}``
     ``fit_surface``: ``mesh``, ``checkpoint``, ``metrics``; ``extract``: ``mesh``; ``deform``:
-    ``curves``, ``metrics``; ``check``: ``python``, ``executable``, ``sape_geom``, ``torch`` (version or
-    null), ``devices`` (list such as ``["cpu", "cuda:0"]``), ``device_names``, ``ok``, ``reason``.
+    ``curves``, ``metrics``, ``contours`` (number of loops); ``check``: ``python``, ``executable``,
+    ``sape_geom``, ``torch`` (version or null), ``devices`` (list such as ``["cpu", "cuda:0"]``),
+    ``device_names``, ``ok``, ``reason``.
 ``{"event": "cancelled", "task"}``
     The job stopped because it was asked to; not an error.
 ``{"event": "error", "message", "type", "traceback"}``

@@ -122,3 +122,24 @@ def test_deform_towards_an_image_or_polyline_file_works_in_its_normalised_frame(
     assert np.allclose(centre, 0.0, atol=1e-5)  # centred, farthest point at 1 (y up)
     assert np.isclose(np.linalg.norm(target - centre, axis=1).max(), 1.0, atol=1e-5)
     assert np.abs(curve).max() < 3.0  # the curve lives in the same frame, not in pixels
+
+
+def test_deform_several_loops_gives_one_curve_per_loop_and_keeps_the_old_keys(tmp_path):
+    outer, hole = flower(), flower()[::-1] * 0.4
+    offsets = np.array([0, len(outer), len(outer) + len(hole)])
+    ctx, _ = context(tmp_path, {"steps": 5, "config": TINY_DEFORM},
+                     {"target_points": np.vstack([outer, hole]), "target_offsets": offsets})
+    result = task_deform(ctx)
+    assert result["contours"] == 2 and result["metrics"]["holes"] == 1
+    with np.load(result["curves"]) as data:
+        o = data["contour_offsets"]
+        assert len(o) == 3 and list(data["contour_holes"]) == [False, True]
+        assert data["contour_points"].shape == (o[-1], 2)
+        assert data["contour_snapshots"].shape[1:] == (o[-1], 2)
+        np.testing.assert_allclose(data["curve"], data["contour_points"][: o[1]])  # old keys: the outline
+        np.testing.assert_allclose(data["target"], outer, atol=1e-6)
+    (tmp_path / "bad").mkdir()
+    bad, _ = context(tmp_path / "bad", {"steps": 5, "config": TINY_DEFORM},
+                     {"target_points": outer, "target_offsets": np.array([0, 2, len(outer)])})
+    with pytest.raises(JobError, match="target_offsets"):
+        task_deform(bad)
