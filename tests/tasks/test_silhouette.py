@@ -17,7 +17,7 @@ from sape_geom import curve as C  # noqa: E402
 from sape_geom.config import FieldConfig, ProgressConfig  # noqa: E402
 from sape_geom.errors import ConfigError, InputError, TrainingCancelled  # noqa: E402
 from sape_geom.app.cli import main as cli_main  # noqa: E402
-from sape_geom.tasks.silhouette import DeformConfig, deform_curve, save_outputs  # noqa: E402
+from sape_geom.tasks.silhouette import DeformConfig, deform_curve, paper_config, save_outputs  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -57,8 +57,13 @@ def test_config_defaults_follow_spec():
     assert (c.field.encoding, c.field.sigma, c.field.num_frequencies) == ("sape", 5.0, 256)
     assert (c.field.hidden_width, c.field.hidden_layers) == (256, 2)
     assert (c.progress.num_blocks, c.progress.epsilon, c.progress.grid_resolution) == (6, 1e-3, 128)
-    assert (c.steps, c.points, c.max_target_samples, c.calibration_steps) == (10_000, 500, 1000, 5000)
+    assert (c.steps, c.points, c.max_target_samples, c.calibration_steps) == (3000, 500, 1000, 5000)
+    assert (c.loss, c.fold_weight, c.crossing_weight, c.unlock_fraction) == ("exact", 10.0, 10.0, 1.0)
     assert c.learning_rate == 1e-5
+    # the paper's setting, for the reproduction: subset Chamfer, no extra term, 10k steps, blocks by half-way
+    p = paper_config()
+    assert (p.loss, p.fold_weight, p.crossing_weight, p.steps, p.unlock_fraction) == ("subset", 0.0, 0.0, 10_000, 0.5)
+    assert (p.field, p.progress, p.learning_rate, p.points) == (c.field, c.progress, 1e-5, 500)
     assert config_mod.replace(c, **{"field.encoding": "none"}).learning_rate == 1e-4
     assert config_mod.replace(c, lr=3e-4).learning_rate == 3e-4
     assert not c.offset

@@ -2,7 +2,9 @@
 
 An encoded MLP maps the curve parameter ``τ ∈ (-1, 1)`` (1-D input) to a 2-D point. Stage 1
 (calibration) fits it to the source curve by MSE; stage 2 minimises the symmetric Chamfer loss to the
-target contour, with the SAPE mask over ``τ`` fed by the first Chamfer term's per-point distance.
+target contour (plus the fold and crossing terms, see ``loss.py``), with the SAPE mask over ``τ`` fed by
+the first Chamfer term's per-point distance. This module deforms one loop; ``shape.py`` every loop of a
+silhouette with holes and parts.
 
 Frames: everything is fitted in the normalised frame of :mod:`sape_geom.curve.contour` (bounding-box centre at
 the origin, farthest point at 1, y up, curves counter-clockwise). The source is normalised the same way
@@ -15,7 +17,10 @@ Differences from the reference code, on purpose:
   reference's midpoint densification; every step still draws at most ``max_target_samples`` of them;
 * ``offset=True`` parametrises the curve as ``source(τ) + MLP(τ)`` (the project page's description, docs/method.md D2);
   calibration then drives the MLP to zero. Default off (the code's absolute positions);
-* seeds are set (the reference sets none).
+* seeds are set (the reference sets none);
+* by default (issue 14) the Chamfer terms are exact distances to the target polyline, the fold and
+  crossing terms keep the curve simple, SAPE's blocks open over the whole run and stage 2 takes 3000
+  steps; ``config.paper_config()`` restores the paper's setting.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Stage-2 losses of the silhouette deformation: Chamfer terms and SAPE's per-point feedback.
 
-* ``exact`` (default): curve point -> target *polyline* (point-to-segment) and every target sample ->
-  nearest curve point, all from exact differences (:mod:`.distance`). A curve point lying on the target
-  gets a feedback of 0 wherever it sits between target samples, so converged regions fall below ε and
-  freeze (docs/method.md §6.4 feeds SAPE the first term's per-point distance).
+* ``exact`` (default): curve point -> target *polyline* (point-to-segment, the feedback) and target
+  samples -> nearest curve point, all from exact differences (:mod:`.distance`). A curve point lying on
+  the target gets a feedback of 0 wherever it sits between target samples, so converged regions fall
+  below ε and freeze (docs/method.md §6.4 feeds SAPE the first term's per-point distance). The second
+  term takes every k-th target sample, from a rotating offset, so that a step sees at most
+  ``max_target_samples`` of them and every sample is used once in k steps (it is the costly direction:
+  the curve moves, so it cannot be indexed once).
 * ``subset``: the reference code's loss, kept for the reproduction: a random subset of at most
   ``max_target_samples`` target points per step, point-to-point both ways. Its feedback has a floor of
   about a quarter of the subset's spacing (~0.002 on the official silhouettes), above ε = 1e-3.
@@ -16,8 +19,6 @@ from typing import Callable
 import torch
 
 from .config import LOSSES
-
-MIDPOINTS = False
 from .distance import distance_to, nearest, nearest_brute, point_elements, polyline_segments
 
 Terms = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -71,11 +72,13 @@ def crossing_pairs(curve: torch.Tensor, block: int = 256) -> tuple[torch.Tensor,
     return torch.cat(all_i), torch.cat(all_j)
 
 
-def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over the pairs (i, j) still crossing of how far the cheapest end point must move to undo it.
 
     For crossing edges AB and CD that is the smallest distance of A or B to line CD and of C or D to
-    line AB. Zero on every curve that does not cross itself, so it cannot bend a clean result.
+    line AB (times ``weights`` per pair when given). Zero on every curve that does not cross itself, so it
+    cannot bend a clean result.
     """
     if i.numel() == 0:
         return curve.sum() * 0.0
@@ -89,12 +92,16 @@ def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> t
     still = ((o1 * o2 < 0) & (o3 * o4 < 0)).detach()
     to_ab = torch.minimum(o1.abs(), o2.abs()) / ab.norm(dim=1).clamp_min(1e-12)
     to_cd = torch.minimum(o3.abs(), o4.abs()) / cd.norm(dim=1).clamp_min(1e-12)
-    return (torch.minimum(to_ab, to_cd) * still).sum()
+    depth = torch.minimum(to_ab, to_cd) * still
+    return (depth if weights is None else depth * weights).sum()
 
 
 def _point_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).square().sum(1).clamp_min(1e-24).sqrt()
 
+
+MAX_BOOST = 64.0
+"""Largest factor on the crossing weight of a pair that keeps crossing (see ``DeformLoss.boost``)."""
 
 CROSSING_EVERY = 10
 """Steps between two searches for crossing edges (an O(P²) test); the pairs found are penalised until
@@ -117,6 +124,9 @@ class DeformLoss:
         self.chamfer: list[float] = []
         """The Chamfer part of the loss at every call (both terms added), for the speed report."""
         self.pairs = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+        self.boost = torch.ones(0)
+        """Per-pair factor: doubles at each search that finds the pair still crossing (at most
+        ``MAX_BOOST``), so a stuck crossing is pushed harder while the others keep the base weight."""
 
     def __call__(self, prediction: torch.Tensor, _target: torch.Tensor, _x: torch.Tensor):
         curve = prediction + self.base
@@ -127,10 +137,22 @@ class DeformLoss:
             loss = loss + self.fold_weight * fold_penalty(curve, self.target, segment)
         if self.crossing_weight > 0:
             if self.calls % CROSSING_EVERY == 0:
-                self.pairs = crossing_pairs(curve)
-            loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs) / len(curve)
+                self._search(curve)
+            loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs, self.boost) / len(curve)
         self.calls += 1
         return loss, d_pq.detach()
+
+    def _search(self, curve: torch.Tensor) -> None:
+        n = len(curve)
+        old = self.pairs[0] * n + self.pairs[1]  # ascending, like the new ids
+        i, j = crossing_pairs(curve)
+        new = i * n + j
+        boost = torch.ones(len(new), device=curve.device)
+        if len(old) and len(new):
+            at = torch.searchsorted(old, new).clamp_(max=len(old) - 1)
+            again = old[at] == new
+            boost[again] = (self.boost[at[again]] * 2).clamp_(max=MAX_BOOST)
+        self.pairs, self.boost = (i, j), boost
 
 
 def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch.Generator) -> Terms:
@@ -139,16 +161,17 @@ def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch
     it is nearest to (its own nearest target point for ``subset``)."""
     if kind == "exact":
         segments = polyline_segments(target)
+        stride = max(1, -(-len(target) // subset))
+        calls = 0
 
         def exact(curve: torch.Tensor):
+            nonlocal calls
             seg = nearest(curve, segments)
             d_pq = distance_to(curve, segments, seg)
-            if MIDPOINTS:
-                mid = (curve + torch.roll(curve, -1, 0)) / 2
-                d_mid = distance_to(mid, segments, nearest(mid, segments))
-                d_pq = 0.5 * d_pq + 0.25 * (d_mid + torch.roll(d_mid, 1, 0))
-            vertex = nearest(target, point_elements(curve))
-            return d_pq, _point_distance(target, curve[vertex]), seg
+            q = target[calls % stride :: stride]  # every target sample once per ``stride`` steps
+            calls += 1
+            vertex, _ = nearest_brute(q, point_elements(curve))
+            return d_pq, _point_distance(q, curve[vertex]), seg
 
         return exact
     if kind not in LOSSES:
