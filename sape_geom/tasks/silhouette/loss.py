@@ -158,7 +158,7 @@ class DeformLoss:
 def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch.Generator) -> Terms:
     """``terms(curve) -> (d_pq, d_qp, nearest_target_segment)``: the per-point distances of both Chamfer
     directions (curve -> target, target -> curve) and, per curve point, the index of the target segment
-    it is nearest to (its own nearest target point for ``subset``)."""
+    it is nearest to (for ``subset``: of its nearest target sample, the segment starting there)."""
     if kind == "exact":
         segments = polyline_segments(target)
         stride = max(1, -(-len(target) // subset))
@@ -179,11 +179,12 @@ def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch
     n = len(target)
 
     def paper(curve: torch.Tensor):
-        q = target
+        chosen = torch.arange(n, device=target.device)
         if subset < n:
-            q = target[torch.randperm(n, generator=generator)[:subset].to(target.device)]
+            chosen = torch.randperm(n, generator=generator)[:subset].to(target.device)
+        q = target[chosen]
         to_q, _ = nearest_brute(curve, point_elements(q))
         to_p, _ = nearest_brute(q, point_elements(curve))
-        return _point_distance(curve, q[to_q]), _point_distance(q, curve[to_p]), to_q
+        return _point_distance(curve, q[to_q]), _point_distance(q, curve[to_p]), chosen[to_q]
 
     return paper
