@@ -6,6 +6,10 @@ The zip holds one top-level folder, ``sape_geom_blender/``, whose name equals th
 the same file installs as a Blender 4.2+ extension (Install from Disk, or
 ``bpy.ops.extensions.package_install_files``) and as a legacy add-on in Blender 3.4-4.1
 (Preferences > Add-ons > Install, or ``bpy.ops.preferences.addon_install``). Prints the zip's path.
+
+The zip also carries the pure-Python ``sape_geom`` package as ``sape_geom_blender/worker_lib/sape_geom/``
+for the worker process (the add-on never imports it; ``worker_client.worker_env`` puts it on the
+worker's PYTHONPATH), so a worker environment needs only the library's dependencies (Set Up Worker).
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "blender_addon" / "sape_geom_blender"
+LIBRARY = ROOT / "sape_geom"
+WORKER_LIB = "worker_lib"
+
+
+def _sources(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                  and p.suffix not in (".pyc", ".pyo"))
 
 
 def manifest_field(text: str, key: str) -> str:
@@ -38,12 +49,15 @@ def build(output_dir: Path) -> Path:
         raise SystemExit(f"bl_info version must match the manifest's {version}")
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / f"{addon_id}-{version}.zip"
-    files = sorted(p for p in ADDON.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                   and p.suffix not in (".pyc", ".pyo"))
+    if (ADDON / WORKER_LIB).exists():
+        raise SystemExit(f"{ADDON / WORKER_LIB} must not exist in the source tree: the zip's copy is made from {LIBRARY}")
     tmp = target.with_suffix(".zip.part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
+        for path in _sources(ADDON):
             zf.write(path, f"{addon_id}/{path.relative_to(ADDON).as_posix()}")
+        for path in _sources(LIBRARY):
+            if path.suffix == ".py":
+                zf.write(path, f"{addon_id}/{WORKER_LIB}/sape_geom/{path.relative_to(LIBRARY).as_posix()}")
     tmp.replace(target)
     return target
 

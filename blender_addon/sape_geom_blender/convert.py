@@ -87,6 +87,40 @@ def set_point_colors(mesh: bpy.types.Mesh, colors: np.ndarray) -> None:
         layer.data.foreach_set("color", rgba[idx].ravel())
 
 
+def shade_smooth(mesh: bpy.types.Mesh) -> None:
+    """Smooth shading on every face (``Mesh.shade_smooth`` from 4.1, ``use_smooth`` before)."""
+    if hasattr(mesh, "shade_smooth"):
+        mesh.shade_smooth()
+    else:
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
+
+
+def world_radius(vertices: np.ndarray) -> float:
+    """Distance of the farthest vertex from the bounding-box centre (the worker's normalisation)."""
+    center = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    return float(np.linalg.norm(vertices - center, axis=1).max())
+
+
+def bounds_radius(obj: bpy.types.Object) -> float:
+    """:func:`world_radius` of the object's (evaluated) bounding-box corners: an upper bound, for display."""
+    m = np.array(obj.matrix_world, dtype=np.float64)
+    corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64) @ m[:3, :3].T + m[:3, 3]
+    return world_radius(corners)
+
+
+#: Deformation planes: world axes (u, v) of the plane; the normal is u x v.
+PLANE_AXES = {"XY": ((1, 0, 0), (0, 1, 0)), "XZ": ((1, 0, 0), (0, 0, 1)), "YZ": ((0, 1, 0), (0, 0, 1))}
+
+
+def plane_rotation(kind: str, view_rotation=None) -> np.ndarray:
+    """(3, 3) rotation whose columns are the plane's u, v and normal in world space. ``VIEW`` takes the
+    3D view's rotation (a quaternion; its x/y are the screen's right/up); without one it is ``XY``."""
+    if kind == "VIEW" and view_rotation is not None:
+        return np.array(view_rotation.to_matrix(), dtype=np.float64)
+    u, v = (np.array(a, dtype=np.float64) for a in PLANE_AXES.get(kind, PLANE_AXES["XY"]))
+    return np.stack([u, v, np.cross(u, v)], axis=1)
+
+
 def mesh_world_bounds(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """(min, max) of the object's own vertices in world space (no modifiers)."""
     co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)

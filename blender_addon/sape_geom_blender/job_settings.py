@@ -47,6 +47,8 @@ RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 16, 1024, 128
 """Extraction grid sizes the panel offers (``OccupancyConfig`` accepts all of them) and its default."""
 EXTRA_SETTINGS_EXAMPLE = '{"config": {"batch_size": 2000}}'
 """Shown in the Extra Settings tooltip; a test runs it through the worker's settings parsing."""
+DEFORM_EXTRA_SETTINGS_EXAMPLE = '{"config": {"points": 256}}'
+"""The same for the Deform panel's Extra Settings (the ``deform`` task's settings)."""
 RESOLUTION_WARN = 512
 """From this grid size on the panel warns that extraction is slow and the mesh large."""
 UNIT_RADIUS = 0.95

@@ -1,4 +1,4 @@
-"""Operators: Fit Selected, Cancel, Re-extract, Deform Curve, and the internal Report.
+"""Operators: Fit Selected, Cancel, Re-extract and Deform Curve (Set Up Worker and Check: ``setup_ops``).
 
 Every operator checks its input before anything is created, so a refused request leaves the scene as
 it was and says why in the report area. Work happens in the worker process; results arrive through
@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
-
-from . import convert, runner
+from . import convert, results, runner
 from .preferences import resolve_worker_python, work_dir_base
 from .job_settings import merge_extra
 
@@ -23,7 +21,7 @@ def _worker_python_or_report(op, context) -> str | None:
     python, where = resolve_worker_python(context)
     problem = check_python(python)
     if problem:
-        op.report({"ERROR"}, f"SAPE: {problem} ({where}); set 'Worker Python' in the add-on preferences")
+        op.report({"ERROR"}, f"SAPE: {problem} ({where})")
         return None
     return python
 
@@ -76,7 +74,9 @@ class SAPE_OT_fit_selected(bpy.types.Operator):
             items.append(runner.Item(
                 kind="fit", label=obj.name, task="fit_surface", python=python, settings=job_settings,
                 work_dir=work_dir, scene_name=context.scene.name, inputs=inputs,
-                data={"matrix_world": obj.matrix_world.copy()},
+                data={"matrix_world": obj.matrix_world.copy(), "source": obj.name,
+                      "radius": convert.world_radius(vertices), "hide_source": settings.hide_source,
+                      "max_faces": int(settings.max_faces)},
             ))
         notes = problems + [f"'{n}' is not a mesh" for n in skipped]
         if not items:
@@ -122,7 +122,7 @@ class SAPE_OT_reextract(bpy.types.Operator):
         from pathlib import Path
 
         obj = context.active_object
-        checkpoint = str(obj.get("sape_checkpoint", "")) if obj is not None else ""
+        checkpoint = results.checkpoint_path(obj) if obj is not None else ""
         if not checkpoint:
             self.report({"ERROR"}, "SAPE: the active object is not a SAPE result (no checkpoint)")
             return {"CANCELLED"}
@@ -139,7 +139,8 @@ class SAPE_OT_reextract(bpy.types.Operator):
         runner.RUNNER.submit([runner.Item(
             kind="extract", label=obj.name, task="extract", python=python, settings=settings,
             work_dir=runner.new_work_dir(work_dir_base(context)), scene_name=context.scene.name,
-            data={"object": obj.name, "matrix_world": obj.matrix_world.copy()},
+            data={"object": obj.name, "matrix_world": obj.matrix_world.copy(), "fit_matrix": results.fit_matrix(obj),
+                  "max_faces": int(s.max_faces)},
         )])
         self.report({"INFO"}, f"SAPE: re-extracting '{obj.name}' at {s.resolution}")
         return {"FINISHED"}
@@ -215,7 +216,7 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
                 return {"CANCELLED"}
             data.update(animate=s.animation_mode, frame_start=int(s.frame_start), frame_end=int(s.frame_end))
         try:
-            settings = merge_extra(settings, s.extra_settings)
+            settings = merge_extra(settings, s.deform_extra_settings)
         except ValueError as exc:
             self.report({"ERROR"}, f"SAPE: {exc}")
             return {"CANCELLED"}
@@ -235,20 +236,4 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SAPE_OT_report(bpy.types.Operator):
-    """Show a message from a background SAPE job in the status bar / Info editor"""
-
-    bl_idname = "sape.report"
-    bl_label = "SAPE Report"
-    bl_options = {"INTERNAL"}
-
-    level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")),
-                        default="INFO")
-    message: StringProperty(default="")
-
-    def execute(self, context):
-        self.report({self.level}, self.message)
-        return {"FINISHED"}
-
-
-classes = (SAPE_OT_fit_selected, SAPE_OT_cancel, SAPE_OT_reextract, SAPE_OT_deform_curve, SAPE_OT_report)
+classes = (SAPE_OT_fit_selected, SAPE_OT_cancel, SAPE_OT_reextract, SAPE_OT_deform_curve)

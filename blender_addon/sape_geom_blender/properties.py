@@ -29,11 +29,17 @@ class SAPE_Settings(bpy.types.PropertyGroup):
     time_budget: FloatProperty(name="Seconds", default=60.0, min=1.0, soft_max=3600.0, subtype="TIME_ABSOLUTE")
     device: EnumProperty(name="Device", items=js.DEVICES, default=js.DEFAULT_DEVICE)
     live_preview: BoolProperty(name="Live Preview", description="Show a coarse mesh while training", default=True)
-    preview_every: FloatProperty(name="Preview Every", default=js.DEFAULT_PREVIEW_EVERY_S, min=0.5, soft_max=60.0,
-                                 subtype="TIME_ABSOLUTE")
+    preview_every: FloatProperty(name="Every", description="Seconds between live previews",
+                                 default=js.DEFAULT_PREVIEW_EVERY_S, min=0.5, soft_max=60.0, subtype="TIME_ABSOLUTE")
+    keep_largest: BoolProperty(name="Keep Largest Piece", description="Drop every piece of the result but the largest",
+                               default=False)
+    hide_source: BoolProperty(name="Hide Source", description="Hide the fitted object in the viewport when its "
+                              "result arrives (the object itself is not changed)", default=False)
+    max_faces: IntProperty(name="Max Faces", description="At most this many faces, through a Decimate modifier on the "
+                           "result (0: no limit)", default=0, min=0, soft_max=1_000_000)
     extra_settings: StringProperty(
         name="Extra Settings",
-        description=f"JSON object merged into the worker job's settings (advanced; e.g. {js.EXTRA_SETTINGS_EXAMPLE})",
+        description=f"JSON object merged into the fit job's settings (advanced; e.g. {js.EXTRA_SETTINGS_EXAMPLE})",
         default="",
     )
 
@@ -47,7 +53,20 @@ class SAPE_Settings(bpy.types.PropertyGroup):
                                                     ("OBJECT", "Curve", "Start from a curve object")),
                               default="CIRCLE")
     source_object: PointerProperty(name="Source Curve", type=bpy.types.Object, poll=_is_curve)
+    deform_plane: EnumProperty(
+        name="Plane",
+        items=(("VIEW", "View", "The plane of the 3D view in which Deform is pressed (scripts: XY)"),
+               ("XY", "XY (Top)", "The world XY plane"), ("XZ", "XZ (Front)", "The world XZ plane"),
+               ("YZ", "YZ (Side)", "The world YZ plane")),
+        default="VIEW",
+        description="The plane curves are read in and the result is built in",
+    )
     deform_steps: IntProperty(name="Steps", default=1000, min=1, soft_max=20000)
+    deform_extra_settings: StringProperty(
+        name="Extra Settings",
+        description=f"JSON object merged into the deform job's settings (advanced; e.g. {js.DEFORM_EXTRA_SETTINGS_EXAMPLE})",
+        default="",
+    )
     animate: BoolProperty(name="Animate", description="Key the optimisation as an animation", default=False)
     animation_mode: EnumProperty(name="Keys", items=(("SHAPE_KEYS", "Shape Keys", ""),
                                                      ("KEYFRAMES", "Keyframed Points", "")),
@@ -61,6 +80,7 @@ class SAPE_Settings(bpy.types.PropertyGroup):
             preset=self.preset, encoding=self.encoding, device=self.device, budget=self.budget, steps=self.steps,
             time_budget=self.time_budget, resolution=self.resolution,
             preview_every_s=self.preview_every if self.live_preview else 0.0, extra=self.extra_settings,
+            keep_largest=self.keep_largest,
         )
 
 

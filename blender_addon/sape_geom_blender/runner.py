@@ -7,7 +7,9 @@ the bpy module (tests, ``blender -b``) nothing fires timers, so callers drive it
         time.sleep(dt)
 
 Items are snapshots taken when queued (arrays already written to disk), so later edits of the user's
-objects do not leak into a running fit, and the user's objects are only ever read.
+objects do not leak into a running fit, and the user's objects are only ever read. A result waits while
+an object is in Edit or Sculpt Mode or a render runs (:func:`blocked`), lands only in the file it was
+asked for (``generation``; opening a file cancels everything, see ``handlers``) and is one undo step.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import convert
-from .worker_client import WorkerProcess
+from . import convert, reports, results
+from .job_settings import PROTOCOL_VERSION
+from .worker_client import WorkerProcess, protocol_mismatch
 
 POLL_INTERVAL_S = 0.2
 MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
@@ -44,11 +47,14 @@ class Item:
     scene_name: str
     inputs: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)  # kind-specific (matrix, target object, ...)
+    generation: int = 0  # the file it belongs to (Runner.generation when queued)
 
 
 @dataclass
 class State:
     status: str = ""
+    level: str = ""  # of the status: "" while working, INFO, WARNING or ERROR at the end
+    error: str = ""  # the last error's one line (the worker's message), "" while none
     progress: float = 0.0  # 0..1 of the running item
     eta_s: float | None = None
     stage: str = ""
@@ -65,6 +71,9 @@ class Runner:
         self.state = State()
         self.preview_name: str | None = None
         self.created_collection = False
+        self.generation = 0
+        self.pending: list[dict[str, Any]] = []  # events held back while the scene cannot be edited
+        self.applied = False  # the running item's result is in the scene
 
     # ------------------------------------------------------------------ public
     @property
@@ -74,6 +83,8 @@ class Runner:
     def submit(self, items: list[Item]) -> None:
         if not self.busy:
             self.state = State()
+        for item in items:
+            item.generation = self.generation
         self.queue.extend(items)
         self.state.total += len(items)
         self.state.status = f"Queued {len(items)} job(s)"
@@ -89,6 +100,9 @@ class Runner:
         if self.current is not None:
             self.current[1].cancel()
             self.state.status = "Cancelling..."
+            if self.pending:  # a finished result still waiting for Object Mode: it never lands
+                self.pending = []
+                self.current[1].final = {"event": "cancelled", "reason": "cancelled while waiting"}
         ensure_timer()
 
     def shutdown(self) -> None:
@@ -96,12 +110,23 @@ class Runner:
         for item in self.queue:
             _remove_dir(item.work_dir)
         self.queue.clear()
+        self.pending = []
         if self.current is not None:
             item, worker = self.current
             worker.stop()
             self._finish(item, worker, ok=False)
         self.current = None
         self._drop_preview()
+
+    def file_changed(self) -> None:
+        """Another file is being opened (or File > New): cancel and tidy; later events are dropped."""
+        labels = [i.label for i in self.queue] + ([self.current[0].label] if self.current else [])
+        self.shutdown()
+        self.generation += 1
+        self.created_collection = False
+        if labels:
+            self.state.status, self.state.level = "Cancelled: another file was opened", "WARNING"
+            self.notify("WARNING", f"SAPE: {', '.join(labels)} cancelled: another file was opened", show=False)
 
     def poll(self) -> float | None:
         """Drain worker events and apply them; seconds until the next call, or None when idle."""
@@ -122,10 +147,19 @@ class Runner:
         if self.current is None:
             return None
         item, worker = self.current
-        for event in worker.drain():
+        events, self.pending = self.pending + worker.drain(), []
+        for k, event in enumerate(events):
+            reason = blocked() if event.get("event") in ("result", "preview") else ""
+            if reason and event["event"] == "preview":
+                continue  # a later preview will do
+            if reason:
+                self.pending = events[k:]
+                self.state.status = f"{item.label}: result waits until {reason}"
+                _redraw()
+                break
             self._handle(item, event)
-        if worker.final is not None:
-            self._finish(item, worker, ok=worker.final.get("event") == "result")
+        if worker.final is not None and not self.pending:
+            self._finish(item, worker, ok=worker.final.get("event") == "result" and self.applied)
             self.current = None
             self._start_next()
         return POLL_INTERVAL_S if self.busy else None
@@ -142,6 +176,7 @@ class Runner:
                 _remove_dir(item.work_dir)
                 continue
             self.current = (item, worker)
+            self.applied = False
             self.state.progress, self.state.eta_s, self.state.stage = 0.0, None, "starting"
             self.state.status = f"{item.label}: starting worker"
         if self.current is None:
@@ -165,19 +200,27 @@ class Runner:
             self.state.status = text
             _redraw()
         elif kind == "started":
+            if event.get("protocol") != PROTOCOL_VERSION:
+                self.notify("ERROR", f"SAPE: {item.label}: {protocol_mismatch(event.get('protocol'))}")
+                self.current[1].cancel()
+                return
             self.state.status = f"{item.label}: {item.task} started"
         elif kind == "preview" and item.kind == "fit":
             self._show_preview(item, Path(event["path"]))
         elif kind == "result":
+            if item.generation != self.generation:
+                return  # asked for in another file
             try:
                 made = APPLY[item.kind](self, item, event)
             except Exception as exc:
                 import traceback
 
                 traceback.print_exc()
-                self.notify("ERROR", f"SAPE: {item.label}: cannot read the result: {exc}")
+                self.notify("ERROR", f"SAPE: {item.label}: cannot use the result: {exc}")
                 return
+            self.applied = True
             self.state.results.append(made)
+            undo_push(f"SAPE {ACTIONS.get(item.kind, item.kind)} {item.label}")
             self.notify("INFO", f"SAPE: {item.label} done -> {made}")
         elif kind == "error":
             tb = event.get("traceback")
@@ -199,13 +242,15 @@ class Runner:
         self.state.progress = 1.0 if ok else 0.0
         self.state.eta_s = None
         final = (worker.final or {}).get("event", "")
-        self.state.status = {"result": "Done", "cancelled": "Cancelled"}.get(final, "Failed")
-        if ok and item.kind == "fit":
-            # keep only the checkpoint (for Re-extract); inputs and meshes are in the .blend now
-            for name in ("inputs.npz", "mesh.npz"):
-                _unlink(item.work_dir / name)
-        elif item.kind != "fit" or not ok:
-            _remove_dir(item.work_dir)
+        if self.state.error:  # "Done" only when everything worked; else the (last) error says why
+            self.state.status, self.state.level = self.state.error, "ERROR"
+        elif ok:
+            self.state.status, self.state.level = "Done", "INFO"
+        elif final == "cancelled" or (final == "result" and item.generation != self.generation):
+            self.state.status, self.state.level = "Cancelled", "INFO"
+        else:
+            self.state.status, self.state.level = "Failed", "ERROR"
+        _remove_dir(item.work_dir)  # a fit's checkpoint was moved out (results.keep_checkpoint)
         self._tidy_collection()
         _redraw()
 
@@ -218,6 +263,8 @@ class Runner:
             return  # the worker may already have replaced it; the next one will do
         if len(faces) == 0:
             return
+        if item.generation != self.generation:
+            return
         scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
         coll = self._collection(scene)
         matrix = item.data["matrix_world"]
@@ -227,6 +274,7 @@ class Runner:
             obj = convert.new_object(f"{item.label}_sape_preview", mesh, coll, matrix)
             obj.display_type = "WIRE"
             obj.hide_render = True
+            obj["sape_preview"] = True  # handlers remove it if an undo step brings it back later
             self.preview_name = obj.name
         else:
             convert.replace_mesh(obj, mesh)
@@ -251,58 +299,17 @@ class Runner:
                 self.created_collection = False
 
     # ------------------------------------------------------------------ messages
-    def notify(self, level: str, text: str) -> None:
-        """Show a message in Blender's report area (via an operator) and keep it for the panel/tests."""
+    def notify(self, level: str, text: str, show: bool = True) -> None:
+        """Keep a message for the panel (errors become the status) and show it (``reports.notify``)."""
         self.state.messages.append((level, text))
         del self.state.messages[:-50]
         if level == "ERROR":
-            self.state.status = text.removeprefix("SAPE: ")
-        print(text, file=sys.stderr if level == "ERROR" else sys.stdout)
-        try:
-            bpy.ops.sape.report(level=level, message=text)
-        except Exception:  # no window, or the add-on is being unregistered
-            pass
+            self.state.error = text.removeprefix("SAPE: ")
+            self.state.status, self.state.level = self.state.error, "ERROR"
+        reports.notify(level, text, show=show)
 
 
 # ---------------------------------------------------------------------------------------- appliers
-def _apply_fit(runner: Runner, item: Item, event: dict[str, Any]) -> str:
-    with np.load(event["mesh"]) as data:
-        vertices, faces, colors = data["vertices"], data["faces"], data["colors"]
-    if len(faces) == 0:
-        raise ValueError("the extracted surface is empty (try more steps or another preset)")
-    scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
-    matrix = item.data["matrix_world"]
-    name = f"{item.label}_sape"
-    mesh = convert.build_mesh(name, convert.world_to_local(vertices, matrix), faces, colors if len(colors) else None)
-    mesh.materials.append(convert.heat_map_material())
-    runner._drop_preview()
-    obj = convert.new_object(name, mesh, runner._collection(scene), matrix)
-    obj["sape_source"] = item.label
-    obj["sape_checkpoint"] = str(event.get("checkpoint", ""))
-    obj["sape_resolution"] = int(item.settings.get("resolution", 0))
-    for key, value in (event.get("metrics") or {}).items():
-        if isinstance(value, (int, float)):
-            obj[f"sape_{key}"] = value
-    return obj.name
-
-
-def _apply_extract(runner: Runner, item: Item, event: dict[str, Any]) -> str:
-    obj = bpy.data.objects.get(item.data["object"])
-    if obj is None:
-        raise ValueError(f"object '{item.data['object']}' no longer exists")
-    with np.load(event["mesh"]) as data:
-        vertices, faces, colors = data["vertices"], data["faces"], data["colors"]
-    if len(faces) == 0:
-        raise ValueError("the extracted surface is empty")
-    matrix = item.data["matrix_world"]
-    mesh = convert.build_mesh(obj.data.name, convert.world_to_local(vertices, matrix), faces,
-                              colors if len(colors) else None)
-    mesh.materials.append(convert.heat_map_material())
-    convert.replace_mesh(obj, mesh)
-    obj["sape_resolution"] = int(item.settings.get("resolution", 0))
-    return obj.name
-
-
 def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
     with np.load(event["curves"]) as data:
         curve_pts = data["curve"]
@@ -337,7 +344,8 @@ def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
     return obj.name
 
 
-APPLY = {"fit": _apply_fit, "extract": _apply_extract, "deform": _apply_deform}
+APPLY = {"fit": results.apply_fit, "extract": results.apply_extract, "deform": _apply_deform}
+ACTIONS = {"fit": "Fit", "extract": "Re-extract", "deform": "Deform"}
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -349,6 +357,31 @@ def poll() -> float | None:
     return RUNNER.poll()
 
 
+RENDERING = {"active": False}  # set by the render handlers (see handlers.py)
+
+
+def blocked() -> str:
+    """Why results cannot go into the scene now ("" when they can): Edit/Sculpt Mode or a render."""
+    if RENDERING["active"]:
+        return "the render ends"
+    for obj in bpy.data.objects:
+        if obj.mode in ("EDIT", "SCULPT"):
+            return f"'{obj.name}' leaves {obj.mode.title()} Mode"
+    return ""
+
+
+def undo_push(message: str) -> None:
+    """One undo step for a result (Ctrl+Z removes it, redo brings it back)."""
+    try:
+        wm = bpy.context.window_manager
+        if bpy.context.window is None and wm is not None and wm.windows:  # a timer has no window
+            window = wm.windows[0]
+            with bpy.context.temp_override(window=window, screen=window.screen):
+                bpy.ops.ed.undo_push(message=message)
+        else:
+            bpy.ops.ed.undo_push(message=message)
+    except (RuntimeError, AttributeError) as exc:
+        print(f"SAPE: no undo step for {message}: {exc}", file=sys.stderr)
 def ensure_timer() -> None:
     try:
         if not bpy.app.timers.is_registered(poll):
@@ -391,20 +424,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def _redraw() -> None:
-    wm = getattr(bpy.context, "window_manager", None)
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+    reports.tag_redraw()
 
 
 def _remove_dir(path: Path) -> None:

@@ -1,23 +1,60 @@
-"""The "SAPE" tab of the 3D Viewport sidebar."""
+"""The "SAPE" tab of the 3D Viewport sidebar (status on top; Fit, Result, Deform and Setup sub-panels),
+the SAPE submenu of the Object menu (which also makes the tools findable with F3), and the status bar."""
 
 from __future__ import annotations
 
 import bpy
 
+from . import job_settings as js
 from . import runner
+from .setup_ops import JOBS, draw_progress, draw_setup, label_lines
+
+ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
 
 
-def draw_progress(layout, state: runner.State) -> None:
+def progress_text(state: runner.State) -> str:
     text = state.status or "Working..."
     if state.total > 1:
         text = f"[{min(state.done + 1, state.total)}/{state.total}] {text}"
-    if hasattr(layout, "progress"):  # Blender 4.0+
-        layout.progress(factor=float(state.progress), type="BAR", text=text)
-    else:
-        pct = f"{100 * state.progress:.0f}%"
-        eta = f", ETA {runner.format_seconds(state.eta_s)}" if state.eta_s is not None else ""
-        layout.label(text=f"{pct}{eta}", icon="TIME")
-        layout.label(text=text)
+    return text
+
+
+def draw_status(layout, run: runner.Runner) -> None:
+    """Progress and Cancel while busy; afterwards the outcome (an error in the worker's words)."""
+    state = run.state
+    if run.busy:
+        draw_progress(layout, state.progress, progress_text(state))
+        if not hasattr(layout, "progress") and state.eta_s is not None:
+            layout.label(text=f"ETA {runner.format_seconds(state.eta_s)}", icon="BLANK1")
+        layout.operator("sape.cancel", icon="CANCEL")
+    elif state.status:
+        label_lines(layout.column(align=True), state.status, ICONS.get(state.level, "INFO"))
+
+
+def _split(layout):
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    return layout
+
+
+def voxel_text(context, radius: float, resolution: int) -> str:
+    size = js.voxel_size(radius, resolution)
+    units = context.scene.unit_settings
+    try:
+        shown = bpy.utils.units.to_string(units.system, "LENGTH", size * units.scale_length, precision=3)
+    except (AttributeError, ValueError, TypeError):
+        shown = f"{size:.3g}"
+    return f"Voxel {shown}"
+
+
+def _fit_radius(context) -> float:
+    meshes = [o for o in context.selected_objects if o.type == "MESH"]
+    obj = context.active_object if context.active_object in meshes else (meshes[0] if meshes else None)
+    if obj is None:
+        return 0.0
+    from . import convert
+
+    return convert.bounds_radius(obj)
 
 
 class SAPE_PT_main(bpy.types.Panel):
@@ -28,55 +65,151 @@ class SAPE_PT_main(bpy.types.Panel):
     bl_category = "SAPE"
 
     def draw(self, context):
-        layout = self.layout
-        s = context.scene.sape_geom
-        run = runner.RUNNER
+        draw_status(self.layout, runner.RUNNER)
 
-        box = layout.box()
-        box.label(text="Fit surface", icon="MESH_ICOSPHERE")
-        col = box.column(align=True)
+
+class _Sub:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "SAPE"
+    bl_parent_id = "SAPE_PT_main"
+
+
+class SAPE_PT_fit(_Sub, bpy.types.Panel):
+    bl_idname = "SAPE_PT_fit"
+    bl_label = "Fit"
+
+    def draw(self, context):
+        layout = _split(self.layout)
+        s = context.scene.sape_geom
+        col = layout.column()
         col.prop(s, "preset")
         col.prop(s, "encoding")
-        col.prop(s, "resolution")
         col.prop(s, "budget")
         if s.budget == "STEPS":
             col.prop(s, "steps")
         elif s.budget == "TIME":
             col.prop(s, "time_budget")
         col.prop(s, "device")
-        row = box.row(align=True)
-        row.prop(s, "live_preview")
-        if s.live_preview:
-            row.prop(s, "preview_every", text="Every")
-        row = box.row(align=True)
+        draw_resolution(col, context, _fit_radius(context))
+        col = layout.column(heading="Result")
+        col.prop(s, "keep_largest", text="Largest Piece")
+        col.prop(s, "hide_source")
+        col.prop(s, "max_faces")
+        col = layout.column(heading="Preview")
+        row = col.row(align=True)
+        row.prop(s, "live_preview", text="Live")
+        sub = row.row(align=True)
+        sub.active = s.live_preview
+        sub.prop(s, "preview_every", text="")
+        layout.prop(s, "extra_settings", text="Extra")
+        row = layout.row()
         row.scale_y = 1.3
+        row.enabled = not runner.RUNNER.busy
         row.operator("sape.fit_selected", icon="PLAY")
-        row.operator("sape.reextract", icon="FILE_REFRESH")
-        if run.busy:
-            draw_progress(box, run.state)
-            box.operator("sape.cancel", icon="CANCEL")
-        elif run.state.status:
-            box.label(text=run.state.status, icon="ERROR" if run.state.status.startswith(("Failed", "SAPE")) else "INFO")
 
-        box = layout.box()
-        box.label(text="Deform curve", icon="CURVE_BEZCIRCLE")
-        col = box.column(align=True)
+
+def draw_resolution(layout, context, radius: float) -> None:
+    s = context.scene.sape_geom
+    layout.prop(s, "resolution")
+    if radius > 0:
+        row = layout.row()
+        row.alignment = "RIGHT"
+        row.label(text=voxel_text(context, radius, s.resolution))
+    if s.resolution >= js.RESOLUTION_WARN:
+        row = layout.row()
+        row.alert = True
+        row.label(text=f"{s.resolution}³ grid: slow, large mesh", icon="ERROR")
+
+
+class SAPE_PT_result(_Sub, bpy.types.Panel):
+    bl_idname = "SAPE_PT_result"
+    bl_label = "Result"
+
+    def draw(self, context):
+        layout = _split(self.layout)
+        obj = context.active_object
+        if obj is None or "sape_checkpoint" not in obj:
+            layout.label(text="Select a SAPE result to re-extract it", icon="INFO")
+            return
+        from .results import checkpoint_path
+
+        col = layout.column(align=True)
+        col.label(text=f"{obj.name}, from {obj.get('sape_source', '?')}", icon="MESH_ICOSPHERE")
+        col.label(text=f"Extracted at {obj.get('sape_resolution', '?')}, {len(obj.data.polygons)} faces", icon="BLANK1")
+        import os
+
+        if not os.path.isfile(checkpoint_path(obj)):
+            col.label(text="Its checkpoint is gone", icon="ERROR")
+        draw_resolution(layout.column(), context, float(obj.get("sape_radius", 0.0)))
+        layout.prop(context.scene.sape_geom, "max_faces")
+        row = layout.row()
+        row.scale_y = 1.2
+        row.operator("sape.reextract", icon="FILE_REFRESH")
+
+
+class SAPE_PT_deform(_Sub, bpy.types.Panel):
+    bl_idname = "SAPE_PT_deform"
+    bl_label = "Deform"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = _split(self.layout)
+        s = context.scene.sape_geom
+        col = layout.column()
         col.prop(s, "target_kind")
-        if s.target_kind == "OBJECT":
-            col.prop(s, "target_object")
-        else:
-            col.prop(s, "target_image")
+        col.prop(s, "target_object" if s.target_kind == "OBJECT" else "target_image")
         col.prop(s, "source_kind")
         if s.source_kind == "OBJECT":
             col.prop(s, "source_object")
+        col.prop(s, "deform_plane")
         col.prop(s, "deform_steps")
         col.prop(s, "animate")
         if s.animate:
             col.prop(s, "animation_mode")
-            row = col.row(align=True)
-            row.prop(s, "frame_start")
-            row.prop(s, "frame_end")
-        box.operator("sape.deform_curve", icon="MOD_CURVE")
+            sub = col.column(align=True)
+            sub.prop(s, "frame_start", text="Frame Start")
+            sub.prop(s, "frame_end", text="End")
+        layout.prop(s, "deform_extra_settings", text="Extra")
+        row = layout.row()
+        row.scale_y = 1.3
+        row.enabled = not runner.RUNNER.busy
+        row.operator("sape.deform_curve", icon="MOD_CURVE")
 
 
-classes = (SAPE_PT_main,)
+class SAPE_PT_setup(_Sub, bpy.types.Panel):
+    bl_idname = "SAPE_PT_setup"
+    bl_label = "Setup"
+
+    def draw(self, context):
+        layout = self.layout
+        draw_setup(layout, context)
+        layout.operator("preferences.addon_show", text="Preferences", icon="PREFERENCES").module = __package__
+
+    def draw_header(self, context):
+        job = JOBS["setup"]
+        if job is not None and not job.done:
+            self.layout.label(text="", icon="TIME")
+
+
+class SAPE_MT_object(bpy.types.Menu):
+    bl_idname = "SAPE_MT_object"
+    bl_label = "SAPE"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator("sape.fit_selected", icon="PLAY")
+        layout.operator("sape.reextract", icon="FILE_REFRESH")
+        layout.operator("sape.deform_curve", icon="MOD_CURVE")
+        layout.operator("sape.cancel", icon="CANCEL")
+        layout.separator()
+        layout.operator("sape.setup_worker", icon="IMPORT")
+        layout.operator("sape.check_worker", icon="CHECKMARK")
+
+
+def draw_object_menu(self, context):
+    self.layout.separator()
+    self.layout.menu(SAPE_MT_object.bl_idname)
+
+
+classes = (SAPE_PT_main, SAPE_PT_fit, SAPE_PT_result, SAPE_PT_deform, SAPE_PT_setup, SAPE_MT_object)

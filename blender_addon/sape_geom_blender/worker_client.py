@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from .job_settings import PROTOCOL_VERSION
 
 FINAL_EVENTS = ("result", "error", "cancelled")
 
@@ -39,25 +42,37 @@ def find_source_root(start: Path | None = None) -> Path | None:
     return None
 
 
-def detect_worker_python() -> tuple[str, str]:
-    """Best guess at a Python that has sape_geom and torch: ``(path, where it came from)``.
+def bundled_lib(root: Path | None = None) -> Path | None:
+    """The copy of sape_geom that the add-on zip carries for the worker (``worker_lib/``), if any."""
+    lib = (root or addon_dir()) / "worker_lib"
+    return lib if (lib / "sape_geom" / "app" / "worker.py").is_file() else None
 
-    Order: the ``SAPE_GEOM_PYTHON`` environment variable, a ``.venv`` in a folder above the add-on (a
-    source checkout), then ``python3`` / ``python`` on PATH. Returns ``("", reason)`` when none exists.
+
+def clean_path(text: str) -> str:
+    """A path as typed or pasted: surrounding spaces and quotes dropped, ``~`` expanded."""
+    path = (text or "").strip().strip("\"'").strip()
+    return os.path.expanduser(path) if path else ""
+
+
+def detect_worker_python(setup_python: str = "") -> tuple[str, str]:
+    """The worker Python when none is chosen: ``(path, where it came from)``, or ``("", why none)``.
+
+    Order: the ``SAPE_GEOM_PYTHON`` environment variable, the environment Set Up Worker made
+    (``setup_python``), then a ``.venv`` of the source checkout the add-on runs from. A Python found on
+    PATH is not guessed: it rarely has torch (see ``worker_find`` for the checked candidates).
     """
-    env = os.environ.get("SAPE_GEOM_PYTHON", "").strip()
+    env = clean_path(os.environ.get("SAPE_GEOM_PYTHON", ""))
     if env:
         return env, "SAPE_GEOM_PYTHON"
-    for parent in list(addon_dir().parents)[:5]:
-        for rel in (".venv/bin/python", ".venv/Scripts/python.exe", "venv/bin/python"):
-            cand = parent / rel
+    if setup_python and Path(setup_python).exists():
+        return setup_python, "Set Up Worker"
+    root = find_source_root()
+    if root is not None:
+        for rel in (".venv/bin/python", ".venv/Scripts/python.exe"):
+            cand = root / rel
             if cand.is_file():
-                return str(cand), f"virtual environment in {parent}"
-    for name in ("python3", "python"):
-        found = shutil.which(name)
-        if found and not _is_blender_python(found):
-            return found, "PATH"
-    return "", "no SAPE_GEOM_PYTHON, no .venv next to the add-on and no python3 on PATH"
+                return str(cand), f"virtual environment in {root}"
+    return "", "no worker set up: press Set Up Worker (SAPE tab > Setup, or the add-on preferences)"
 
 
 def _is_blender_python(path: str) -> bool:
@@ -68,23 +83,36 @@ def _is_blender_python(path: str) -> bool:
 def check_python(python: str) -> str | None:
     """None when ``python`` names an executable file, else a sentence saying what is wrong."""
     if not python:
-        return "no worker Python is set: choose one in the SAPE add-on preferences or set SAPE_GEOM_PYTHON"
-    found = shutil.which(python) if os.sep not in python else (python if Path(python).exists() else None)
+        return "no worker Python is set: press Set Up Worker or choose one in the SAPE add-on preferences"
+    is_name = os.sep not in python and "/" not in python
+    found = shutil.which(python) if is_name else (python if Path(python).exists() else None)
     if not found:
         return f"worker Python not found: {python}"
     if not os.access(found, os.X_OK) or Path(found).is_dir():
         return f"worker Python is not an executable file: {python}"
+    if is_store_stub(found):
+        return f"{python} is the Microsoft Store placeholder, not a Python: press Set Up Worker instead"
     return None
 
 
+def is_store_stub(path: str) -> bool:
+    """Windows' ``WindowsApps\\python.exe``: an empty app-execution alias that opens the Store."""
+    parts = [part.lower() for part in Path(path).parts]
+    try:
+        return "windowsapps" in parts and os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
 def worker_env() -> dict[str, str]:
-    """Environment for the worker: unbuffered, and able to import sape_geom from a source checkout."""
+    """Environment for the worker: unbuffered, and able to import sape_geom (the zip's copy, or the source
+    checkout the add-on runs from) ahead of any other installed copy."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another interpreter
-    root = find_source_root()
-    if root is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH", "")])])
+    lib = bundled_lib() or find_source_root()
+    if lib is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(lib), *filter(None, [env.get("PYTHONPATH", "")])])
     return env
 
 
@@ -281,7 +309,8 @@ class WorkerProcess:
 
 
 def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0) -> dict[str, Any]:
-    """Run the ``check`` job synchronously; returns its result or ``{"ok": False, "reason": ...}``."""
+    """Run the ``check`` job and wait for it (call it from a thread in a UI); returns its result, with
+    ``ok`` false and a one-line ``reason`` when the Python cannot run this add-on's worker."""
     worker = WorkerProcess(python, "check", {}, work_dir)
     try:
         worker.start()
@@ -290,13 +319,27 @@ def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0) 
     deadline = time.monotonic() + timeout
     while worker.running and time.monotonic() < deadline:
         for event in worker.drain():
+            if event["event"] == "started" and event.get("protocol") != PROTOCOL_VERSION:
+                worker.stop()
+                return {"ok": False, "reason": protocol_mismatch(event.get("protocol"))}
             if event["event"] == "result":
-                return dict(event)
+                info = dict(event)
+                if info.get("ok") is False and not info.get("reason"):
+                    info["reason"] = "the worker check failed"
+                return info
             if event["event"] in ("error", "cancelled"):
                 reason = event.get("message") or event.get("reason") or "failed"
-                if "No module named sape_geom" in "\n".join(worker.stderr_tail()):
+                missing = re.findall(r"No module named '?([\w.]+)'?", "\n".join(worker.stderr_tail()))
+                if missing and missing[-1].split(".")[0] == "sape_geom":
                     reason = f"{python} cannot import sape_geom (install it there, or pick another Python)"
+                elif missing:
+                    reason = f"{python} lacks the module {missing[-1]}: press Set Up Worker, or pick another Python"
                 return {"ok": False, "reason": reason}
         time.sleep(0.05)
     worker.stop()
     return {"ok": False, "reason": f"the check did not finish within {timeout:.0f} s"}
+
+
+def protocol_mismatch(version: Any) -> str:
+    return (f"the worker speaks protocol {version}, this add-on needs {PROTOCOL_VERSION}: its sape_geom is another "
+            "version (press Set Up Worker, or update sape_geom there)")

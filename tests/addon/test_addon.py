@@ -256,7 +256,7 @@ def test_deform_curve_real_worker_with_shape_keys(addon):
     s.target_kind, s.target_object, s.source_kind = "OBJECT", target, "CIRCLE"
     s.deform_steps = 10
     s.animate, s.animation_mode, s.frame_start, s.frame_end = True, "SHAPE_KEYS", 1, 20
-    s.extra_settings = json.dumps({"config": TINY_DEFORM})
+    s.deform_extra_settings = json.dumps({"config": TINY_DEFORM})
     before = snapshot_scene()
     assert bpy.ops.sape.deform_curve() == {"FINISHED"}
     drive()
@@ -302,20 +302,21 @@ def test_missing_worker_python_is_refused(addon):
 
 
 def test_check_operator_reports_torch_or_reason(addon, tmp_path):
-    assert bpy.ops.sape.check_worker() == {"FINISHED"}
+    assert bpy.ops.sape.check_worker(wait=True) == {"FINISHED"}
     report = bpy.context.preferences.addons[NAME].preferences.check_report
     assert "torch" in report and "cpu" in report
     with pytest.raises(RuntimeError, match="not found"):
-        bpy.ops.sape.check_worker(python=str(tmp_path / "missing-python"))
+        bpy.ops.sape.check_worker(python=str(tmp_path / "missing-python"), wait=True)
     no_torch = fake_worker(tmp_path, "#!/bin/sh\necho 'No module named sape_geom' >&2\nexit 1\n")
     with pytest.raises(RuntimeError, match="cannot import sape_geom"):
-        bpy.ops.sape.check_worker(python=no_torch)
+        bpy.ops.sape.check_worker(python=no_torch, wait=True)
 
 
 # ------------------------------------------------------------------------------------------ failures
 @pytest.mark.parametrize("body, expected", [
     ("#!/bin/sh\necho 'boom: no such thing' >&2\nexit 1\n", "exited with code 1"),
-    ("#!/bin/sh\necho '{\"event\": \"started\", \"task\": \"fit_surface\"}'\nkill -9 $$\n", "killed (SIGKILL)"),
+    ("#!/bin/sh\necho '{\"event\": \"started\", \"protocol\": 1, \"task\": \"fit_surface\"}'\nkill -9 $$\n",
+     "killed (SIGKILL)"),
 ])
 def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body, expected):
     started = []
@@ -398,12 +399,15 @@ class Recorder:
             object.__setattr__(self, name, value)
 
 
-def draw_panel():
+def draw_panel(*names):
+    """Calls of the sidebar's panels (default: the main panel and every sub-panel, in order)."""
     from sape_geom_blender import ui
 
     layout = Recorder()
     panel = type("PanelStandIn", (), {"layout": layout})()
-    ui.SAPE_PT_main.draw(panel, bpy.context)
+    for cls in [c for c in ui.classes if issubclass(c, bpy.types.Panel)]:
+        if not names or cls.bl_label in names:
+            cls.draw(panel, bpy.context)
     return layout.calls
 
 
@@ -412,7 +416,8 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
     props = [c[1][1] for c in calls if c[0] == "prop"]
     ops = [c[1][0] for c in calls if c[0] == "operator"]
     assert {"preset", "encoding", "resolution", "budget", "device", "target_kind", "deform_steps"} <= set(props)
-    assert {"sape.fit_selected", "sape.reextract", "sape.deform_curve"} <= set(ops)
+    assert {"sape.fit_selected", "sape.deform_curve", "sape.setup_worker"} <= set(ops)
+    assert "sape.reextract" not in ops  # the Result panel offers it when a result is active
     assert "sape.cancel" not in ops and not any(c[0] == "progress" for c in calls)
 
     bpy.context.scene.sape_geom.budget = "TIME"

@@ -137,3 +137,11 @@ def test_keep_largest_reaches_the_worker_settings():
     settings = js.fit_settings(preset="fast", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
                                resolution=64, preview_every_s=0.0, extra="", keep_largest=True)
     assert parse_settings(FitSurfaceSettings, "fit_surface", settings).keep_largest is True
+
+
+def test_deform_extra_settings_example_passes_the_worker_parsing():
+    from sape_geom.app.worker_tasks import DeformSettings
+
+    settings = js.merge_extra({"steps": 10}, js.DEFORM_EXTRA_SETTINGS_EXAMPLE)
+    config = parse_settings(DeformSettings, "deform", settings).deform_config()
+    assert config.points == json.loads(js.DEFORM_EXTRA_SETTINGS_EXAMPLE)["config"]["points"] and config.steps == 10

@@ -1,0 +1,141 @@
+"""Results of surface fits and re-extractions, applied to the scene on the main thread.
+
+A fit's result is a new object ``<source>_sape`` with the source's transform at fit time, smooth-shaded,
+holding the heat-map as a colour attribute; the fit-time transform (``sape_fit_matrix``) and the
+checkpoint (``sape_checkpoint``) are stored on it. Re-extract builds the new mesh in that fit-time frame
+and swaps only the mesh data, so the object stays where the artist put it, with its modifiers and its
+materials. Checkpoints are moved out of the job folder: beside the saved .blend (a ``//`` relative
+path, so the folder can be moved) or, for a file never saved, into the add-on's user folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import convert
+
+CHECKPOINT_FOLDER = "sape_checkpoints"
+MAX_FACES_MODIFIER = "SAPE Max Faces"
+
+
+def apply_fit(runner, item, event: dict[str, Any]) -> str:
+    vertices, faces, colors = _read_mesh(event["mesh"])
+    scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
+    matrix = item.data["matrix_world"]
+    name = f"{item.label}_sape"
+    mesh = convert.build_mesh(name, convert.world_to_local(vertices, matrix), faces, colors)
+    convert.shade_smooth(mesh)
+    mesh.materials.append(convert.heat_map_material())
+    runner._drop_preview()
+    obj = convert.new_object(name, mesh, runner._collection(scene), matrix)
+    obj["sape_source"] = item.label
+    obj["sape_checkpoint"] = keep_checkpoint(event.get("checkpoint"), obj.name)
+    obj["sape_resolution"] = int(item.settings.get("resolution", 0))
+    obj["sape_fit_matrix"] = [float(v) for row in matrix for v in row]
+    obj["sape_radius"] = float(item.data.get("radius", 0.0))
+    for key, value in (event.get("metrics") or {}).items():
+        if isinstance(value, (int, float)):
+            obj[f"sape_{key}"] = value
+    limit_faces(obj, int(item.data.get("max_faces", 0)))
+    source = bpy.data.objects.get(item.data.get("source", ""))
+    if item.data.get("hide_source") and source is not None:
+        try:
+            source.hide_set(True)  # the view layer's visibility only: the object itself is not edited
+        except RuntimeError:  # not in the current view layer
+            pass
+    return obj.name
+
+
+def apply_extract(runner, item, event: dict[str, Any]) -> str:
+    obj = bpy.data.objects.get(item.data["object"])
+    if obj is None or obj.type != "MESH":
+        raise ValueError(f"object '{item.data['object']}' no longer exists")
+    vertices, faces, colors = _read_mesh(event["mesh"])
+    old = obj.data
+    mesh = convert.build_mesh(old.name, convert.world_to_local(vertices, item.data["fit_matrix"]), faces, colors)
+    convert.shade_smooth(mesh)
+    if len(old.materials):
+        for material in old.materials:  # the artist's materials, slot for slot
+            mesh.materials.append(material)
+    else:
+        mesh.materials.append(convert.heat_map_material())
+    name = old.name
+    convert.replace_mesh(obj, mesh)
+    if mesh.name != name and name not in bpy.data.meshes:
+        mesh.name = name
+    obj["sape_resolution"] = int(item.settings.get("resolution", 0))
+    if MAX_FACES_MODIFIER in obj.modifiers or item.data.get("max_faces"):
+        limit_faces(obj, int(item.data.get("max_faces", 0)))
+    return obj.name
+
+
+def _read_mesh(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    with np.load(path) as data:
+        vertices, faces, colors = data["vertices"], data["faces"], data["colors"]
+    if len(faces) == 0:
+        raise ValueError("the extracted surface is empty (try more steps or another preset)")
+    return vertices, faces, colors if len(colors) else None
+
+
+def fit_matrix(obj: bpy.types.Object):
+    """The transform ``obj`` (a result) had when it was fitted: its mesh is in that frame."""
+    flat = obj.get("sape_fit_matrix")
+    if flat is None or len(flat) != 16:
+        return obj.matrix_world.copy()  # a result made before the matrix was stored
+    return [list(flat[4 * r: 4 * r + 4]) for r in range(4)]
+
+
+def limit_faces(obj: bpy.types.Object, max_faces: int) -> None:
+    """At most ``max_faces`` faces (0: no limit) through a Decimate modifier on the result."""
+    mod = obj.modifiers.get(MAX_FACES_MODIFIER)
+    faces = len(obj.data.polygons)
+    if max_faces <= 0 or faces <= max_faces:
+        if mod is not None:
+            obj.modifiers.remove(mod)
+        return
+    if mod is None:
+        mod = obj.modifiers.new(MAX_FACES_MODIFIER, "DECIMATE")
+        mod.decimate_type = "COLLAPSE"
+    mod.ratio = max_faces / faces
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def checkpoint_folder() -> tuple[Path, str]:
+    """``(folder, how to write a path in it)``: ``"//..."`` beside a saved .blend, else the user folder."""
+    if bpy.data.filepath:
+        return Path(bpy.path.abspath("//" + CHECKPOINT_FOLDER)), "//" + CHECKPOINT_FOLDER + "/"
+    from .preferences import user_folder
+
+    return user_folder() / "checkpoints", ""
+
+
+def keep_checkpoint(path: str | None, name: str) -> str:
+    """Move a job's checkpoint where it stays; the path to store on the result ("" if none)."""
+    if not path or not Path(path).is_file():
+        return ""
+    folder, prefix = checkpoint_folder()
+    for attempt in (0, 1):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            dst = folder / f"{bpy.path.clean_name(name)}_{uuid.uuid4().hex[:8]}.pt"
+            shutil.move(path, dst)
+            return prefix + dst.name if prefix else str(dst)
+        except OSError:
+            if attempt:
+                raise
+            from .preferences import user_folder
+
+            folder, prefix = user_folder() / "checkpoints", ""  # e.g. the .blend's folder is read-only
+    return ""
+
+
+def checkpoint_path(obj: bpy.types.Object) -> str:
+    """The absolute path of a result's checkpoint ("" if it has none)."""
+    stored = str(obj.get("sape_checkpoint", ""))
+    return bpy.path.abspath(stored) if stored else ""
