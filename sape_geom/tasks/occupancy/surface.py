@@ -23,9 +23,24 @@ from ...nn.model import EncodedField
 from ...viz.colors import colorize_by_values
 from .config import OccupancyConfig
 
-LOGIT_MARGIN = math.log(0.95 / 0.05)
-"""Occupancy fields: extraction also refines cells whose closest value is within this logit of the
-surface (P(outside) between 0.05 and 0.95), where small pieces can hide between coarse samples."""
+LOGIT_SCALE = 4.0
+"""Occupancy fields are refined on ``squash(logit) = logit / (1 + |logit| / 4)``: like P(outside) it
+saturates (at +-4) away from the surface, which keeps the refined band thin, but unlike P it can be
+inverted exactly in floating point, so marching cubes runs on the logit itself."""
+SQUASHED_MARGIN = math.log(0.95 / 0.05) / (1.0 + math.log(0.95 / 0.05) / LOGIT_SCALE)
+"""Also refine where P(outside) is between 0.05 and 0.95, where small pieces can hide between coarse samples."""
+
+
+OUTSIDE_LOGIT = 50.0
+"""The logit given to the faces of the cube: P(outside) = 1 to float precision."""
+
+
+def _squash(logits: np.ndarray) -> np.ndarray:
+    return logits / (1.0 + np.abs(logits) / LOGIT_SCALE)
+
+
+def _unsquash(values: np.ndarray) -> np.ndarray:
+    return values / np.maximum(1.0 - np.abs(values) / LOGIT_SCALE, 1e-300)
 
 
 @torch.no_grad()
@@ -45,6 +60,20 @@ def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarra
 def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
     """(N,) P(outside) = sigmoid(logit) of an occupancy field at (N, 3) points of the unit frame."""
     return torch.sigmoid(_network_output(model, points, batch_size)).cpu().numpy()
+
+
+def surface_field(model: EncodedField, config: OccupancyConfig, batch_size: int = 32768):
+    """The field that extraction contours at 0, as a query on (N, 3) unit-frame points: the network's
+    distance or logit, with the faces of the cube set outside. (The shape lies inside the unit sphere, so
+    every extracted piece is closed, even a spurious one touching the border of the grid.)"""
+    outside = config.sdf_band if config.target == "sdf" else OUTSIDE_LOGIT
+
+    def query(points: np.ndarray) -> np.ndarray:
+        values = field_values(model, config, points, batch_size)
+        values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
+        return values
+
+    return query
 
 
 @torch.no_grad()
@@ -68,19 +97,13 @@ def extract_mesh(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    field = surface_field(model, config, batch_size)
     if config.target == "sdf":
         # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
         # but not as far as the band's edge, where the field only has to stay at or above the band.
-        outside, margins = config.sdf_band, {"distance_margin": 0.5 * config.sdf_band}
+        query, margins = field, {"distance_margin": 0.5 * config.sdf_band}
     else:
-        outside, margins = LOGIT_MARGIN, {"margin": LOGIT_MARGIN}
-
-    def query(points: np.ndarray) -> np.ndarray:
-        values = field_values(model, config, points, batch_size)
-        # The shape lies inside the unit sphere (radius 0.95): the faces of the cube are outside, so
-        # every extracted piece is closed, even a spurious one touching the border of the grid.
-        values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
-        return values
+        query, margins = (lambda points: _squash(field(points))), {"margin": SQUASHED_MARGIN, "vertex_field": _unsquash}
 
     start = time.perf_counter()
     mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True, **margins)
