@@ -149,6 +149,7 @@ def extract_surface(
     coarse_resolution: int | None = None,
     margin: float | None = None,
     distance_margin: float | None = None,
+    vertex_field: Callable[[np.ndarray], np.ndarray] | None = None,
     return_stats: bool = False,
 ) -> trimesh.Trimesh | tuple[trimesh.Trimesh, dict]:
     """Marching cubes of ``query`` at ``resolution^3`` without evaluating the whole dense grid.
@@ -156,7 +157,9 @@ def extract_surface(
     ``margin`` (field units) widens the band of refined cells at every level, so that pieces smaller
     than a coarse cell are still found; ``distance_margin`` (for distance-like fields) does so on the
     coarse grid only, by one coarse cell diagonal capped at ``distance_margin``: a piece found there is
-    refined further like any other surface.
+    refined further like any other surface. ``vertex_field`` maps values (monotonically, keeping
+    ``level`` in place) before marching cubes, e.g. from a saturating squash of a logit, which keeps the
+    refined band thin, back to the logit, which varies smoothly across the surface and places vertices well.
 
     A coarse grid (a subset of the fine grid, about ``coarse_resolution`` points per axis, default
     ``resolution/8``) is evaluated first; cells that may hold the surface (:func:`_flag_cells`, dilated
@@ -182,8 +185,9 @@ def extract_surface(
         band = margin
         if distance_margin is not None and len(per_level) == 1:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        # The last refinement (cells of two fine cells) needs no safety ring: its values are exact enough.
-        flagged = _flag_cells(values, level, band, dilate=step > 2)
+        # On a distance field the last refinement (cells of two fine cells) needs no safety ring: the
+        # field cannot turn within a cell without its corners showing it (tested against dense extraction).
+        flagged = _flag_cells(values, level, band, dilate=step > 2 or distance_margin is None)
         step //= 2
         new = _level_axis(res, step)
         for ax in range(3):
@@ -203,7 +207,7 @@ def extract_surface(
         exact[todo] = True
         per_level.append(int(len(pts)))
         axis = new
-    mesh = _mesh_from_grid(values, level, lo, hi)
+    mesh = _mesh_from_grid(values if vertex_field is None else vertex_field(values), level, lo, hi)
     evaluated = int(sum(per_level))
     stats = {"evaluated": evaluated, "dense": res**3, "fraction": evaluated / res**3,
              "per_level": per_level, "query_s": query_s, "time_s": time.perf_counter() - t0}
