@@ -272,12 +272,15 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
     fit = fit_occupancy(mesh, config, callbacks=ctx.train_callbacks(also=preview))
 
     ctx.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
-    out = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest)
+    out, stats = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
+                             return_stats=True)
     preview.clean()
     _check_surface(out, s.resolution)
     mesh_path = write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors)
     checkpoint = fit.save(ctx.output_dir / "checkpoint.pt")
-    metrics = {**fit.timings, "vertices": len(out.vertices), "faces": len(out.faces)}
+    metrics = {**fit.timings, "vertices": len(out.vertices), "faces": len(out.faces),
+               "pieces_removed": stats["pieces_removed"], "input_read_as": fit.reading["mode"],
+               "input_reading": fit.reading["reason"]}
     if fit.stats is not None:
         metrics.update(steps=fit.stats.steps, final_loss=fit.stats.final_loss)
     return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": metrics}
