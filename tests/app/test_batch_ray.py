@@ -15,7 +15,7 @@ from sape_geom.app.cli import main
 from sape_geom.mesh.shapes import sphere, torus
 
 # Small enough to fit in seconds on a busy 2-core machine, smooth enough for a clean surface.
-SMALL = {"steps": 80, "points_per_set": 8000, "num_sets": 2, "batch_size": 1000, "resolution": 32, "device": "cpu",
+SMALL = {"steps": 200, "points_per_set": 8000, "num_sets": 2, "batch_size": 1000, "resolution": 32, "device": "cpu",
          "seed": 0, "field.hidden_width": 64, "field.hidden_layers": 2, "field.sigma": 2.0}
 
 
