@@ -153,7 +153,7 @@ def test_cli_fit_json_and_extract(tmp_path):
     sphere(0.5).apply_translation([1, 2, 3]).export(mesh_path)
     ckpt = tmp_path / "ball.ckpt"
     result = subprocess.run(
-        [sys.executable, "-m", "sape_geom", "fit", str(mesh_path), "-o", str(tmp_path / "ball.ply"), "--steps", "150",
+        [sys.executable, "-m", "sape_geom", "fit", str(mesh_path), "-o", str(tmp_path / "ball.ply"), "--steps", "300",
          "--resolution", "48", "--device", "cpu", "--json", "--checkpoint", str(ckpt)],
         capture_output=True, text=True, check=True,
     )
