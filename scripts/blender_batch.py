@@ -2,12 +2,14 @@
 
     blender -b scene.blend --python scripts/blender_batch.py -- \\
         [--objects NAME [NAME ...]] [--preset fast] [--worker-python PATH] --output fitted.blend
+    python scripts/blender_batch.py -- --blend scene.blend ... --output fitted.blend   # the bpy module
 
 Fits the named mesh objects (default: every mesh object) through the SAPE add-on and saves the file,
 with the results in the "SAPE Results" collection, to --output; the opened file is not overwritten.
 Training runs in a worker process, so Blender's own Python needs no torch (Debian's Blender 3.4 works).
 The worker's interpreter is --worker-python, else $SAPE_GEOM_PYTHON, else the add-on preference, else
-auto-detection. Uses the installed add-on when one is enabled, else the one in this repository.
+the environment Set Up Worker made (``bpy.ops.sape.setup_worker(wait=True)`` makes it headless), else a
+source checkout's .venv. Uses the installed add-on when one is enabled, else the one in this repository.
 Exit status: 0 when every object was fitted, 1 when some failed, 2 on bad arguments.
 """
 
@@ -42,6 +44,8 @@ def parse_args(argv: list[str], job_settings) -> argparse.Namespace:
     parser.add_argument("--extra", default="", help="JSON object merged into the worker job settings")
     parser.add_argument("--worker-python", default="", help="Python with sape_geom and torch")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up (cancel) after this many seconds")
+    parser.add_argument("--blend", default="", help="open this .blend first (for the bpy module, which has no file "
+                        "argument)")
     parser.add_argument("--output", required=True, help="the .blend file to write")
     return parser.parse_args(argv)
 
@@ -71,6 +75,8 @@ def main() -> int:
         args = parse_args(script_args(), importlib.import_module(addon.__name__ + ".job_settings"))
     except SystemExit as exc:
         return 2 if exc.code else 0
+    if args.blend:
+        bpy.ops.wm.open_mainfile(filepath=str(Path(args.blend).resolve()))
     runner = importlib.import_module(addon.__name__ + ".runner")
     preferences = importlib.import_module(addon.__name__ + ".preferences")
 
@@ -100,7 +106,8 @@ def main() -> int:
     saved_python = prefs.worker_python if prefs is not None else ""
     if python and prefs is not None:
         prefs.worker_python = python  # in memory only: background Blender does not save preferences
-    print(f"blender_batch: worker Python {preferences.resolve_worker_python()[0]}")
+    worker, where = preferences.resolve_worker_python()
+    print(f"blender_batch: worker Python {worker or '(none)'} ({where})")
 
     s = scene.sape_geom
     s.preset = args.preset

@@ -65,7 +65,24 @@ class SAPE_PT_main(bpy.types.Panel):
     bl_category = "SAPE"
 
     def draw(self, context):
-        draw_status(self.layout, runner.RUNNER)
+        layout = self.layout
+        job = JOBS["setup"]
+        if job is not None and not job.done:  # the set-up first: nothing can run without it
+            draw_progress(layout, job.progress, job.stage)
+            layout.operator("sape.cancel_setup", icon="CANCEL")
+        elif worker_missing(context):
+            label_lines(layout.column(align=True), "No worker yet: set it up once (downloads torch)", "ERROR")
+            row = layout.row()
+            row.scale_y = 1.3
+            row.operator("sape.setup_worker", icon="IMPORT")
+        draw_status(layout, runner.RUNNER)
+
+
+def worker_missing(context) -> bool:
+    from .preferences import resolve_worker_python
+    from .worker_client import check_python
+
+    return check_python(resolve_worker_python(context)[0]) is not None
 
 
 class _Sub:

@@ -356,5 +356,7 @@ class _Stop(Exception):
 
 
 def _remove(path: Path) -> None:
-    if path.exists() or path.is_symlink():
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
         shutil.rmtree(path, ignore_errors=True)
