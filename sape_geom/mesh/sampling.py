@@ -14,6 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
+from .queries import MeshQueries
 
 __all__ = [
     "FIELD_TARGETS",
@@ -53,9 +54,8 @@ def sample_surface(
     triangle with equal probability (the second half of the hybrid sampler, docs/method.md §6.3). Same frame as ``vertices``.
     """
     V, F = _as_vf(vertices, faces)
-    tri = V[F]  # (m,3,3)
     if mode == "area":
-        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        area = _triangle_areas(V, F)
         total = area.sum()
         if not total > 0:
             raise InputError("cannot sample a surface whose faces all have zero area")
@@ -68,9 +68,18 @@ def sample_surface(
     uv = rng.random((n, 2))
     flip = uv.sum(axis=1) > 1.0
     uv[flip] = 1.0 - uv[flip]
-    t = tri[face]
+    t = V[F[face]]
     pts = t[:, 0] + uv[:, :1] * (t[:, 1] - t[:, 0]) + uv[:, 1:] * (t[:, 2] - t[:, 0])
     return pts, face.astype(np.int64)
+
+
+def _triangle_areas(V: np.ndarray, F: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """(m,) triangle areas, a million faces at a time (the (m, 3, 3) corners of a 5M-face mesh are 360 MB)."""
+    area = np.empty(len(F), dtype=np.float64)
+    for start in range(0, len(F), chunk):
+        tri = V[F[start:start + chunk]]
+        area[start:start + len(tri)] = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    return area
 
 
 def sample_training_points(
@@ -103,48 +112,53 @@ def sample_training_points(
     return np.clip(pts, -1.0, 1.0).astype(np.float32)
 
 
-def winding_number(vertices: Any, faces: Any, points: Any, exact: bool = False) -> np.ndarray:
+def winding_number(vertices: Any, faces: Any, points: Any, exact: bool = False, *,
+                   queries: MeshQueries | None = None) -> np.ndarray:
     """Generalised winding number of the mesh at each point: (n,) float64; ~1 inside, ~0 outside.
 
     ``exact=False`` uses libigl's fast (hierarchical) approximation, ``exact=True`` the exact sum.
+    ``queries`` (built for the same mesh) reuses its trees and answers a cancel between chunks.
     """
     V, F = _as_vf(vertices, faces)
     P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
-    return igl.winding_number(V, F, P) if exact else igl.fast_winding_number(V, F, P)
+    if exact:
+        return igl.winding_number(V, F, P)
+    return (queries or MeshQueries(V, F)).winding_number(P)
 
 
 def inside_outside(
-    vertices: Any, faces: Any, points: Any, exact: bool = False, *, threshold: float = 0.5
+    vertices: Any, faces: Any, points: Any, exact: bool = False, *, threshold: float = 0.5,
+    queries: MeshQueries | None = None,
 ) -> np.ndarray:
     """Inside labels (n,) bool, True = inside: winding number > ``threshold``.
 
     Works for open and non-manifold meshes. Mesh and points must be in the same frame. (The original
     code labels "outside" as winding number < 0.9; pass ``threshold=0.9`` for that convention.)
     """
-    return winding_number(vertices, faces, points, exact=exact) > threshold
+    return winding_number(vertices, faces, points, exact=exact, queries=queries) > threshold
 
 
-def unsigned_distance(vertices: Any, faces: Any, points: Any) -> np.ndarray:
+def unsigned_distance(vertices: Any, faces: Any, points: Any, *, queries: MeshQueries | None = None) -> np.ndarray:
     """Exact Euclidean distance (n,) float64 from each point to the triangle mesh (libigl's AABB tree)."""
     V, F = _as_vf(vertices, faces)
     P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
-    squared, _, _ = igl.point_mesh_squared_distance(P, V, F)
-    return np.sqrt(np.maximum(squared, 0.0))
+    return (queries or MeshQueries(V, F)).unsigned_distance(P)
 
 
-def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False) -> np.ndarray:
+def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False, *,
+                    queries: MeshQueries | None = None) -> np.ndarray:
     """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too."""
-    inside = inside_outside(vertices, faces, points, exact=exact)
-    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points)
+    inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
+    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points, queries=queries)
 
 
 def field_targets(
     vertices: Any, faces: Any, points: Any, target: str = "occupancy", *, shell_thickness: float = 0.0,
-    exact: bool = False,
+    exact: bool = False, queries: MeshQueries | None = None,
 ) -> np.ndarray:
     """Training targets (n,) float32 at ``points`` for one of :data:`FIELD_TARGETS` (positive = outside).
 
@@ -153,11 +167,11 @@ def field_targets(
     if target not in FIELD_TARGETS:
         raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
     if shell_thickness > 0:
-        distance = unsigned_distance(vertices, faces, points) - shell_thickness
+        distance = unsigned_distance(vertices, faces, points, queries=queries) - shell_thickness
     elif target == "sdf":
-        distance = signed_distance(vertices, faces, points, exact=exact)
+        distance = signed_distance(vertices, faces, points, exact=exact, queries=queries)
     else:
-        return (~inside_outside(vertices, faces, points, exact=exact)).astype(np.float32)
+        return (~inside_outside(vertices, faces, points, exact=exact, queries=queries)).astype(np.float32)
     return (distance > 0).astype(np.float32) if target == "occupancy" else distance.astype(np.float32)
 
 
@@ -171,16 +185,18 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     """
     V, F = _as_vf(vertices, faces)
     edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    boundary = unique[counts == 1]
+    # One int64 per edge (sorted like the rows): np.unique on rows would copy and sort them as records.
+    keys, counts = np.unique(edges[:, 0] * len(V) + edges[:, 1], return_counts=True)
+    del edges
+    single = keys[counts == 1]
+    boundary = np.stack([single // len(V), single % len(V)], axis=1)
     if len(boundary) == 0:
         return 0.0
     lengths = np.linalg.norm(V[boundary[:, 0]] - V[boundary[:, 1]], axis=1)
     graph = coo_matrix((np.ones(len(boundary)), (boundary[:, 0], boundary[:, 1])), shape=(len(V), len(V)))
     _, loop_of_vertex = connected_components(graph, directed=False)
     loop_length = np.bincount(loop_of_vertex[boundary[:, 0]], weights=lengths)
-    tri = V[F]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+    area = _triangle_areas(V, F).sum()
     return float((loop_length**2).sum() / (4.0 * np.pi) / max(area, 1e-30))
 
 
@@ -204,6 +220,8 @@ class PointSetBuffer:
         surface_sampling: str = "hybrid",
         target: str = "occupancy",
         shell_thickness: float = 0.0,
+        should_cancel: Any = None,
+        on_progress: Any = None,
     ) -> None:
         if num_sets < 1:
             raise InputError(f"num_sets must be at least 1, got {num_sets}")
@@ -213,6 +231,8 @@ class PointSetBuffer:
         self.num_sets, self.n_points = int(num_sets), int(n_points)
         self.exact, self.surface_sampling = exact, surface_sampling
         self.target, self.shell_thickness = target, float(shell_thickness)
+        # libigl's trees, built once (big meshes: one part at a time); asked to stop between chunks
+        self.queries = MeshQueries(self.vertices, self.faces, should_cancel=should_cancel, on_progress=on_progress)
         children = np.random.SeedSequence(seed).spawn(self.num_sets + 1)
         self._set_seeds = children[:-1]
         self._perm_rng = np.random.default_rng(children[-1])
@@ -222,18 +242,23 @@ class PointSetBuffer:
 
     def get_set(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Set ``index`` unshuffled: (points (n,3) float32, targets (n,) float32), generated on first use."""
-        cached = self._sets[index]
-        if cached is None:
-            pts = sample_training_points(
-                self.vertices, self.faces, self.n_points, self._set_seeds[index],
-                surface_sampling=self.surface_sampling,
-            )
-            values = field_targets(self.vertices, self.faces, pts, self.target,
-                                   shell_thickness=self.shell_thickness, exact=self.exact)
-            cached = (pts, values)
-            self._sets[index] = cached
+        if self._sets[index] is None:
+            self.prepare([index])
+        return self._sets[index]
+
+    def prepare(self, indices: Any = None) -> None:
+        """Sample and label the sets ``indices`` (default: all) not made yet, all in one labelling pass
+        (a mesh too big for one tree builds each part once for all of them); same values as one by one."""
+        todo = [i for i in (range(self.num_sets) if indices is None else indices) if self._sets[i] is None]
+        if not todo:
+            return
+        points = [sample_training_points(self.vertices, self.faces, self.n_points, self._set_seeds[i],
+                                         surface_sampling=self.surface_sampling) for i in todo]
+        values = field_targets(self.vertices, self.faces, np.concatenate(points), self.target,
+                               shell_thickness=self.shell_thickness, exact=self.exact, queries=self.queries)
+        for i, pts, vals in zip(todo, points, np.split(values, np.cumsum([len(p) for p in points])[:-1])):
+            self._sets[i] = (pts, vals)
             self.generated += 1
-        return cached
 
     def next_epoch(self) -> tuple[np.ndarray, np.ndarray]:
         """Points (n,3) float32 and their targets (n,) float32 (occupancy: **1 = outside**), shuffled."""

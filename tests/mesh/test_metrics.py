@@ -50,3 +50,4 @@ def test_metrics_are_seeded_and_count_components(sphere):
 def test_empty_prediction_does_not_crash(sphere):
     m = mesh_metrics(trimesh.Trimesh(), sphere, n_points=N, iou_points=N)
     assert m["iou"] == 0.0 and math.isinf(m["chamfer_l1"]) and m["fscore"] == 0.0 and m["components"] == 0
+    assert m["components_input"] == 1  # the fit summary prints it (it raised a KeyError for an empty fit)

@@ -60,6 +60,9 @@ class OccupancyConfig:
     """``shell``: thickness of the sheet as a fraction of the input's bounding-box diagonal."""
     remove_unsupported: bool = False
     """Drop extracted pieces that lie away from the input surface (spurious pieces of the field)."""
+    face_budget: int | None = None
+    """Extraction stops with a clear error when the field would give more faces: None = 30 x
+    resolution^2 (a smooth shape gives under 10), 0 = no limit (a noisy field can give millions)."""
 
     def __post_init__(self) -> None:
         _check_choice("target", self.target, TARGETS)
@@ -80,6 +83,8 @@ class OccupancyConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.batch_size > self.points_per_set:
             raise ConfigError(f"batch_size ({self.batch_size}) exceeds points_per_set ({self.points_per_set})")
+        if self.face_budget is not None and (not isinstance(self.face_budget, int) or self.face_budget < 0):
+            raise ConfigError(f"face_budget must be an integer >= 0 (0 = no limit), got {self.face_budget!r}")
         if not 8 <= self.resolution <= 2048:
             raise ConfigError(f"resolution must be between 8 and 2048, got {self.resolution}")
 

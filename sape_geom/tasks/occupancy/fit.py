@@ -15,7 +15,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -67,6 +67,8 @@ class OccupancyFit:
         keep_largest: bool = False,
         max_faces: int | None = None,
         return_stats: bool = False,
+        face_budget: int | None = None,
+        should_cancel: Callable[[], bool] | None = None,
     ):
         """The field's zero level set as a mesh in the input's own coordinates.
 
@@ -74,12 +76,13 @@ class OccupancyFit:
         count is in the statistics as ``pieces_removed``). ``colors`` adds the SAPE heat-map (fraction of frequencies open at each vertex; blue = few, red =
         many) as RGBA vertex colours. ``keep_largest`` drops every piece but the largest; ``max_faces``
         decimates (needs pymeshlab). With ``return_stats`` also returns extraction statistics.
+        ``face_budget`` overrides the config's (0 = no limit); ``should_cancel`` can stop the extraction.
         """
         support = self.support if self.config.remove_unsupported else None
         return extract_mesh(
             self.model, self.normalization, self.config, resolution or self.config.resolution,
             colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
-            return_stats=return_stats,
+            return_stats=return_stats, face_budget=face_budget, should_cancel=should_cancel,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -166,16 +169,21 @@ def fit_occupancy(
     # Every point set is sampled and labelled once, up front, so that training time is training only
     # (and a time budget is not eaten by labelling); epochs then cycle through the sets.
     labels_start = time.perf_counter()
+
+    def label_progress(kind: str, fraction: float) -> None:
+        elapsed = time.perf_counter() - labels_start
+        eta = elapsed / fraction * (1.0 - fraction) if fraction > 0 else float("nan")
+        callbacks.progress(ProgressInfo(int(100 * fraction), 100, float("nan"), elapsed, eta, f"labels ({kind})"))
+
+    # All sets in one labelling pass, asking for a cancel between chunks of points (docs/method.md §6.3).
     buffer = PointSetBuffer(
         unit_vertices, mesh.faces, num_sets=config.num_sets, n_points=config.points_per_set, seed=config.seed,
-        target=config.target, shell_thickness=reading["half_thickness"],
+        target=config.target, shell_thickness=reading["half_thickness"], should_cancel=callbacks.should_cancel,
+        on_progress=label_progress,
     )
-    for index in range(config.num_sets):
-        callbacks.check_cancel()
-        elapsed = time.perf_counter() - labels_start
-        eta = elapsed / index * (config.num_sets - index) if index else float("nan")
-        callbacks.progress(ProgressInfo(index, config.num_sets, float("nan"), elapsed, eta, "labels"))
-        buffer.get_set(index)
+    callbacks.check_cancel()
+    buffer.prepare()
+    buffer.queries.release()  # libigl's trees (about 220 bytes per face each) are not needed for training
     support = build_support(unit_vertices, mesh.faces, seed=config.seed)
     timings["labels_s"] = time.perf_counter() - labels_start
 

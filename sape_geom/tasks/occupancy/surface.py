@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 import numpy as np
 import torch
 import trimesh
 
 from ...mesh.cleanup import decimate, largest_component
-from ...mesh.extract import extract_surface
+from ...mesh.extract import extract_surface, face_budget as allowed_faces
 from ...mesh.io import Normalization
 from ...mesh.support import SupportGrid, remove_unsupported_pieces
 from ...nn.model import EncodedField
@@ -89,10 +90,14 @@ def extract_mesh(
     support: SupportGrid | None = None,
     return_stats: bool = False,
     batch_size: int = 32768,
+    face_budget: int | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ):
     """Sparse marching cubes of the field's zero level, in the input's coordinates.
 
     With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``).
+    ``face_budget`` (None: the config's; 0: no limit) stops a noisy field with ``FaceBudgetExceeded``;
+    ``should_cancel`` is asked between batches of queries (``TrainingCancelled``).
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -106,7 +111,9 @@ def extract_mesh(
         query, margins = (lambda points: _squash(field(points))), {"margin": SQUASHED_MARGIN, "vertex_field": _unsquash}
 
     start = time.perf_counter()
-    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True, **margins)
+    budget = allowed_faces(resolution, config.face_budget if face_budget is None else face_budget)
+    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True, face_budget=budget,
+                                  should_cancel=should_cancel, **margins)
     stats["pieces_removed"] = 0
     if support is not None:
         mesh, stats["pieces_removed"] = remove_unsupported_pieces(mesh, support)
@@ -127,5 +134,5 @@ def extract_mesh(
 def preview_mesh(
     model: EncodedField, normalization: Normalization, config: OccupancyConfig, resolution: int = 48
 ) -> trimesh.Trimesh:
-    """A coarse, uncoloured extraction for live previews while training."""
-    return extract_mesh(model, normalization, config, resolution, colors=False)
+    """A coarse, uncoloured extraction for live previews while training (no face budget: it is small)."""
+    return extract_mesh(model, normalization, config, resolution, colors=False, face_budget=0)

@@ -1,0 +1,66 @@
+"""Big-mesh queries: libigl's answers exactly (one tree), in parts (exact distances, additive winding
+numbers), pieces without trimesh's caches, and a cancel seen between chunks of points."""
+
+import igl
+import numpy as np
+import pytest
+import trimesh
+
+from sape_geom.errors import TrainingCancelled
+from sape_geom.mesh import queries
+from sape_geom.mesh.cleanup import component_labels
+from sape_geom.mesh.queries import MeshQueries, face_components
+from sape_geom.mesh.sampling import PointSetBuffer, sample_training_points
+from sape_geom.mesh.shapes import hemisphere, several_pieces
+
+
+@pytest.fixture(params=["pieces", "open"])
+def mesh(request):
+    return several_pieces() if request.param == "pieces" else hemisphere(subdivisions=4)
+
+
+def test_one_tree_gives_libigls_answers_exactly(mesh):
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    P = sample_training_points(V, F, 20_000, seed=1).astype(float)
+    q = MeshQueries(V, F)
+    np.testing.assert_array_equal(q.winding_number(P), igl.fast_winding_number(V, F, P))
+    squared, face = q.squared_distance(P)
+    expected, expected_face, _ = igl.point_mesh_squared_distance(P, V, F)
+    np.testing.assert_array_equal(squared, expected)
+    np.testing.assert_array_equal(face, expected_face)
+
+
+def test_parts_give_exact_distances_and_nearly_the_same_winding_numbers(mesh):
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    P = sample_training_points(V, F, 20_000, seed=2).astype(float)
+    whole, parts = MeshQueries(V, F), MeshQueries(V, F, faces_per_tree=len(F) // 3 + 1)
+    assert len(parts.parts) == 3
+    np.testing.assert_array_equal(parts.unsigned_distance(P), whole.unsigned_distance(P))
+    assert np.abs(parts.winding_number(P) - whole.winding_number(P)).max() < 0.02
+
+
+def test_face_components_are_the_pieces_trimesh_finds(mesh):
+    np.testing.assert_array_equal(face_components(mesh.faces), component_labels(mesh))
+    touching = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], [[0, 1, 2], [0, 3, 4]])
+    assert face_components(touching.faces).tolist() == [0, 1]  # sharing a vertex only: two pieces
+
+
+def test_labelling_asks_for_a_cancel_between_chunks(mesh, monkeypatch):
+    monkeypatch.setattr(queries, "POINTS_PER_CALL", 1000)
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    asked = []
+    buffer = PointSetBuffer(V, F, num_sets=2, n_points=6000, target="sdf",
+                            should_cancel=lambda: asked.append(1) or len(asked) > 4)
+    with pytest.raises(TrainingCancelled):
+        buffer.prepare()
+    assert len(asked) == 5 and buffer.generated == 0
+
+
+def test_all_sets_at_once_are_the_sets_one_by_one(mesh):
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    together = PointSetBuffer(V, F, num_sets=3, n_points=3000, seed=4, target="sdf")
+    together.prepare()
+    alone = PointSetBuffer(V, F, num_sets=3, n_points=3000, seed=4, target="sdf")
+    for index in (2, 0, 1):
+        for a, b in zip(together.get_set(index), alone.get_set(index)):
+            np.testing.assert_array_equal(a, b)
