@@ -69,6 +69,8 @@ def screenshot(name):
     with override():
         bpy.ops.screen.screenshot(filepath=path)
     report["shots"][name] = path
+    win, area, _ = view3d()  # crop box for README: the viewport's right part with the sidebar, full height
+    report["crop"] = f"640x{win.height}+{area.x + area.width - 640}+0"
     log(f"screenshot {name}")
 
 
@@ -81,11 +83,11 @@ def open_sape_tab(steps=3):
     if hasattr(ui, "active_panel_category"):  # newer Blender
         ui.active_panel_category = "SAPE"
         return
-    x, y = ui.x + ui.width - 10, ui.y + ui.height - 60  # over the tab strip, not over a number field
+    x, y = ui.x + ui.width - 10, ui.y + ui.height - 60 - 4 * steps  # over the tab strip; a new spot each time
     win.event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
     win.event_simulate("WHEELDOWNMOUSE", "PRESS", ctrl=True, x=x, y=y)
     if steps > 1:
-        bpy.app.timers.register(lambda: open_sape_tab(steps - 1), first_interval=0.3)
+        bpy.app.timers.register(lambda: open_sape_tab(steps - 1), first_interval=0.6)
 
 
 @guard
@@ -149,9 +151,9 @@ def watch_fit():
         if "panel_training.png" not in report["shots"] and (run.preview_name or training):
             screenshot("panel_training.png")
             log(f"while training: {run.state.status} (preview: {run.preview_name})")
-        if elapsed > 900:
+        if elapsed > max(900.0, 3 * FIT_LIMIT_S):
             run.cancel()
-            finish(False, "fit did not finish in 15 min")
+            finish(False, f"fit did not finish in {elapsed:.0f} s")
             return None
         return 0.5
     state = run.state

@@ -56,9 +56,11 @@ env -u SAPE_GEOM_PYTHON -u PYTHONPATH DISPLAY="$DISPLAY_NUM" HOME="$SANDBOX" PAT
 UI_CODE=$?
 set -e
 grep "UI-CHECK:" "$OUT/blender.log" || true
+CROP="$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('crop', '640x900+760+0'))" \
+    "$OUT/report.json" 2>/dev/null || echo 640x900+760+0)"
 for shot in setup training result error; do
-    if [ -f "$OUT/panel_$shot.png" ]; then  # the sidebar and the viewport's right part, 256 colours
-        convert "$OUT/panel_$shot.png" -crop 760x870+640+0 +repage -colors 256 "PNG8:$OUT/sidebar_$shot.png" || true
+    if [ -f "$OUT/panel_$shot.png" ]; then  # the viewport's right part with the sidebar, 256 colours
+        convert "$OUT/panel_$shot.png" -crop "$CROP" +repage -colors 256 "PNG8:$OUT/sidebar_$shot.png" || true
     fi
 done
 

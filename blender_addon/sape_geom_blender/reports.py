@@ -62,13 +62,14 @@ ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "INFO"}
 
 
 def draw_status_bar(self, context) -> None:
-    """Appended to the status bar: the last SAPE message, and the running job's progress."""
+    """Appended to the status bar: the last SAPE message, or that a job runs (its progress is in the
+    sidebar: the status bar is redrawn by Blender's own events only, so a percentage would go stale)."""
     from . import runner
 
     layout = self.layout
     run = runner.RUNNER
     if run.busy:
-        layout.label(text=f"SAPE {100 * run.state.progress:.0f}%: {run.state.status}"[:90], icon="TIME")
+        layout.label(text="SAPE: working (SAPE tab; Esc cancels)", icon="TIME")
         return
     level, text = current()
     if text:
