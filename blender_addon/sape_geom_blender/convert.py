@@ -196,8 +196,16 @@ def heat_map_material() -> bpy.types.Material:
 
 
 # ------------------------------------------------------------------------------------------ curves
-def curve_world_points(obj: bpy.types.Object, depsgraph, samples_per_segment: int | None = None) -> np.ndarray:
-    """Ordered points (N, 3) of the first spline of a curve object, in world space.
+def curve_world_loops(obj: bpy.types.Object, depsgraph, samples_per_segment: int | None = None) -> list[np.ndarray]:
+    """:func:`curve_world_points` of every spline (of at least 3 points): outer contours and holes."""
+    count = len(obj.evaluated_get(depsgraph).data.splines)
+    loops = [curve_world_points(obj, depsgraph, samples_per_segment, spline=k) for k in range(count)]
+    return [p for p in loops if len(p) >= 3]
+
+
+def curve_world_points(obj: bpy.types.Object, depsgraph, samples_per_segment: int | None = None,
+                       spline: int = 0) -> np.ndarray:
+    """Ordered points (N, 3) of one spline (default the first) of a curve object, in world space.
 
     Bezier splines are sampled with the curve's ``resolution_u`` per segment (or
     ``samples_per_segment``); poly and NURBS splines give their control points.
@@ -208,7 +216,7 @@ def curve_world_points(obj: bpy.types.Object, depsgraph, samples_per_segment: in
     curve = evaluated.data
     if not curve.splines:
         raise ValueError(f"curve '{obj.name}' has no splines")
-    spline = curve.splines[0]
+    spline = curve.splines[spline]
     if spline.type == "BEZIER":
         bp = spline.bezier_points
         n = len(bp)
@@ -230,14 +238,17 @@ def curve_world_points(obj: bpy.types.Object, depsgraph, samples_per_segment: in
     return local @ m[:3, :3].T + m[:3, 3]
 
 
-def build_curve(name: str, points_2d: np.ndarray, z: float = 0.0) -> bpy.types.Curve:
-    """A cyclic poly curve from (P, 2) points in the world XY plane at height ``z``."""
+def build_curve(name: str, points_2d, z: float = 0.0) -> bpy.types.Curve:
+    """A cyclic poly curve from (P, 2) points in the world XY plane at height ``z``; given a list of
+    loops (outer contours and holes), one cyclic spline per loop in the same curve."""
+    loops = [points_2d] if isinstance(points_2d, np.ndarray) and points_2d.ndim == 2 else list(points_2d)
     curve = bpy.data.curves.new(name, "CURVE")
     curve.dimensions = "3D"
-    spline = curve.splines.new("POLY")
-    spline.points.add(len(points_2d) - 1)
-    spline.use_cyclic_u = True
-    set_curve_points(curve, points_2d, z)
+    for loop in loops:
+        spline = curve.splines.new("POLY")
+        spline.points.add(len(loop) - 1)
+        spline.use_cyclic_u = True
+    set_curve_points(curve, np.vstack(loops), z)
     return curve
 
 
@@ -251,7 +262,13 @@ def _co4(points_2d: np.ndarray, z: float) -> np.ndarray:
 
 
 def set_curve_points(curve: bpy.types.Curve, points_2d: np.ndarray, z: float = 0.0) -> None:
-    curve.splines[0].points.foreach_set("co", _co4(points_2d, z).ravel())
+    """Set every spline's points from (sum P, 2) points stacked spline after spline."""
+    co = _co4(points_2d, z)
+    start = 0
+    for spline in curve.splines:
+        n = len(spline.points)
+        spline.points.foreach_set("co", co[start : start + n].ravel())
+        start += n
 
 
 def animate_with_shape_keys(obj: bpy.types.Object, frames_and_points: list[tuple[float, np.ndarray]], z: float) -> None:
@@ -280,8 +297,8 @@ def animate_with_shape_keys(obj: bpy.types.Object, frames_and_points: list[tuple
 
 def animate_with_keyframes(obj: bpy.types.Object, frames_and_points: list[tuple[float, np.ndarray]], z: float) -> None:
     """Keyframe every point's ``co`` at each snapshot's frame; ends on the last snapshot."""
-    points = obj.data.splines[0].points
     for frame, pts in frames_and_points:
-        points.foreach_set("co", _co4(pts, z).ravel())
-        for point in points:
-            point.keyframe_insert("co", frame=frame)
+        set_curve_points(obj.data, pts, z)
+        for spline in obj.data.splines:
+            for point in spline.points:
+                point.keyframe_insert("co", frame=frame)

@@ -169,13 +169,16 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
                 self.report({"ERROR"}, "SAPE: choose a target curve object")
                 return {"CANCELLED"}
             try:
-                pts = convert.curve_world_points(target, depsgraph)
+                loops = convert.curve_world_loops(target, depsgraph)  # every spline: outlines and holes
             except ValueError as exc:
                 self.report({"ERROR"}, f"SAPE: {exc}")
                 return {"CANCELLED"}
-            if len(pts) < 3:
+            if not loops:
                 self.report({"ERROR"}, f"SAPE: target curve '{target.name}' has fewer than 3 points")
                 return {"CANCELLED"}
+            pts = np.vstack(loops)
+            if len(loops) > 1:
+                arrays["target_offsets"] = np.cumsum([0] + [len(p) for p in loops]).astype(np.int64)
             # normalise in the world XY plane: centred, farthest point at distance 1
             lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
             center = (lo + hi) / 2

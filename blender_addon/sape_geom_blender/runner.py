@@ -311,9 +311,14 @@ class Runner:
 
 # ---------------------------------------------------------------------------------------- appliers
 def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
+    offsets = None
     with np.load(event["curves"]) as data:
         curve_pts = data["curve"]
         snap_steps, snaps = data["snapshot_steps"], data["snapshots"]
+        if "contour_offsets" in data:  # every loop (outer contours and holes): one spline each
+            offsets = data["contour_offsets"]
+            curve_pts, snaps = data["contour_points"], data["contour_snapshots"]
+    loops = [curve_pts] if offsets is None else [curve_pts[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
     z = float(item.data.get("z", 0.0))
     scale = float(item.data.get("scale", 1.0))
@@ -323,7 +328,7 @@ def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
         return np.asarray(p, dtype=np.float64) * scale + center
 
     name = f"{item.label}_sape"
-    curve = convert.build_curve(name, to_world(curve_pts), z)
+    curve = convert.build_curve(name, [to_world(loop) for loop in loops], z)
     obj = convert.new_object(name, curve, runner._collection(scene))
     anim = item.data.get("animate")
     if anim and len(snaps):

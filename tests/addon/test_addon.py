@@ -272,6 +272,41 @@ def test_deform_curve_real_worker_with_shape_keys(addon):
     assert snapshot_scene()["objects"][target.name] == before["objects"][target.name]
 
 
+def test_deform_a_curve_with_a_hole_makes_one_spline_per_loop(addon):
+    # a target curve object of two splines (an outline and a hole) -> one result object, two splines
+    data = bpy.data.curves.new("Ring", "CURVE")
+    data.dimensions = "3D"
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    for radius in (2.0, 0.8):
+        spline = data.splines.new("POLY")
+        spline.points.add(len(t) - 1)
+        co = np.stack([radius * np.cos(t), radius * np.sin(t), np.zeros_like(t), np.ones_like(t)], axis=1)
+        spline.points.foreach_set("co", co.astype(np.float32).ravel())
+        spline.use_cyclic_u = True
+    target = bpy.data.objects.new("Ring", data)
+    bpy.context.scene.collection.objects.link(target)
+    s = bpy.context.scene.sape_geom
+    s.target_kind, s.target_object, s.source_kind = "OBJECT", target, "CIRCLE"
+    s.deform_steps = 10
+    s.animate, s.animation_mode, s.frame_start, s.frame_end = True, "KEYFRAMES", 1, 10
+    s.deform_extra_settings = json.dumps({"config": TINY_DEFORM})
+    assert bpy.ops.sape.deform_curve() == {"FINISHED"}
+    drive()
+    result = bpy.data.objects.get("Ring_sape")
+    assert result is not None, runner().RUNNER.state.messages
+    splines = result.data.splines
+    assert len(splines) == 2 and all(sp.use_cyclic_u for sp in splines)
+    assert [len(sp.points) for sp in splines] == [48, 48]  # TINY_DEFORM's 48 points (the hole's floor too)
+
+    def hole_at(frame):
+        bpy.context.scene.frame_set(frame)
+        co = np.empty(48 * 4, np.float32)
+        result.data.splines[1].points.foreach_get("co", co)
+        return co
+
+    assert not np.allclose(hole_at(1), hole_at(10))  # the hole's spline is animated with the outline
+
+
 # ------------------------------------------------------------------------------------------ refusals
 def test_no_selection_non_mesh_and_empty_mesh_are_refused(addon):
     before = snapshot_scene()
