@@ -21,3 +21,8 @@ class ConfigError(InputError):
 
 class TrainingCancelled(SapeGeomError):
     """The user asked to stop; not a failure, callers show no error for it."""
+
+
+class OutputError(SapeGeomError, OSError):
+    """An output cannot be written (a folder on its way is a file, no permission, a read-only or full
+    disk); the message names the file and the reason. Still an ``OSError`` for code that catches those."""

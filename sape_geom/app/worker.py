@@ -32,14 +32,15 @@ it (the settings are parsed into one dataclass per task in ``sape_geom.app.worke
     ``occupancy_preset(preset, **overrides)``: encoding, sigma, steps, time_budget, device, seed,
     resolution); ``config`` (dict of dotted keys applied with ``sape_geom.config.replace`` for fields the
     overrides do not reach); ``resolution`` (extraction grid, default: the config's); ``colors`` (bool, default
-    true); ``keep_largest`` (bool, default false: drop all but the largest piece);
-    ``preview_every_s`` (float, default 3; 0 turns previews off); ``preview_resolution`` (default 48).
+    true); ``keep_largest`` (bool, default false: drop all but the largest piece); ``face_budget`` (int or
+    null: stop with an error when the field would give more faces, a noisy field; null = 20 x resolution^2 (at least 1M),
+    0 = no limit); ``preview_every_s`` (float, default 3; 0 turns previews off); ``preview_resolution`` (default 48).
     Results: ``mesh.npz`` (``vertices`` (V, 3) float32 in the input's frame, ``faces`` (F, 3) int32,
     ``colors`` (V, 4) uint8 RGBA heat-map of the SAPE levels, empty when colours are off) and
     ``checkpoint.pt`` (load it with ``OccupancyFit.load``).
 ``extract``
     No inputs. settings: ``checkpoint`` (path), ``resolution`` (default: the fit's), ``colors``, ``keep_largest``,
-    ``device``.
+    ``face_budget`` (null: the fit's), ``device``.
     Result: ``mesh.npz`` as above.
 ``deform``
     inputs: ``target_points`` (N, 2) float, optional ``target_offsets`` (K + 1,) int splitting it into K
@@ -77,7 +78,9 @@ Exit status: 0 after ``result``, 1 after ``error``, 2 when the job file itself c
 ``error`` event is still written), 3 after ``cancelled``.
 
 Cancelling: write the line ``cancel`` to the worker's stdin, or send SIGTERM (SIGINT too). Training
-checks between steps and ends with a ``cancelled`` event; a second SIGTERM ends the process at once.
+checks between steps, labelling between chunks of points and extraction between batches of queries
+(each well under two seconds), and the job ends with a ``cancelled`` event; a second SIGTERM ends the
+process at once. ``output_dir`` is checked before any work: one that cannot be written is an ``error``.
 
 Only the protocol is written to stdout: while the job runs, ``sys.stdout`` and file descriptor 1 are
 redirected to stderr, so prints from libraries (and from C code) cannot corrupt the stream.
@@ -96,7 +99,7 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 
 from ..errors import SapeGeomError, TrainingCancelled
-from ..fileio import json_safe
+from ..fileio import check_writable, describe_os_error, json_safe, output_error
 from .worker_tasks import TASK_FUNCTIONS, JobError, TaskContext
 
 PROTOCOL_VERSION = 1
@@ -242,7 +245,11 @@ def run_job_file(job_file: str | os.PathLike, events: EventStream, cancel: Cance
     if stdin is not None:
         cancel.watch_stdin(stdin, job.stop_on_stdin_close)
     try:
-        job.output_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(job.output_dir, folder=True)  # before any work: a result must not be lost at the end
+        try:
+            job.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise output_error(job.output_dir, error) from None
         if cancel.is_set():
             raise TrainingCancelled("cancelled before the job started")
         context = TaskContext(job.settings, job.inputs, job.output_dir, events.emit, cancel.is_set)
@@ -271,6 +278,8 @@ def _user_message(exc: BaseException) -> str:
         return f"missing Python module {exc.name!r} in {sys.executable}: {exc}"
     if isinstance(exc, MemoryError):
         return "out of memory; try a lower resolution or the 'fast' preset"
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
 

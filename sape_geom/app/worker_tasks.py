@@ -57,6 +57,8 @@ class FitSurfaceSettings:
     """Extraction grid; None (or 0) = the config's."""
     colors: bool = True
     keep_largest: bool = False
+    face_budget: int | None = None
+    """Stop when the field would give more faces (a noisy field); None = 20 x resolution^2 (at least 1M), 0 = no limit."""
     preview_every_s: float = 3.0
     """Seconds between live previews; 0 turns them off."""
     preview_resolution: int = 48
@@ -76,6 +78,8 @@ class ExtractSettings:
     resolution: int | None = None
     colors: bool = True
     keep_largest: bool = False
+    face_budget: int | None = None
+    """None = the fit's own setting (20 x resolution^2, at least 1M, by default), 0 = no limit."""
     device: str | None = None
     """None = the device the checkpoint was fitted on."""
 
@@ -273,7 +277,7 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
 
     ctx.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
     out, stats = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
-                             return_stats=True)
+                             return_stats=True, face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
     preview.clean()
     _check_surface(out, s.resolution)
     mesh_path = write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors)
@@ -345,7 +349,8 @@ def task_extract(ctx: TaskContext) -> dict[str, Any]:
 
     fit = OccupancyFit.load(s.checkpoint, device=s.device)
     ctx.emit("progress", step=0, total=1, loss=None, elapsed_s=None, eta_s=None, stage="extract")
-    out = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest)
+    out = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
+                      face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
     _check_surface(out, s.resolution)
     return {"mesh": str(write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors))}
 

@@ -32,9 +32,11 @@ Cancel = Callable[[], bool]
 
 SLAB_BYTES = 32 << 20
 """About this many bytes of float64 values per slab of planes (at least one plane per slab)."""
-FACES_PER_RESOLUTION_SQUARED = 30
+FACES_PER_RESOLUTION_SQUARED = 20
 """Default face budget per ``resolution**2``. A smooth closed shape filling the unit frame gives about 8
 (a sphere of radius 0.95: 7.5); a short noisy fit gave 58 at 256^3."""
+MIN_FACE_BUDGET = 1_000_000
+"""The default budget is never below this: a small grid cannot give a costly number of faces."""
 FACES_PER_SURFACE_CELL = 2.0
 """Faces that one grid cell crossed by a smooth surface gives on average (measured on spheres: 1.9 to 2)."""
 
@@ -45,9 +47,9 @@ class FaceBudgetExceeded(InputError):
 
 def face_budget(resolution: int, budget: int | None = None) -> int | None:
     """Faces allowed at ``resolution``: ``budget`` (0 = no limit) or, when None, the default
-    :data:`FACES_PER_RESOLUTION_SQUARED` x ``resolution**2``."""
+    :data:`FACES_PER_RESOLUTION_SQUARED` x ``resolution**2`` (at least :data:`MIN_FACE_BUDGET`)."""
     if budget is None:
-        return FACES_PER_RESOLUTION_SQUARED * int(resolution) ** 2
+        return max(MIN_FACE_BUDGET, FACES_PER_RESOLUTION_SQUARED * int(resolution) ** 2)
     if int(budget) < 0:
         raise InputError(f"face budget must be >= 0 (0 = no limit), got {budget}")
     return None if int(budget) == 0 else int(budget)

@@ -133,7 +133,8 @@ def test_a_noisy_field_stops_at_the_face_budget_before_the_fine_levels():
     with pytest.raises(FaceBudgetExceeded, match="gives more than"):  # no coarse estimate: counted while marching
         extract_surface(noisy, 64, face_budget=len(mesh.faces) - 1, coarse_resolution=64)
     assert len(extract_surface(sphere_sdf, 128, face_budget=face_budget(128)).faces) > 0
-    assert face_budget(256) == 30 * 256**2 and face_budget(256, 0) is None and face_budget(256, 5) == 5
+    assert face_budget(256) == 20 * 256**2 and face_budget(64) == 1_000_000
+    assert face_budget(256, 0) is None and face_budget(256, 5) == 5
 
 
 def test_cancel_stops_extraction_between_batches():

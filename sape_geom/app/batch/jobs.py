@@ -7,6 +7,7 @@ and report the row it returns.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import time
 import traceback
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ...errors import InputError
+from ...errors import InputError, OutputError
 from ...fileio import atomic_write
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -111,7 +112,10 @@ def fit_or_fail(job: MeshJob, threads: int | None = None) -> dict[str, Any]:
     try:
         return fit_mesh_file(job)
     except Exception as error:  # noqa: BLE001 - recorded per mesh, the batch goes on
-        return failed_row(job, f"{error.__class__.__name__}: {error}", traceback.format_exc())
+        row = failed_row(job, f"{error.__class__.__name__}: {error}", traceback.format_exc())
+        if stops_the_batch(error):
+            row["stop"] = str(error)  # not a CSV column: the driver stops instead of failing every mesh
+        return row
 
 
 def failed_row(job: MeshJob, message: str, details: str = "") -> dict[str, Any]:
@@ -146,6 +150,14 @@ def write_metrics(path: str | Path, rows: dict[str, dict[str, Any]]) -> None:
 
 def is_finished(row: dict[str, Any] | None) -> bool:
     return bool(row) and row.get("status") == "ok" and Path(str(row.get("surface", ""))).is_file()
+
+
+STOP_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""Write errors that every later mesh would hit too (a full or read-only disk): the batch stops."""
+
+
+def stops_the_batch(error: BaseException) -> bool:
+    return isinstance(error, OutputError) and error.errno in STOP_ERRNOS
 
 
 Backend = Callable[[list[MeshJob], int, Callable[[dict[str, Any]], None]], None]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from ...errors import InputError
 from ...fileio import atomic_write
-from .jobs import Backend, MeshJob, failed_row, fit_mesh_file
+from .jobs import Backend, MeshJob, failed_row, fit_mesh_file, stops_the_batch
 
 INSTALL_HINT = 'the ray backend needs Ray: pip install "sape-geom[ray]"'
 OUTPUT_KEYS = ("surface", "checkpoint", "preview")
@@ -161,6 +161,8 @@ def _collect(ray, ref, job: MeshJob, started: float, max_retries: int) -> dict[s
             node = row.get("node", "")
             row = failed_row(job, f"writing outputs failed: {error.__class__.__name__}: {error}")
             row["node"] = node
+            if stops_the_batch(error):
+                row["stop"] = str(error)  # a full or read-only disk: every later mesh would fail the same way
     row["ray_s"] = round(time.perf_counter() - started, 3)  # submit -> outputs written (not a CSV column)
     return row
 

@@ -1,7 +1,8 @@
 """Command line: ``sape-geom <command>`` (also ``python -m sape_geom``).
 
 Each command is a thin face over a library call, one module per group of commands. Errors the user can
-fix print one line on stderr and exit with status 2; a cancel (Ctrl-C) exits with 130. Progress bars go to
+fix, and every read or write error (a full or read-only disk), print one line on stderr and exit with
+status 2; a cancel (Ctrl-C) exits with 130. Progress bars go to
 stderr so ``--json`` output on stdout stays one parseable object.
 """
 
@@ -12,6 +13,7 @@ import sys
 from typing import Callable, Sequence
 
 from ...errors import SapeGeomError, TrainingCancelled
+from ...fileio import describe_os_error
 from . import batch, deform, fit, regression
 
 Handler = Callable[[argparse.Namespace], int]
@@ -46,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SapeGeomError as error:
         print(f"sape-geom {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a read or write the library did not name itself: still one line
+        print(f"sape-geom {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"sape-geom {args.command}: error: out of memory; try a lower --resolution", file=sys.stderr)
         return 2
 
 

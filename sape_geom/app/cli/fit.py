@@ -39,6 +39,9 @@ def _extraction_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", action="store_true", help="colour vertices by the SAPE frequency level")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected piece")
     parser.add_argument("--max-faces", type=int, default=None, help="decimate to at most this many faces (pymeshlab)")
+    parser.add_argument("--face-budget", type=int, default=None, metavar="FACES",
+                        help="stop when the field would give more faces than this (a noisy field); default 20 x "
+                             "resolution^2, at least 1M (a fit's own setting for extract), 0 = no limit")
 
 
 def _run_fit(args: argparse.Namespace) -> int:
@@ -50,14 +53,15 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.steps is not None and args.time_budget is not None:
         raise usage_error("give --steps or --time-budget, not both")
     start = time.perf_counter()
-    mesh = load_mesh(args.mesh)
+    out = Path(args.out) if args.out else Path(args.mesh).with_name(Path(args.mesh).stem + "_sape.ply")
+    _check_outputs(out, args.checkpoint, args.preview)  # before any work: a fit must not be lost at the end
     config = occupancy_preset(
         args.preset, encoding=args.encoding, sigma=args.sigma, steps=args.steps, time_budget=args.time_budget,
         resolution=args.resolution, device=args.device, seed=args.seed, target=args.target,
         open_input=args.open_input, shell_thickness=args.shell_thickness,
-        remove_unsupported=False if args.keep_all else None,
+        remove_unsupported=False if args.keep_all else None, face_budget=args.face_budget,
     )
-    out = Path(args.out) if args.out else Path(args.mesh).with_name(Path(args.mesh).stem + "_sape.ply")
+    mesh = load_mesh(args.mesh)
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
     if not args.json:
         print(f"input read as a {fit.reading['mode']}: {fit.reading['reason']}", file=sys.stderr)
@@ -89,7 +93,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         payload["preview"] = str(render_mesh_png([mesh, surface], args.preview, titles=["input", f"{config.field.encoding} fit"]))
     lines = [
         f"wrote {out} ({len(surface.faces)} faces, {'watertight' if surface.is_watertight else 'not watertight'})"
-        f" in {total:.1f} s (training {fit.timings['train_s']:.1f} s, extraction {stats['extract_s']:.1f} s;"
+        f" in {total:.1f} s (labels {fit.timings['labels_s']:.1f} s, training {fit.timings['train_s']:.1f} s,"
+        f" extraction {stats['extract_s']:.1f} s;"
         f" {stats['pieces_removed']} unsupported pieces removed)"
     ]
     if not args.no_metrics:
@@ -104,6 +109,18 @@ def _run_fit(args: argparse.Namespace) -> int:
         )
     report(args, payload, lines)
     return 0
+
+
+def _check_outputs(mesh_path: Path, *others: str | None) -> None:
+    """Every output can be written (suffix, folders, permissions, a read-only disk), or one error line now."""
+    from ...fileio import check_writable
+    from ...mesh.io import SAVE_SUFFIXES
+
+    if mesh_path.suffix.lower() not in SAVE_SUFFIXES:
+        raise usage_error(f"{mesh_path}: cannot write '{mesh_path.suffix}' (supported: {', '.join(SAVE_SUFFIXES)})")
+    for path in (mesh_path, *others):
+        if path:
+            check_writable(path)
 
 
 def add_extract(sub) -> None:
@@ -123,11 +140,12 @@ def _run_extract(args: argparse.Namespace) -> int:
 
     if not 8 <= args.resolution <= 2048:
         raise usage_error(f"resolution must be between 8 and 2048, got {args.resolution}")
+    _check_outputs(Path(args.out))
     fit = OccupancyFit.load(args.checkpoint, device=args.device or "auto")
     if args.keep_all:
         fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, remove_unsupported=False))
     surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
-                                 max_faces=args.max_faces, return_stats=True)
+                                 max_faces=args.max_faces, return_stats=True, face_budget=args.face_budget)
     save_mesh(surface, args.out)
     payload = {"output": args.out, "resolution": args.resolution, "faces": len(surface.faces),
                "extract_s": round(stats["extract_s"], 3), "pieces_removed": stats["pieces_removed"]}

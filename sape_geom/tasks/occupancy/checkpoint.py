@@ -7,6 +7,7 @@ re-extraction) and how the input was read; version 1 files still load (without a
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ def save_checkpoint(fit: Any, path: str | Path) -> Path:
     if fit.support is not None:
         payload["support"] = torch.from_numpy(fit.support.to_array())
         payload["support_resolution"] = fit.support.resolution
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # torch reports a failed file write as a RuntimeError; a plain write is an OSError
+    torch.save(payload, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, Any]:

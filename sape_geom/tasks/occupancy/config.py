@@ -61,8 +61,8 @@ class OccupancyConfig:
     remove_unsupported: bool = False
     """Drop extracted pieces that lie away from the input surface (spurious pieces of the field)."""
     face_budget: int | None = None
-    """Extraction stops with a clear error when the field would give more faces: None = 30 x
-    resolution^2 (a smooth shape gives under 10), 0 = no limit (a noisy field can give millions)."""
+    """Extraction stops with a clear error when the field would give more faces: None = 20 x
+    resolution^2, at least 1M (a smooth shape gives under 10 x), 0 = no limit (a noisy field can give millions)."""
 
     def __post_init__(self) -> None:
         _check_choice("target", self.target, TARGETS)
