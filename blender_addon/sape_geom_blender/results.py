@@ -11,6 +11,7 @@ path, so the folder can be moved) or, for a file never saved, into the add-on's 
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,20 @@ def limit_faces(obj: bpy.types.Object, max_faces: int) -> None:
         mod = obj.modifiers.new(MAX_FACES_MODIFIER, "DECIMATE")
         mod.decimate_type = "COLLAPSE"
     mod.ratio = max_faces / faces
+
+
+def undo_push(message: str) -> None:
+    """One undo step for a result (Ctrl+Z removes it, redo brings it back)."""
+    try:
+        wm = bpy.context.window_manager
+        if bpy.context.window is None and wm is not None and wm.windows:  # a timer has no window
+            window = wm.windows[0]
+            with bpy.context.temp_override(window=window, screen=window.screen):
+                bpy.ops.ed.undo_push(message=message)
+        else:
+            bpy.ops.ed.undo_push(message=message)
+    except (RuntimeError, AttributeError) as exc:
+        print(f"SAPE: no undo step for {message}: {exc}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------ checkpoints

@@ -74,6 +74,7 @@ class Runner:
         self.generation = 0
         self.pending: list[dict[str, Any]] = []  # events held back while the scene cannot be edited
         self.applied = False  # the running item's result is in the scene
+        self.refused = False  # the running worker speaks another protocol: nothing of it is used
 
     # ------------------------------------------------------------------ public
     @property
@@ -176,7 +177,7 @@ class Runner:
                 _remove_dir(item.work_dir)
                 continue
             self.current = (item, worker)
-            self.applied = False
+            self.applied = self.refused = False
             self.state.progress, self.state.eta_s, self.state.stage = 0.0, None, "starting"
             self.state.status = f"{item.label}: starting worker"
         if self.current is None:
@@ -185,6 +186,8 @@ class Runner:
 
     def _handle(self, item: Item, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        if self.refused and kind in ("progress", "preview", "result"):
+            return
         if kind == "progress":
             total = max(1, int(event.get("total") or 1))
             step = int(event.get("step") or 0)
@@ -202,6 +205,7 @@ class Runner:
         elif kind == "started":
             if event.get("protocol") != PROTOCOL_VERSION:
                 self.notify("ERROR", f"SAPE: {item.label}: {protocol_mismatch(event.get('protocol'))}")
+                self.refused = True
                 self.current[1].cancel()
                 return
             self.state.status = f"{item.label}: {item.task} started"
@@ -220,7 +224,7 @@ class Runner:
                 return
             self.applied = True
             self.state.results.append(made)
-            undo_push(f"SAPE {ACTIONS.get(item.kind, item.kind)} {item.label}")
+            results.undo_push(f"SAPE {ACTIONS.get(item.kind, item.kind)} {item.label}")
             self.notify("INFO", f"SAPE: {item.label} done -> {made}")
         elif kind == "error":
             tb = event.get("traceback")
@@ -355,13 +359,6 @@ ACTIONS = {"fit": "Fit", "extract": "Re-extract", "deform": "Deform"}
 
 # ---------------------------------------------------------------------------------------- helpers
 RUNNER = Runner()
-
-
-def poll() -> float | None:
-    """The timer callback; also what tests and batch scripts call in a loop."""
-    return RUNNER.poll()
-
-
 RENDERING = {"active": False}  # set by the render handlers (see handlers.py)
 
 
@@ -375,18 +372,11 @@ def blocked() -> str:
     return ""
 
 
-def undo_push(message: str) -> None:
-    """One undo step for a result (Ctrl+Z removes it, redo brings it back)."""
-    try:
-        wm = bpy.context.window_manager
-        if bpy.context.window is None and wm is not None and wm.windows:  # a timer has no window
-            window = wm.windows[0]
-            with bpy.context.temp_override(window=window, screen=window.screen):
-                bpy.ops.ed.undo_push(message=message)
-        else:
-            bpy.ops.ed.undo_push(message=message)
-    except (RuntimeError, AttributeError) as exc:
-        print(f"SAPE: no undo step for {message}: {exc}", file=sys.stderr)
+def poll() -> float | None:
+    """The timer callback; also what tests and batch scripts call in a loop."""
+    return RUNNER.poll()
+
+
 def ensure_timer() -> None:
     try:
         if not bpy.app.timers.is_registered(poll):

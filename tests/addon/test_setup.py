@@ -188,7 +188,8 @@ def test_check_runs_in_the_background_and_reports_through_the_timer(setup_env):
 
 
 def test_a_worker_of_another_protocol_is_refused(addon, tmp_path):
-    other = fake_worker(tmp_path, '#!/bin/sh\necho \'{"event": "started", "protocol": 99, "task": "check"}\'\nsleep 5\n')
+    other = fake_worker(tmp_path, '#!/bin/sh\necho \'{"event": "started", "protocol": 99, "task": "check"}\'\n'
+                        'echo \'{"event": "result", "task": "fit_surface", "mesh": "/nonexistent.npz"}\'\nsleep 5\n')
     with pytest.raises(RuntimeError, match="speaks protocol 99, this add-on needs 1"):
         bpy.ops.sape.check_worker(python=other, wait=True)
     use_python(other)
@@ -198,6 +199,7 @@ def test_a_worker_of_another_protocol_is_refused(addon, tmp_path):
 
     drive(timeout=30)
     assert "protocol 99" in runner().RUNNER.state.status and runner().RUNNER.state.level == "ERROR"
+    assert not any("cannot use the result" in text for _, text in runner().RUNNER.state.messages)  # nothing used
 
 
 def test_candidates_are_found_in_the_usual_places_and_checked(addon, tmp_path):
