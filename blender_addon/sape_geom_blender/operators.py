@@ -163,6 +163,11 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
         settings: dict = {"steps": int(s.deform_steps)}
         arrays: dict = {}
         data: dict = {"z": 0.0, "center": (0.0, 0.0), "scale": 1.0}
+        # curves are read in the chosen plane: world points -> (u, v, normal) coordinates; the result
+        # object gets the plane's rotation as its transform (runner._apply_deform)
+        region = getattr(context, "region_data", None)
+        rotation = convert.plane_rotation(s.deform_plane, getattr(region, "view_rotation", None))
+        data["plane"] = rotation.tolist()
         if s.target_kind == "OBJECT":
             target = s.target_object
             if target is None or target.type != "CURVE":
@@ -176,10 +181,11 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
             if not loops:
                 self.report({"ERROR"}, f"SAPE: target curve '{target.name}' has fewer than 3 points")
                 return {"CANCELLED"}
+            loops = [loop @ rotation for loop in loops]
             pts = np.vstack(loops)
             if len(loops) > 1:
                 arrays["target_offsets"] = np.cumsum([0] + [len(p) for p in loops]).astype(np.int64)
-            # normalise in the world XY plane: centred, farthest point at distance 1
+            # normalise in the plane: centred, farthest point at distance 1
             lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
             center = (lo + hi) / 2
             scale = float(np.linalg.norm(pts[:, :2] - center, axis=1).max())
@@ -211,6 +217,7 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
             if len(src) < 3:
                 self.report({"ERROR"}, f"SAPE: source curve '{source.name}' has fewer than 3 points")
                 return {"CANCELLED"}
+            src = src @ rotation
             center, scale = np.asarray(data["center"]), data["scale"]
             arrays["source_points"] = (src[:, :2] - center) / scale
         if s.animate:

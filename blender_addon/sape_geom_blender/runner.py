@@ -25,6 +25,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from . import convert, reports, results
 from .job_settings import PROTOCOL_VERSION
@@ -333,7 +334,9 @@ def _apply_deform(runner: Runner, item: Item, event: dict[str, Any]) -> str:
 
     name = f"{item.label}_sape"
     curve = convert.build_curve(name, [to_world(loop) for loop in loops], z)
-    obj = convert.new_object(name, curve, runner._collection(scene))
+    plane = np.eye(4)
+    plane[:3, :3] = np.asarray(item.data.get("plane", np.eye(3)))  # built in the plane's (u, v) coordinates
+    obj = convert.new_object(name, curve, runner._collection(scene), Matrix(plane.tolist()))  # rows, as given
     anim = item.data.get("animate")
     if anim and len(snaps):
         start, end = item.data["frame_start"], item.data["frame_end"]

@@ -259,3 +259,27 @@ def test_voxel_size_is_shown_in_scene_units(addon):
     assert f"Voxel {bpy.utils.units.to_string('METRIC', 'LENGTH', expected, precision=3)}" in shown
     bpy.context.scene.sape_geom.resolution = 1024
     assert "slow, large mesh" in texts(draw_panel("Fit"))
+
+
+def test_deform_in_the_front_plane_keeps_a_curve_drawn_in_front_view(addon):
+    """A circle standing in the XZ plane (drawn in front view): read and rebuilt in that plane."""
+    from test_addon import TINY_DEFORM
+
+    bpy.ops.curve.primitive_bezier_circle_add(radius=2.0, location=(1.0, 3.0, 0.5), rotation=(np.pi / 2, 0.0, 0.0))
+    target = bpy.context.active_object
+    s = bpy.context.scene.sape_geom
+    s.target_kind, s.target_object, s.source_kind, s.deform_plane = "OBJECT", target, "CIRCLE", "XZ"
+    s.deform_steps = 10
+    s.deform_extra_settings = json.dumps({"config": TINY_DEFORM})
+    assert bpy.ops.sape.deform_curve() == {"FINISHED"}
+    drive()
+    result = bpy.data.objects.get(f"{target.name}_sape")
+    assert result is not None, runner().RUNNER.state.messages
+    co = np.empty(len(result.data.splines[0].points) * 4, np.float32)
+    result.data.splines[0].points.foreach_get("co", co)
+    local = co.reshape(-1, 4)[:, :3]
+    m = np.array(result.matrix_world)
+    world = local @ m[:3, :3].T + m[:3, 3]
+    assert np.allclose(world[:, 1], 3.0, atol=1e-4)  # in the target's plane
+    assert np.ptp(world[:, 0]) > 0.1 and np.ptp(world[:, 2]) > 0.1  # a ring in that plane, not a line
+    assert np.allclose([world[:, 0].mean(), world[:, 2].mean()], [1.0, 0.5], atol=0.6)
