@@ -258,7 +258,7 @@ class SAPE_OT_use_python(bpy.types.Operator):
 
 
 # ------------------------------------------------------------------------------------------ drawing
-def label_lines(layout, text: str, icon: str = "NONE", width: int = 40) -> None:
+def label_lines(layout, text: str, icon: str = "NONE", width: int = 30) -> None:
     """A long message as several labels (Blender's labels do not wrap)."""
     for k, line in enumerate(textwrap.wrap(text, width) or [""]):
         layout.label(text=line, icon=icon if k == 0 else "BLANK1")
@@ -276,33 +276,34 @@ def draw_setup(layout, context, full: bool = False) -> None:
     python, where = resolve_worker_python(context)
     problem = worker_client.check_python(python)
     col = layout.column(align=True)
-    if problem:
-        label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
-    else:
-        col.label(text=f"Worker from {where}", icon="CHECKMARK")
-        col.label(text=python if len(python) <= 44 else "..." + python[-41:], icon="BLANK1")
     job = JOBS["setup"]
-    if job is not None and not job.done:
+    running = job is not None and not job.done
+    if problem and not running:
+        label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
+    elif not problem:
+        col.label(text="Worker ready", icon="CHECKMARK")
+        label_lines(col, f"From {where}: {python}" if full else f"From {where}", "BLANK1", width=70 if full else 30)
+    if running:
         box = layout.box()
         draw_progress(box, job.progress, job.stage)
         if job.last_line:
-            box.label(text=job.last_line[:70])
+            box.label(text=job.last_line[:70] if full else job.last_line[:30])
         row = box.row(align=True)
-        row.operator("sape.cancel_setup", icon="CANCEL")
+        row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
         row.operator("sape.open_setup_log", icon="TEXT")
     else:
-        row = layout.row(align=True)
-        row.operator("sape.setup_worker", icon="IMPORT")
-        row.operator("sape.check_worker", icon="CHECKMARK")
+        col = layout.column(align=True)
+        col.operator("sape.setup_worker", icon="IMPORT")
+        col.operator("sape.check_worker", icon="CHECKMARK")
         if job is not None and job.done and not job.ok and job.stage != "Cancelled":
-            label_lines(layout.column(align=True), job.error, "ERROR")
+            label_lines(layout.column(align=True), job.error, "ERROR", width=70 if full else 30)
             layout.operator("sape.open_setup_log", icon="TEXT")
     check = JOBS["check"]
     if check is not None and not check.done:
         layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
     prefs = get_preferences(context)
     if prefs is not None and prefs.check_report:
-        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=70 if full else 40)
+        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=70 if full else 30)
     if not full or prefs is None:
         return
     layout.separator()

@@ -23,9 +23,12 @@ def draw_status(layout, run: runner.Runner) -> None:
     """Progress and Cancel while busy; afterwards the outcome (an error in the worker's words)."""
     state = run.state
     if run.busy:
-        draw_progress(layout, state.progress, progress_text(state))
-        if not hasattr(layout, "progress") and state.eta_s is not None:
-            layout.label(text=f"ETA {runner.format_seconds(state.eta_s)}", icon="BLANK1")
+        head, _, rest = progress_text(state).partition(": ")  # "[1/2] Suzanne", "training 71/1000, loss .."
+        col = layout.column(align=True)
+        draw_progress(col, state.progress, head)
+        label_lines(col, rest.split(", ETA")[0] if rest else "", "BLANK1")
+        if state.eta_s is not None:
+            col.label(text=f"ETA {runner.format_seconds(state.eta_s)}", icon="BLANK1")
         layout.operator("sape.cancel", icon="CANCEL")
     elif state.status:
         label_lines(layout.column(align=True), state.status, ICONS.get(state.level, "INFO"))
@@ -147,7 +150,7 @@ class SAPE_PT_result(_Sub, bpy.types.Panel):
         layout = _split(self.layout)
         obj = context.active_object
         if obj is None or "sape_checkpoint" not in obj:
-            layout.label(text="Select a SAPE result to re-extract it", icon="INFO")
+            label_lines(layout.column(align=True), "Select a SAPE result to re-extract it", "INFO")
             return
         from .results import checkpoint_path
 

@@ -235,7 +235,7 @@ class SetupJob:
         info = environment_info(env)
         if info is None or info.get("requirements") != requirements():
             return False
-        self.stage = "Checking the existing environment"
+        self.stage = "Checking environment"
         check = self._check(env_python(env))
         if not check.get("ok"):
             self._write(f"the existing environment does not work ({check.get('reason')}); rebuilding")
@@ -250,19 +250,18 @@ class SetupJob:
         base = self.options.base_python
         if not base or not Path(base).exists():
             raise _Stop(f"the Python to build the environment with does not exist: {base or '(none)'}")
-        self._step("venv", "Creating the environment", [base, "-m", "venv", str(partial)], fail=self._venv_failure)
+        self._step("venv", "Creating environment", [base, "-m", "venv", str(partial)], fail=self._venv_failure)
         python = str(env_python(partial))
         torch_args, dep_args, env_changes = pip_sources(self.options.package_index, self.options.torch_build)
         pip = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
                "--retries", str(PIP_RETRIES), "--timeout", str(PIP_TIMEOUT_S)]
-        for step, label, args, reqs in (("torch", f"Installing {js.TORCH_REQUIREMENT} ({self.options.torch_build})",
-                                         torch_args, [js.TORCH_REQUIREMENT]),
-                                        ("deps", "Installing the other dependencies", dep_args,
+        for step, label, args, reqs in (("torch", "Installing torch", torch_args, [js.TORCH_REQUIREMENT]),
+                                        ("deps", "Installing the rest", dep_args,
                                          [*js.WORKER_REQUIREMENTS, js.TORCH_REQUIREMENT])):
             what = " ".join(reqs[:1] if step == "torch" else reqs[:-1])
             self._step(step, label, [*pip, *args, *reqs], env_changes,
                        fail=lambda out, what=what: explain_pip_failure(out, self.options.package_index, what))
-        self._begin("check", "Checking the worker")
+        self._begin("check", "Checking worker")
         check = self._check(python)
         if not check.get("ok"):
             raise _Stop(f"the new environment does not run the worker: {check.get('reason') or 'unknown problem'}")
@@ -291,7 +290,7 @@ class SetupJob:
         order = list(WEIGHTS)
         self.progress = sum(WEIGHTS[s] for s in order[: order.index(step)])
         self.stage = label
-        self._write(f"== {label}")
+        self._write(f"== {label} ({self.options.torch_build} build)" if step == "torch" else f"== {label}")
 
     def _step(self, step: str, label: str, argv: list[str], env_changes: dict | None = None, fail=None) -> None:
         self._begin(step, label)

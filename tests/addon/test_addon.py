@@ -465,7 +465,9 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
     drive_until(lambda: runner().RUNNER.state.progress > 0)
     calls = draw_panel()
     progress = [c for c in calls if c[0] == "progress"]
-    assert progress and 0 < progress[0][2]["factor"] <= 1 and "ETA" in progress[0][2]["text"]
+    assert progress and 0 < progress[0][2]["factor"] <= 1 and progress[0][2]["text"] == "Cube"
+    labels = [c[2].get("text", "") for c in calls if c[0] == "label"]
+    assert any(t.startswith("training ") for t in labels) and any(t.startswith("ETA ") for t in labels)
     assert "sape.cancel" in [c[1][0] for c in calls if c[0] == "operator"]
     bpy.ops.sape.cancel()
     drive(timeout=20)
