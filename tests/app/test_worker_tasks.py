@@ -93,7 +93,7 @@ def test_fit_surface_streams_previews_and_removes_them(tmp_path):
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.8)
-    settings = {**TINY_FIT, "preview_every_s": 1.0, "preview_resolution": 16}
+    settings = {**TINY_FIT, "preview_every_s": 0.02, "preview_resolution": 16}  # seconds: any machine previews
     ctx, events = context(tmp_path, settings, {"vertices": sphere.vertices + 5.0, "faces": sphere.faces})
     previews = []
 

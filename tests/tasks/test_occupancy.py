@@ -209,8 +209,10 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
     shell = hemisphere(4)
     fit = fit_occupancy(shell, tiny_config(steps=600))
     assert fit.reading["mode"] == "shell" and "holes" in fit.reading["reason"]
+    for resolution in (64, 128):  # at 64 the sheet is thinner than a cell: it is extracted thicker, whole
+        assert count_components(fit.extract(resolution, colors=False)) == 1, resolution
     surface = fit.extract(128, colors=False)
-    assert surface.is_watertight and count_components(surface) == 1
+    assert surface.is_watertight
     metrics = mesh_metrics(surface, shell, n_points=20_000, iou_points=2_000)
     assert metrics["completeness"] < 0.01  # every part of the open sheet is covered
     assert surface.volume < 0.05 * shell.area  # thin: a sheet of a few percent of its size, not a solid cap

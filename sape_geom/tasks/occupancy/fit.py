@@ -83,7 +83,13 @@ class OccupancyFit:
             self.model, self.normalization, self.config, resolution or self.config.resolution,
             colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
             return_stats=return_stats, face_budget=face_budget, should_cancel=should_cancel,
+            sheet_half_thickness=self.sheet_half_thickness,
         )
+
+    @property
+    def sheet_half_thickness(self) -> float | None:
+        """Half the thickness of the sheet an open input was read as (unit frame), else None."""
+        return self.reading.get("half_thickness") if self.reading.get("mode") == "shell" else None
 
     def save(self, path: str | Path) -> Path:
         """One file with config, weights, SAPE grid state and normalisation (written atomically)."""

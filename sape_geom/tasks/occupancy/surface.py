@@ -34,6 +34,18 @@ SQUASHED_MARGIN = math.log(0.95 / 0.05) / (1.0 + math.log(0.95 / 0.05) / LOGIT_S
 
 OUTSIDE_LOGIT = 50.0
 """The logit given to the faces of the cube: P(outside) = 1 to float precision."""
+SHEET_CELLS = 1.5
+"""A thin sheet (an open input read as a shell) is extracted at least this many cells thick, so that
+every grid line through it has a node inside and the sheet does not fall apart between grid points."""
+
+
+def sheet_level(config: OccupancyConfig, resolution: int, half_thickness: float | None) -> float:
+    """The distance level at which a shell of ``half_thickness`` (unit frame) is resolved at ``resolution``:
+    0 when the shell is already :data:`SHEET_CELLS` cells thick or the field is not a distance."""
+    if config.target != "sdf" or not half_thickness:
+        return 0.0
+    cell = 2.0 / (int(resolution) - 1)
+    return float(min(max(0.0, 0.5 * SHEET_CELLS * cell - half_thickness), 0.5 * config.sdf_band))
 
 
 def _squash(logits: np.ndarray) -> np.ndarray:
@@ -63,14 +75,14 @@ def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int
     return torch.sigmoid(_network_output(model, points, batch_size)).cpu().numpy()
 
 
-def surface_field(model: EncodedField, config: OccupancyConfig, batch_size: int = 32768):
+def surface_field(model: EncodedField, config: OccupancyConfig, batch_size: int = 32768, level: float = 0.0):
     """The field that extraction contours at 0, as a query on (N, 3) unit-frame points: the network's
-    distance or logit, with the faces of the cube set outside. (The shape lies inside the unit sphere, so
-    every extracted piece is closed, even a spurious one touching the border of the grid.)"""
+    distance (less ``level``) or logit, with the faces of the cube set outside. (The shape lies inside the
+    unit sphere, so every extracted piece is closed, even a spurious one touching the border of the grid.)"""
     outside = config.sdf_band if config.target == "sdf" else OUTSIDE_LOGIT
 
     def query(points: np.ndarray) -> np.ndarray:
-        values = field_values(model, config, points, batch_size)
+        values = field_values(model, config, points, batch_size) - level
         values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
         return values
 
@@ -92,8 +104,12 @@ def extract_mesh(
     batch_size: int = 32768,
     face_budget: int | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    sheet_half_thickness: float | None = None,
 ):
     """Sparse marching cubes of the field's zero level, in the input's coordinates.
+
+    ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
+    :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_level`).
 
     With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``).
     ``face_budget`` (None: the config's; 0: no limit) stops a noisy field with ``FaceBudgetExceeded``;
@@ -102,7 +118,7 @@ def extract_mesh(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    field = surface_field(model, config, batch_size)
+    field = surface_field(model, config, batch_size, sheet_level(config, resolution, sheet_half_thickness))
     if config.target == "sdf":
         # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
         # but not as far as the band's edge, where the field only has to stay at or above the band.
@@ -132,7 +148,9 @@ def extract_mesh(
 
 
 def preview_mesh(
-    model: EncodedField, normalization: Normalization, config: OccupancyConfig, resolution: int = 48
+    model: EncodedField, normalization: Normalization, config: OccupancyConfig, resolution: int = 48,
+    sheet_half_thickness: float | None = None,
 ) -> trimesh.Trimesh:
     """A coarse, uncoloured extraction for live previews while training (no face budget: it is small)."""
-    return extract_mesh(model, normalization, config, resolution, colors=False, face_budget=0)
+    return extract_mesh(model, normalization, config, resolution, colors=False, face_budget=0,
+                        sheet_half_thickness=sheet_half_thickness)
