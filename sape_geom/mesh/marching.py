@@ -2,10 +2,10 @@
 
 :class:`SlabMarcher` takes the grid in consecutive slabs of planes along axis 0 and returns exactly what
 ``mcubes.marching_cubes`` returns for the whole grid: the same vertices (bit for bit), in the same order,
-and the same triangles. It follows PyMCubes' algorithm step by step: cubes are visited with the last
-index fastest; a cube whose corners straddle the level creates the vertices of its "upper" edges (6, 5
-and 10) and, on the low faces of the grid, those of the edges no earlier cube owns; every other edge
-takes the vertex an earlier cube made; a vertex lies at ``(x2 - x1) * (level - f1) / (f2 - f1) + x1``
+and the same triangles. It follows PyMCubes' algorithm (0.1.6) step by step: cubes are visited with the
+last index fastest; a cube whose corners straddle the level creates the vertices of its "upper" edges
+(6, 5 and 10) and, on the low faces of the grid, those of the edges no earlier cube owns; every other
+edge takes the vertex an earlier cube made; a vertex lies at ``(x2 - x1) * (level - f1) / (f2 - f1) + x1``
 along its edge, with the edge's ends in PyMCubes' order. The edge and triangle tables are read from
 PyMCubes itself (one call per cube configuration), so the two cannot disagree.
 """
