@@ -46,6 +46,25 @@ class IdentityEncoding(Encoding):
         return x
 
 
+def fourier_angles(x: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """``2 pi x B^T`` (N, m) in float32, outside any autocast (docs/method.md §2.1, §5.9).
+
+    The angles reach about 400 rad: in bf16 the top channels would be off by about 3 rad, in TF32 by
+    about 0.3 rad, so they are never computed in either. On the CPU at full float32 matmul precision this
+    is the plain matrix product (the numbers as before); elsewhere, or when a lower matmul precision is
+    allowed (TF32), the d <= 3 products are summed elementwise, which no matmul setting can touch.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        frequencies = frequencies.float()
+        if x.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest":
+            return (2.0 * math.pi) * (x @ frequencies.T)
+        products = x[:, 0, None] * frequencies[:, 0]
+        for axis in range(1, x.shape[1]):
+            products = products + x[:, axis, None] * frequencies[:, axis]
+        return (2.0 * math.pi) * products
+
+
 class FourierFeatures(Encoding):
     """Gaussian random Fourier features, interleaved ``[sin(2 pi b_k.x), cos(2 pi b_k.x)]`` per frequency.
 
@@ -80,7 +99,7 @@ class FourierFeatures(Encoding):
         self.register_buffer("frequencies", frequencies.float())  # (m, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        angles = (2.0 * math.pi) * (x @ self.frequencies.T)  # (N, m)
+        angles = fourier_angles(x, self.frequencies)  # (N, m), float32 whatever the autocast
         if angles.requires_grad:
             return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
         features = torch.empty(x.shape[0], angles.shape[1], 2, dtype=angles.dtype, device=angles.device)

@@ -125,6 +125,26 @@ def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], 
     return update
 
 
+#: Seconds between two reads of the loss on the host (progress, divergence check): reading it every
+#: step would make the host wait for the device at every step (docs/method.md §5.9).
+LOSS_READ_INTERVAL_S = 0.1
+
+
+def make_optimizer(parameters, lr: float, device: torch.device, fused: bool | None = None) -> torch.optim.Adam:
+    """Adam with PyTorch's defaults. ``fused=None``: the fused kernel where the device is not the CPU
+    (one launch for all parameters, its step counters on the device, no host read), foreach if the fused
+    kernel is missing; on the CPU the single-tensor loop that gives today's numbers bit for bit."""
+    if fused is None:
+        fused = device.type != "cpu"
+    if fused:
+        parameters = list(parameters)
+        try:
+            return torch.optim.Adam(parameters, lr=lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
+            return torch.optim.Adam(parameters, lr=lr, foreach=True)
+    return torch.optim.Adam(parameters, lr=lr)
+
+
 def train(
     model: EncodedField,
     next_batch: Callable[[int], Batch],
@@ -138,15 +158,22 @@ def train(
     stage: str = "training",
     feedback: bool = True,
     stop_below: float | None = None,
+    fused: bool | None = None,
 ) -> TrainStats:
     """Optimise ``model`` with Adam for ``steps`` steps, or for ``time_budget`` seconds.
 
     With ``lr_final`` the learning rate decays exponentially from ``lr`` to ``lr_final`` over the run.
     ``feedback=False`` leaves the progressive controller alone (a calibration stage); with ``stop_below``
-    training ends, before stepping, at the first loss at or below it.
+    training ends, before stepping, at the first loss at or below it (that stage reads the loss every step).
 
     With a time budget the step count is estimated from the speed of the first steps and handed to the
     progressive controller, so its schedule still completes within the budget (at half of it for SAPE).
+
+    The loss stays on the device: it is read on the host at the first and last steps and then about every
+    ``LOSS_READ_INTERVAL_S`` seconds, for progress and for the divergence check, which therefore sees a
+    non-finite loss at that read (the running sum of the losses since the last read is checked, so no step
+    is missed). The loss history is kept on the device and read once at the end (docs/method.md §5.9).
+    ``fused``: see :func:`make_optimizer`.
     """
     if steps is None and time_budget is None:
         raise InputError("give a number of steps or a time budget")
@@ -155,7 +182,9 @@ def train(
     if time_budget is not None and not time_budget > 0:
         raise InputError(f"time budget must be > 0 seconds, got {time_budget}")
     callbacks = callbacks or TrainCallbacks()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    parameters = list(model.parameters())
+    device = parameters[0].device if parameters else torch.device("cpu")
+    optimizer = make_optimizer(parameters, lr, device, fused)
     budgeted = steps is None
     total = steps if steps is not None else 10**9
     if budgeted:
@@ -164,8 +193,11 @@ def train(
     # With a time budget, the step count is estimated from the measured speed, first after a short
     # calibration and then again at every tenth of the budget, and handed to the schedule each time.
     next_estimate = min(3.0, 0.05 * time_budget) if budgeted else math.inf
-    history: list[tuple[int, float]] = []
+    history_steps: list[int] = []
+    history_losses: list[torch.Tensor] = []
     loss_value = math.nan
+    unread: torch.Tensor | None = None  # sum of the losses since the last read, on the device
+    last_read = -math.inf
     step = 0
     model.train()
     while step < total:
@@ -176,18 +208,21 @@ def train(
         x, target = next_batch(step)
         prediction = model(x)
         loss, per_sample = loss_fn(prediction, target, x)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise InputError(f"{stage} diverged at step {step + 1} (loss {loss_value}); lower the learning rate")
-        if stop_below is not None and loss_value <= stop_below:
-            break
+        current = loss.detach()
+        if stop_below is not None:
+            loss_value = float(current)
+            _check_finite(loss_value, loss_value, stage, step + 1)
+            if loss_value <= stop_below:
+                break
+        unread = current if unread is None else unread + current
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if feedback:
             model.observe(x, per_sample.detach())
         step += 1
-        elapsed = time.perf_counter() - start
+        now = time.perf_counter()
+        elapsed = now - start
         if budgeted:
             if elapsed >= time_budget:
                 total = step
@@ -196,11 +231,24 @@ def train(
                 model.set_total_steps(total)
                 next_estimate = elapsed + 0.1 * time_budget
         if step % max(1, total // 200) == 0 or step == total:
-            history.append((step, loss_value))
+            history_steps.append(step)
+            history_losses.append(current)
+        if now - last_read >= LOSS_READ_INTERVAL_S or step == total:
+            loss_value, since = torch.stack((current.float(), unread.float())).tolist()
+            _check_finite(loss_value, since, stage, step)
+            unread, last_read = None, now
         if callbacks.snapshot_every and callbacks.on_snapshot and step % callbacks.snapshot_every == 0:
             callbacks.on_snapshot(step, model)
         if step % callbacks.progress_every == 0 or step == total:
             eta = elapsed / step * (total - step)
             callbacks.progress(ProgressInfo(step, total, loss_value, elapsed, eta, stage, model))
     model.eval()
+    history = list(zip(history_steps, torch.stack(history_losses).tolist())) if history_losses else []
     return TrainStats(step, time.perf_counter() - start, loss_value, history)
+
+
+def _check_finite(loss: float, since: float, stage: str, step: int) -> None:
+    """Raise when the loss, or any loss since the last read (their sum ``since``), is not finite."""
+    if not (math.isfinite(loss) and math.isfinite(since)):
+        bad = loss if not math.isfinite(loss) else since
+        raise InputError(f"{stage} diverged by step {step} (loss {bad}); lower the learning rate")
