@@ -11,6 +11,7 @@ frequency, and :class:`IdentityPrefix` puts the raw coordinates in front (docs/m
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -54,7 +55,8 @@ def fourier_angles(x: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
     is the plain matrix product (the numbers as before); elsewhere, or when a lower matmul precision is
     allowed (TF32), the d <= 3 products are summed elementwise, which no matmul setting can touch.
     """
-    with torch.autocast(x.device.type, enabled=False):
+    off = torch.autocast(x.device.type, enabled=False) if torch.amp.is_autocast_available(x.device.type) else nullcontext()
+    with off:
         x = x.float()
         frequencies = frequencies.float()
         if x.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest":
