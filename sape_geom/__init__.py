@@ -46,6 +46,8 @@ _API = {
     "OccupancyFit": "tasks.occupancy",
     "deform_curve": "tasks.silhouette",
     "DeformConfig": "tasks.silhouette",
+    "deform_mesh": "tasks.mesh_deform",
+    "MeshDeformConfig": "tasks.mesh_deform",
     # geometry
     "load_mesh": "mesh.io",
     "save_mesh": "mesh.io",

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from ...errors import SapeGeomError, TrainingCancelled
 from ...fileio import describe_os_error
-from . import batch, deform, fit, regression
+from . import batch, deform, deform_mesh, fit, regression
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for adder in (fit.add_demo, fit.add_fit, fit.add_extract, batch.add_batch, deform.add_deform, regression.add_fit_image,
+    for adder in (fit.add_demo, fit.add_fit, fit.add_extract, batch.add_batch, deform.add_deform, deform_mesh.add_deform_mesh,
+                  regression.add_fit_image,
                   regression.add_fit_signal):
         adder(sub)
     return parser
