@@ -44,6 +44,10 @@ class FieldConfig:
     hidden_layers: int = 3
     siren_omega: float = 30.0
     """SIREN's frequency factor omega_0 (first layer)."""
+    allow_tf32: bool = False
+    """Let the network's matrix products use TF32 while training on a CUDA GPU (about 3x the float32
+    speed on recent GPUs); the Fourier angles are computed in float32 all the same (docs/method.md §5.9).
+    Off: float32 everywhere, as before."""
 
     def __post_init__(self) -> None:
         _check_choice("encoding", self.encoding, ENCODINGS)

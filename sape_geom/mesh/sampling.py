@@ -262,7 +262,14 @@ class PointSetBuffer:
 
     def next_epoch(self) -> tuple[np.ndarray, np.ndarray]:
         """Points (n,3) float32 and their targets (n,) float32 (occupancy: **1 = outside**), shuffled."""
-        pts, values = self.get_set(self.epoch % self.num_sets)
-        self.epoch += 1
-        perm = self._perm_rng.permutation(len(pts))
+        index, perm = self.next_permutation()
+        pts, values = self.get_set(index)
         return pts[perm], values[perm]
+
+    def next_permutation(self) -> tuple[int, np.ndarray]:
+        """The next epoch as (set index, permutation of its points), without gathering the points: a
+        trainer holding the sets on its device gathers them there (same epochs as :meth:`next_epoch`)."""
+        index = self.epoch % self.num_sets
+        count = len(self.get_set(index)[0])
+        self.epoch += 1
+        return index, self._perm_rng.permutation(count)

@@ -11,6 +11,7 @@ import math
 import random
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -99,15 +100,21 @@ class TrainStats:
         return self.steps / self.seconds if self.seconds > 0 else math.inf
 
 
+#: Seconds between two redraws of the console progress bar.
+CONSOLE_REFRESH_S = 0.1
+
+
 def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], None]:
     """An ``on_progress`` callback drawing a tqdm bar (on stderr, so stdout stays clean for --json)."""
     from tqdm.auto import tqdm
 
     bar = None
     stage = None
+    drawn = -math.inf
 
     def update(info: ProgressInfo) -> None:
-        nonlocal bar, stage
+        nonlocal bar, stage, drawn
+        now = time.perf_counter()
         if bar is None or bar.total != info.total or info.stage != stage:
             if bar is not None:
                 bar.close()
@@ -115,9 +122,13 @@ def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], 
             unit = "step" if stage == "training" else "item"
             bar = tqdm(total=info.total, desc=f"{description}: {stage}", unit=unit, file=stream or sys.stderr, leave=False)
         bar.n = info.step
-        if math.isfinite(info.loss):
-            bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
-        bar.refresh()
+        # Redrawn at most every CONSOLE_REFRESH_S (and at the end): a redraw per step costs more than a
+        # fast step.
+        if now - drawn >= CONSOLE_REFRESH_S or info.step >= info.total:
+            if math.isfinite(info.loss):
+                bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
+            bar.refresh()
+            drawn = now
         if info.step >= info.total:
             bar.close()
             bar = None
@@ -193,13 +204,41 @@ def train(
     # With a time budget, the step count is estimated from the measured speed, first after a short
     # calibration and then again at every tenth of the budget, and handed to the schedule each time.
     next_estimate = min(3.0, 0.05 * time_budget) if budgeted else math.inf
+    model.train()
+    with _tf32(bool(getattr(getattr(model, "config", None), "allow_tf32", False)) and device.type == "cuda"):
+        step, loss_value, history_steps, history_losses = _loop(
+            model, next_batch, loss_fn, optimizer, lr, lr_final, total, budgeted, time_budget, next_estimate,
+            callbacks, stage, feedback, stop_below, start)
+    model.eval()
+    history = list(zip(history_steps, torch.stack(history_losses).tolist())) if history_losses else []
+    return TrainStats(step, time.perf_counter() - start, loss_value, history)
+
+
+@contextmanager
+def _tf32(enabled: bool):
+    """TF32 matrix products for the duration of a run (FieldConfig.allow_tf32), restored afterwards."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def _loop(model: EncodedField, next_batch: Callable[[int], Batch], loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+          lr: float, lr_final: float | None, total: int, budgeted: bool, time_budget: float | None,
+          next_estimate: float, callbacks: TrainCallbacks, stage: str, feedback: bool, stop_below: float | None,
+          start: float) -> tuple[int, float, list[int], list[torch.Tensor]]:
+    """The steps of :func:`train`; returns (steps, last loss read, history steps, history losses)."""
     history_steps: list[int] = []
     history_losses: list[torch.Tensor] = []
     loss_value = math.nan
     unread: torch.Tensor | None = None  # sum of the losses since the last read, on the device
     last_read = -math.inf
     step = 0
-    model.train()
     while step < total:
         callbacks.check_cancel()
         if lr_final is not None:
@@ -242,9 +281,7 @@ def train(
         if step % callbacks.progress_every == 0 or step == total:
             eta = elapsed / step * (total - step)
             callbacks.progress(ProgressInfo(step, total, loss_value, elapsed, eta, stage, model))
-    model.eval()
-    history = list(zip(history_steps, torch.stack(history_losses).tolist())) if history_losses else []
-    return TrainStats(step, time.perf_counter() - start, loss_value, history)
+    return step, loss_value, history_steps, history_losses
 
 
 def _check_finite(loss: float, since: float, stage: str, step: int) -> None:

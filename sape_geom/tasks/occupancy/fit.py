@@ -27,6 +27,7 @@ from ...mesh.sampling import PointSetBuffer, hole_area_fraction
 from ...mesh.support import SupportGrid, build_support
 from ...nn.model import EncodedField
 from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_device, seed_everything, train
+from .batches import DeviceBatches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PRESETS, OccupancyConfig, build_model
 from .surface import extract_mesh, field_values
@@ -199,17 +200,8 @@ def fit_occupancy(
         progress = dataclasses.replace(progress, block_period=None)
     run_config = dataclasses.replace(config, progress=progress)
     model = build_model(run_config, config.steps or 10**9, generator).to(device)
-    steps_per_epoch = config.points_per_set // config.batch_size
-    state: dict[str, Any] = {"epoch": -1}
-
-    def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, index = divmod(step, steps_per_epoch)
-        if epoch != state["epoch"]:
-            points, targets = buffer.next_epoch()
-            state.update(epoch=epoch, points=torch.from_numpy(points).to(device), targets=torch.from_numpy(targets).to(device))
-        rows = slice(index * config.batch_size, (index + 1) * config.batch_size)
-        return state["points"][rows], state["targets"][rows, None]
-
+    # Point sets uploaded once, each epoch gathered on the device (same batches as before, docs/method.md §6.3).
+    next_batch = DeviceBatches(buffer, config.batch_size, device)
     stats = train(
         model, next_batch, _loss_function(config), lr=config.lr, lr_final=config.lr_final,
         steps=config.steps, time_budget=config.time_budget, callbacks=callbacks,

@@ -108,6 +108,10 @@ CROSSING_EVERY = 10
 the next search, each only while it still crosses."""
 
 
+SUBSETS_AHEAD = 64
+"""The paper loss's random target subsets are drawn this many steps ahead (one upload per block)."""
+
+
 class DeformLoss:
     """The stage-2 loss ``d_pq.mean() + d_qp.mean() + fold + crossing`` as ``trainer.train`` calls it.
 
@@ -121,8 +125,8 @@ class DeformLoss:
         self.target, self.base = target, base
         self.fold_weight, self.crossing_weight = float(fold_weight), float(crossing_weight)
         self.calls = 0
-        self.chamfer: list[float] = []
-        """The Chamfer part of the loss at every call (both terms added), for the speed report."""
+        self._chamfer: list[torch.Tensor] = []  # kept on the device, read once when asked for
+        self._chamfer_read: list[float] = []
         self.pairs = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
         self.boost = torch.ones(0)
         """Per-pair factor: doubles at each search that finds the pair still crossing (at most
@@ -132,7 +136,7 @@ class DeformLoss:
         curve = prediction + self.base
         d_pq, d_qp, segment = self.terms(curve)
         loss = d_pq.mean() + d_qp.mean()
-        self.chamfer.append(float(loss.detach()))
+        self._chamfer.append(loss.detach())
         if self.fold_weight > 0:
             loss = loss + self.fold_weight * fold_penalty(curve, self.target, segment)
         if self.crossing_weight > 0:
@@ -141,6 +145,15 @@ class DeformLoss:
             loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs, self.boost) / len(curve)
         self.calls += 1
         return loss, d_pq.detach()
+
+    @property
+    def chamfer(self) -> list[float]:
+        """The Chamfer part of the loss at every call (both terms added), for the speed report; the
+        values stay on the device during training and are read here, all at once (docs/method.md §5.9)."""
+        if self._chamfer:
+            self._chamfer_read.extend(torch.stack(self._chamfer).tolist())
+            self._chamfer.clear()
+        return self._chamfer_read
 
     def _search(self, curve: torch.Tensor) -> None:
         n = len(curve)
@@ -177,11 +190,19 @@ def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch
     if kind not in LOSSES:
         raise ValueError(f"unknown loss {kind!r}")
     n = len(target)
+    everything = torch.arange(n, device=target.device)
+    drawn: list[torch.Tensor] = []
+
+    def next_subset() -> torch.Tensor:
+        # The same draws from the same generator as one randperm per step, made SUBSETS_AHEAD at a time
+        # and uploaded together (the generator is the task's CPU one: its sequence is the seed's).
+        if not drawn:
+            block = torch.stack([torch.randperm(n, generator=generator)[:subset] for _ in range(SUBSETS_AHEAD)])
+            drawn.extend(block.to(target.device).unbind(0)[::-1])
+        return drawn.pop()
 
     def paper(curve: torch.Tensor):
-        chosen = torch.arange(n, device=target.device)
-        if subset < n:
-            chosen = torch.randperm(n, generator=generator)[:subset].to(target.device)
+        chosen = next_subset() if subset < n else everything
         q = target[chosen]
         to_q, _ = nearest_brute(curve, point_elements(q))
         to_p, _ = nearest_brute(q, point_elements(curve))
