@@ -1,0 +1,79 @@
+"""Fast-preset training speed of this checkout against an earlier commit, measured in the same run.
+
+The earlier commit is checked out into a temporary ``git worktree`` (nothing in this checkout is
+touched); each round trains the ``fast`` preset's model (its field, grid, batch and learning rates) on a
+ball in a subprocess of each tree, alternating, and reports ``TrainStats.steps_per_second``. Fewer
+points per set than the preset (``--points``) keep the labelling short; it does not change a step.
+
+    python benchmarks/before_after.py OLD_COMMIT [--steps 200] [--rounds 3] [--threads 1] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[3]))
+import sape_geom
+from sape_geom.mesh.shapes import sphere
+from sape_geom.tasks.occupancy import fit_occupancy, occupancy_preset
+config = occupancy_preset("fast", steps=int(sys.argv[1]), points_per_set=int(sys.argv[2]), device="cpu")
+fit = fit_occupancy(sphere(0.8), config)
+print(json.dumps({"steps_per_s": fit.stats.steps_per_second, "final_loss": fit.stats.final_loss,
+                  "package": sape_geom.__file__}))
+"""
+
+
+def run(tree: Path, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.points), str(args.threads)],
+                         cwd=tree, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["package"].startswith(str(tree)), result["package"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old", help="the earlier commit")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--points", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="sape_before_") as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.old], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            rounds = {"before": [], "after": []}
+            for _ in range(args.rounds):
+                rounds["before"].append(run(old, args))
+                rounds["after"].append(run(ROOT, args))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
+    summary = {name: statistics.median(r["steps_per_s"] for r in runs) for name, runs in rounds.items()}
+    result = {"old": args.old, "steps": args.steps, "threads": args.threads, "rounds": rounds,
+              "median_steps_per_s": summary, "ratio_after_over_before": summary["after"] / summary["before"]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, runs in rounds.items():
+            print(f"{name}: " + ", ".join(f"{r['steps_per_s']:.2f}" for r in runs) + f" steps/s (median {summary[name]:.2f})")
+        print(f"after / before: {result['ratio_after_over_before']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
