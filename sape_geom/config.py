@@ -92,6 +92,10 @@ class ProgressConfig:
     min_block_period: int = 1
     """Lower bound on the derived block period, so that a short run (few steps, a small time budget)
     opens fewer blocks instead of opening every block before the field has settled (1 = the method's)."""
+    plateau_ratio: float | None = None
+    """SAPE only: at a block boundary a node above ``epsilon`` opens its next block only once its loss has
+    stopped falling, i.e. is at least ``plateau_ratio`` x its loss of the period before; until then it
+    keeps its level and stays active (docs/method.md §5.5). None = the method: every active node opens."""
     ramp: bool = False
     """SAPE only: ramp each newly opened block in linearly over half a period (off in the reference code, docs/method.md D1)."""
 
@@ -107,6 +111,8 @@ class ProgressConfig:
         if self.block_period is not None:
             _check_positive("block_period", self.block_period)
         _check_positive("min_block_period", self.min_block_period)
+        if self.plateau_ratio is not None and not 0 < self.plateau_ratio <= 1:
+            raise ConfigError(f"plateau_ratio must be in (0, 1] or None, got {self.plateau_ratio!r}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -134,6 +134,7 @@ class SpatialProgression(nn.Module):
         self.register_buffer("active", torch.ones(nodes, dtype=torch.bool))
         self.register_buffer("loss_sum", torch.zeros(nodes))
         self.register_buffer("weight_sum", torch.zeros(nodes))
+        self.register_buffer("previous_loss", torch.zeros(nodes))  # plateau_ratio's reference (0: open at once)
         self._period = 1
         self._step_in_period = 0
         self._current_block = 0
@@ -179,6 +180,11 @@ class SpatialProgression(nn.Module):
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         self._mirror()
         super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # Checkpoints written before plateau_ratio have no previous_loss: start it at 0 (open at once).
+        state_dict.setdefault(prefix + "previous_loss", torch.zeros_like(self.previous_loss))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def train(self, mode: bool = True) -> "SpatialProgression":
         if not mode:
@@ -332,12 +338,18 @@ class SpatialProgression(nn.Module):
     @torch.no_grad()
     def advance(self) -> None:
         """Block boundary (docs/method.md §5.5): freeze converged nodes, open the next block in the others, reset."""
-        self.active &= self.smoothed_mean_loss() > self.config.epsilon
+        loss = self.smoothed_mean_loss()
+        self.active &= loss > self.config.epsilon
         if self._current_block < len(self._ends) - 1:
             self._current_block += 1
-            self.level.masked_fill_(self.active, self._current_block)
+            if self.config.plateau_ratio is None:
+                self.level.masked_fill_(self.active, self._current_block)
+            else:  # a node still improving waits; one that has settled opens one more block
+                settled = self.active & (loss >= self.config.plateau_ratio * self.previous_loss)
+                self.level.add_(settled.to(self.level.dtype)).clamp_(max=self._current_block)
             self._top = max(self._top, self._current_block)
             self._drop_caches()
+        self.previous_loss.copy_(loss)
         self.loss_sum.zero_()
         self.weight_sum.zero_()
         self._step_in_period = 0

@@ -152,6 +152,25 @@ def test_freezing_semantics():
     assert torch.all(control.level[:4] == 0)
 
 
+def test_plateau_ratio_opens_only_where_the_loss_has_stopped_falling():
+    config = ProgressConfig(grid_resolution=16, epsilon=0.1, block_period=1, plateau_ratio=0.9)
+    control = SpatialProgression(7, 1, 100, config)
+    x = torch.linspace(-1, 1, 200)[:, None]
+    left = x[:, 0] < 0
+    for period in range(4):  # left: the loss halves every period (still learning); right: flat at 1
+        control.observe(x, torch.where(left, torch.full((200,), 1.6 * 0.5**period), torch.ones(200)))
+    assert torch.all(control.level[:4] == 1), "an improving node opens once (no reference yet), then waits"
+    assert torch.all(control.level[-4:] == 4), "a settled node opens a block every period"
+    assert torch.all(control.active[:4]), "a waiting node is not frozen"
+    for _ in range(2):  # the left settles: it opens again, one block per period, up to the shared pointer
+        control.observe(x, torch.where(left, torch.full((200,), 0.2), torch.ones(200)))
+    assert torch.all(control.level[:4] == 3) and torch.all(control.level[-4:] == 6)
+    restored = SpatialProgression(7, 1, 100, config)
+    old = {k: v for k, v in control.state_dict().items() if k != "previous_loss"}  # a checkpoint from before
+    restored.load_state_dict(old)
+    assert torch.all(restored.previous_loss == 0) and torch.equal(restored.level, control.level)
+
+
 def test_unvisited_nodes_take_their_neighbours_mean():
     config = ProgressConfig(grid_resolution=12, epsilon=0.5, block_period=1, blur_kernel=3)
     control = SpatialProgression(5, 1, 100, config)
