@@ -29,7 +29,7 @@ def add_deform_mesh(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--encoding", choices=ENCODINGS, default=d.field.encoding, help="input encoding (default: sape)")
     p.add_argument("--steps", type=int, default=d.steps, help=f"Chamfer steps (default {d.steps})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default per encoding)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     p.add_argument("--calibration-steps", type=int, default=d.calibration_steps,
                    help=f"at most this many calibration steps (default {d.calibration_steps}; 0 = none)")
     p.add_argument("--edge-weight", type=float, default=d.edge_weight, help=f"edge term weight (default {d.edge_weight})")

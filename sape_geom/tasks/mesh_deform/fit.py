@@ -154,7 +154,8 @@ def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformC
 
     # ---- stage 2: surface Chamfer, SAPE fed per vertex
     loss_fn = SurfaceChamfer(F, areas, Vt, Ft, target_points, source_samples=config.source_samples,
-                             per_step=config.target_per_step, edge_weight=config.edge_weight, source_vertices=V0,
+                             per_step=config.target_per_step, edge_weight=config.edge_weight,
+                             normal_weight=config.normal_weight, source_vertices=V0,
                              generator=gen, device=device)
 
     @torch.no_grad()
@@ -175,7 +176,7 @@ def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformC
     cb = TrainCallbacks(on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel, snapshot_every=1,
                         on_snapshot=on_snapshot, progress_every=progress_every)
     t1 = time.perf_counter()
-    stats = train(model, lambda step: (x, zeros), loss_fn, lr=config.learning_rate, lr_final=config.final_learning_rate,
+    stats = train(model, lambda step: (x, zeros), loss_fn, lr=config.lr, lr_final=config.final_learning_rate,
                   steps=config.steps, callbacks=cb, stage="deform")
     fit_s = time.perf_counter() - t1
 

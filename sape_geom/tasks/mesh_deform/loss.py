@@ -47,6 +47,12 @@ def random_barycentric(count: int, generator: torch.Generator) -> torch.Tensor:
     return torch.stack([1 - s, s * (1 - r[:, 1]), s * r[:, 1]], dim=1).float()
 
 
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Volume enclosed by a triangle mesh, positive when its faces are wound outwards."""
+    t = vertices[faces]
+    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
+
+
 def edges_of(faces: np.ndarray) -> np.ndarray:
     """(E, 2) unique undirected edges of a triangle mesh."""
     pairs = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
@@ -63,8 +69,8 @@ class SurfaceChamfer:
 
     def __init__(self, faces: np.ndarray, source_areas: np.ndarray, target_vertices: np.ndarray,
                  target_faces: np.ndarray, target_points: np.ndarray, *, source_samples: int, per_step: int,
-                 edge_weight: float, source_vertices: np.ndarray, generator: torch.Generator,
-                 device: torch.device) -> None:
+                 edge_weight: float, normal_weight: float, source_vertices: np.ndarray,
+                 generator: torch.Generator, device: torch.device) -> None:
         self.faces_np = np.ascontiguousarray(faces, dtype=np.int64)
         self.faces = torch.as_tensor(self.faces_np, device=device)
         self.tv, self.tf = np.ascontiguousarray(target_vertices, np.float64), np.ascontiguousarray(target_faces, np.int64)
@@ -74,6 +80,12 @@ class SurfaceChamfer:
         self.stride = max(1, -(-len(target_points) // per_step))
         self.face_weights = torch.as_tensor(source_areas / source_areas.sum(), dtype=torch.float64)
         self.source_samples, self.edge_weight = int(source_samples), float(edge_weight)
+        self.normal_weight = float(normal_weight)
+        normals = np.cross(self.tv[self.tf[:, 1]] - self.tv[self.tf[:, 0]], self.tv[self.tf[:, 2]] - self.tv[self.tf[:, 0]])
+        if signed_volume(source_vertices, self.faces_np) * signed_volume(self.tv, self.tf) < 0:
+            normals = -normals  # the target is wound the other way: compare like with like
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+        self.target_normals = torch.as_tensor(normals, dtype=torch.float32, device=device)
         self.generator, self.device = generator, device
         self.n = len(source_vertices)
         edges = edges_of(self.faces_np)
@@ -83,12 +95,13 @@ class SurfaceChamfer:
         self.calls = 0
         self.chamfer: list[torch.Tensor] = []
 
-    def _source_points(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Deformed vertices and barycentric samples on the deformed triangles (area of the source)."""
+    def _source_points(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deformed vertices and barycentric samples on the deformed triangles (area of the source), and
+        the deformed triangles (S, 3, 3) the samples lie on."""
         face = torch.multinomial(self.face_weights, self.source_samples, replacement=True, generator=self.generator)
         bary = random_barycentric(self.source_samples, self.generator).to(self.device)
         corners = vertices[self.faces[face.to(self.device)]]  # (S, 3, 3)
-        return torch.cat([vertices, (corners * bary[:, :, None]).sum(1)])
+        return torch.cat([vertices, (corners * bary[:, :, None]).sum(1)]), corners
 
     def _to_source(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Target samples of this step, their exact closest points on the deformed source (differentiable),
@@ -109,16 +122,27 @@ class SurfaceChamfer:
         ratio = e.square().sum(1).clamp_min(1e-24).sqrt() / self.rest
         return (ratio / ratio.mean().detach() - 1).square().mean()
 
+    @staticmethod
+    def normal_term(corners: torch.Tensor, target_normals: torch.Tensor) -> torch.Tensor:
+        """Mean of ``1 - n . n_t`` over the sampled faces: 0 where a deformed face lies parallel to the
+        target at its sample's closest point, 2 where it lies inside out (a fold)."""
+        normal = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        normal = normal / normal.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return (1 - (normal * target_normals).sum(1)).mean()
+
     def __call__(self, displacement: torch.Tensor, _target: torch.Tensor, x: torch.Tensor):
         vertices = x + displacement
-        points = self._source_points(vertices)
-        _, _, closest = self.tree.squared_distance(self.tv, self.tf, points.detach().cpu().numpy().astype(np.float64))
+        points, corners = self._source_points(vertices)
+        _, nearest, closest = self.tree.squared_distance(self.tv, self.tf, points.detach().cpu().numpy().astype(np.float64))
         closest_t = torch.as_tensor(closest, dtype=torch.float32, device=self.device)
         d_st = (points - closest_t).square().sum(1).clamp_min(1e-24).sqrt()
         d_ts, face, bary = self._to_source(vertices)
         chamfer = d_st.mean() + d_ts.mean()
         self.chamfer.append(chamfer.detach())
         loss = chamfer + self.edge_weight * self.edge_term(vertices) if self.edge_weight > 0 else chamfer
+        if self.normal_weight > 0:
+            faces_at = torch.as_tensor(nearest[self.n :], device=self.device)
+            loss = loss + self.normal_weight * self.normal_term(corners, self.target_normals[faces_at])
         self.calls += 1
         return loss, self.feedback(d_st[: self.n].detach(), d_ts.detach(), face, bary)
 
