@@ -36,3 +36,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "blender" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: several times faster than two for small sizes on a shared two-core
+    machine (the threads wait for each other); the previous count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

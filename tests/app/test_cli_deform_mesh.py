@@ -7,19 +7,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 from PIL import Image
 
 from sape_geom.app.cli import main
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: faster than two on a shared two-core machine for these small sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = ["--steps", "3", "--calibration-steps", "5", "--quiet"]

@@ -18,13 +18,7 @@ SMALL = dict(steps=120, calibration_steps=50, source_samples=1000, target_sample
              metric_points=5000, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: several times faster than two on a shared two-core machine for these small sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(**changes) -> MeshDeformConfig:
