@@ -12,7 +12,7 @@ Job file
 A small JSON object::
 
     {
-      "task": "fit_surface" | "extract" | "deform" | "check",
+      "task": "fit_surface" | "extract" | "deform" | "deform_mesh" | "check",
       "settings": {...},              # task options, see below
       "inputs": "in.npz",             # input arrays (relative paths are relative to the job file)
       "output_dir": "out",            # where result files go (created; default: the job file's folder)
@@ -55,6 +55,14 @@ it (the settings are parsed into one dataclass per task in ``sape_geom.app.worke
     the largest outer loop; and every loop stacked: ``contour_points`` (sum P, 2), ``contour_offsets``
     (K + 1,), ``contour_holes`` (K,) bool, ``contour_levels`` (sum P,) or empty, ``contour_snapshots``
     (S, sum P, 2), ``contour_targets`` (sum N, 2) with ``contour_target_offsets`` (K + 1,).
+``deform_mesh``
+    inputs: ``source_vertices`` (V, 3) float, ``source_faces`` (F, 3) int, ``target_vertices``,
+    ``target_faces``: two triangle meshes, each in any frame (docs/method.md §6.5).
+    settings: ``config`` (dict for ``MeshDeformConfig``, dotted keys allowed), ``steps`` and
+    ``snapshots`` (shortcuts for the config's). Only vertex positions change.
+    Result: ``deformed.npz`` with ``vertices`` (V, 3) float32 in the target's frame, in the source's
+    order, ``faces`` (F, 3) int32 (the source's), ``levels`` (V,) SAPE open fraction or empty,
+    ``snapshot_steps`` (S,) int64 and ``snapshots`` (S, V, 3) float32 (the start, N evenly, the end).
 
 Events (stdout, one JSON object per line, always with an ``"event"`` key)
 ------------------------------------------------------------------------
@@ -66,7 +74,7 @@ Events (stdout, one JSON object per line, always with an ``"event"`` key)
     ``path`` is an npz like ``mesh.npz`` (no colours) from a coarse extraction, for live display.
 ``{"event": "result", "task", ...paths and plain values...}``
     ``fit_surface``: ``mesh``, ``checkpoint``, ``metrics``; ``extract``: ``mesh``; ``deform``:
-    ``curves``, ``metrics``, ``contours`` (number of loops); ``check``: ``python``, ``executable``,
+    ``curves``, ``metrics``, ``contours`` (number of loops); ``deform_mesh``: ``mesh``, ``metrics``; ``check``: ``python``, ``executable``,
     ``sape_geom``, ``torch`` (version or null), ``devices`` (list such as ``["cpu", "cuda:0"]``),
     ``device_names``, ``ok``, ``reason``.
 ``{"event": "cancelled", "task"}``
@@ -100,7 +108,10 @@ from typing import Any, Mapping, TextIO
 
 from ..errors import SapeGeomError, TrainingCancelled
 from ..fileio import check_writable, describe_os_error, json_safe, output_error
+from .worker_mesh_deform import task_deform_mesh
 from .worker_tasks import TASK_FUNCTIONS, JobError, TaskContext
+
+TASK_FUNCTIONS["deform_mesh"] = task_deform_mesh  # its own module: worker_tasks is near the size limit
 
 PROTOCOL_VERSION = 1
 TASKS = tuple(TASK_FUNCTIONS)
