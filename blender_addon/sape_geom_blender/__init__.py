@@ -8,7 +8,8 @@ torch or sape_geom. Modules without bpy: ``worker_client`` (starts and reads the
 the panel sends, with the library's names and defaults). With bpy: ``convert`` (bpy <-> numpy),
 ``runner`` (queue and polling function), ``results`` (fit and re-extract results), ``reports``
 (messages to the status bar and Info editor), ``handlers`` (file load, render, undo, Esc),
-``properties``, ``operators``, ``setup_ops``, ``ui``, ``preferences``. This file only registers.
+``properties``, ``operators``, ``mesh_deform`` (Deform onto Target), ``setup_ops``, ``ui``, ``preferences``.
+This file only registers.
 """
 
 # Legacy add-on metadata (Blender 3.4-4.1); Blender 4.2+ reads blender_manifest.toml instead.
@@ -26,18 +27,18 @@ if "bpy" in locals():  # script reload (F8 / reload_scripts): refresh the submod
     import importlib
 
     for _mod in (job_settings, worker_client, worker_setup, worker_find, convert, reports, results,  # noqa: F821
-                 runner, handlers, properties, preferences, setup_ops, operators, ui):  # noqa: F821
+                 runner, handlers, properties, preferences, setup_ops, operators, mesh_deform, ui):  # noqa: F821
         importlib.reload(_mod)
 
 import bpy  # noqa: E402
 
 from . import (  # noqa: E402,F401
-    convert, handlers, job_settings, operators, preferences, properties, reports, results, runner, setup_ops, ui,
-    worker_client, worker_find, worker_setup,
+    convert, handlers, job_settings, mesh_deform, operators, preferences, properties, reports, results, runner,
+    setup_ops, ui, worker_client, worker_find, worker_setup,
 )
 
 classes = (*properties.classes, *preferences.classes, *reports.classes, *setup_ops.classes, *operators.classes,
-           *ui.classes)
+           *mesh_deform.classes, *ui.classes)
 
 
 def register():

@@ -127,6 +127,9 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         row.scale_y = 1.3
         row.enabled = not runner.RUNNER.busy
         row.operator("sape.fit_selected", icon="PLAY")
+        row = layout.row()
+        row.enabled = not runner.RUNNER.busy
+        row.operator("sape.deform_mesh", icon="MOD_SHRINKWRAP")  # selected mesh onto the active one
 
 
 def draw_resolution(layout, context, radius: float) -> None:
@@ -221,6 +224,7 @@ class SAPE_MT_object(bpy.types.Menu):
         layout.operator("sape.fit_selected", icon="PLAY")
         layout.operator("sape.reextract", icon="FILE_REFRESH")
         layout.operator("sape.deform_curve", icon="MOD_CURVE")
+        layout.operator("sape.deform_mesh", icon="MOD_SHRINKWRAP")
         layout.operator("sape.cancel", icon="CANCEL")
         layout.separator()
         layout.operator("sape.setup_worker", icon="IMPORT")

@@ -1,0 +1,157 @@
+"""Deform onto Target: the selected mesh's vertices moved onto the active mesh's surface by the worker's
+``deform_mesh`` task (docs/method.md §6.5), with the same worker, progress, cancel and scene safety as Fit.
+
+The source is read from its own mesh data (modifiers are not applied), so the result keeps its vertex
+order, faces, UVs and materials: it is a new object holding a copy of the source's mesh with only the
+vertex positions changed, or, with As Shape Key, the unchanged copy with the deformation as a shape
+key. Snapshots become shape keys cross-faded over a frame range. The target is read as Fit reads its
+input (modifiers applied). Nothing is created before the worker's result arrives.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, IntProperty, StringProperty
+
+from . import convert, runner
+from .job_settings import merge_extra
+from .operators import _worker_python_or_report
+from .preferences import work_dir_base
+
+
+def own_mesh_world_arrays(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3) in world space in the mesh's own order and its triangles (F, 3), without modifiers:
+    the indices are those of ``obj.data``, so the result can be written back vertex for vertex."""
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    tri = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("vertices", tri)
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    vertices = co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    return vertices, tri.reshape(-1, 3).astype(np.int64)
+
+
+def _usable(obj: bpy.types.Object, vertices: np.ndarray, faces: np.ndarray) -> str | None:
+    if len(faces) == 0:
+        return f"'{obj.name}' has no faces"
+    if not np.isfinite(vertices).all() or float(np.ptp(vertices, axis=0).max()) <= 0:
+        return f"'{obj.name}' is degenerate (all vertices at one point)"
+    return None
+
+
+class SAPE_OT_deform_mesh(bpy.types.Operator):
+    """Deform the selected mesh onto the active mesh with SAPE, keeping its faces, vertex order and UVs"""
+
+    bl_idname = "sape.deform_mesh"
+    bl_label = "Deform onto Target"
+    bl_options = {"REGISTER"}
+
+    steps: IntProperty(name="Steps", default=400, min=1, max=100_000)
+    as_shape_key: BoolProperty(name="As Shape Key", default=False,
+                               description="Keep the copy's shape and add the deformation as a shape key")
+    snapshots: IntProperty(name="Snapshots", default=0, min=0, max=runner.MAX_ANIMATION_KEYS,
+                           description="Intermediate shapes as shape keys animated over the frame range")
+    frame_start: IntProperty(name="Start Frame", default=1)
+    frame_end: IntProperty(name="End Frame", default=50)
+    extra: StringProperty(name="Extra", default="", description="JSON merged into the job's settings")
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.RUNNER.busy
+
+    def execute(self, context):
+        target = context.active_object
+        sources = [o for o in context.selected_objects if o is not target]
+        if target is None or target.type != "MESH":
+            self.report({"ERROR"}, "SAPE: make the target mesh the active object")
+            return {"CANCELLED"}
+        if len(sources) != 1 or sources[0].type != "MESH":
+            self.report({"ERROR"}, "SAPE: select one source mesh and the target mesh (active)")
+            return {"CANCELLED"}
+        if self.snapshots and self.frame_end <= self.frame_start:
+            self.report({"ERROR"}, "SAPE: the animation's end frame must come after its start frame")
+            return {"CANCELLED"}
+        source = sources[0]
+        src_v, src_f = own_mesh_world_arrays(source)
+        tgt_v, tgt_f = convert.mesh_world_arrays(target, context.evaluated_depsgraph_get())
+        problem = _usable(source, src_v, src_f) or _usable(target, tgt_v, tgt_f)
+        if problem:
+            self.report({"ERROR"}, f"SAPE: {problem}")
+            return {"CANCELLED"}
+        try:
+            settings = merge_extra({"steps": int(self.steps), "snapshots": int(self.snapshots)}, self.extra)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"SAPE: {exc}")
+            return {"CANCELLED"}
+        python = _worker_python_or_report(self, context)
+        if python is None:
+            return {"CANCELLED"}
+        work_dir = runner.new_work_dir(work_dir_base(context))
+        inputs = work_dir / "inputs.npz"
+        np.savez(inputs, source_vertices=src_v, source_faces=src_f, target_vertices=tgt_v, target_faces=tgt_f)
+        runner.RUNNER.submit([runner.Item(
+            kind="deform_mesh", label=source.name, task="deform_mesh", python=python, settings=settings,
+            work_dir=work_dir, scene_name=context.scene.name, inputs=inputs,
+            data={"source": source.name, "target": target.name, "matrix_world": source.matrix_world.copy(),
+                  "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),
+                  "frame_end": int(self.frame_end)},
+        )])
+        self.report({"INFO"}, f"SAPE: deforming {source.name} onto {target.name}")
+        return {"FINISHED"}
+
+
+def _set_key(obj: bpy.types.Object, name: str, local: np.ndarray) -> bpy.types.ShapeKey:
+    key = obj.shape_key_add(name=name, from_mix=False)
+    key.data.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())
+    return key
+
+
+def apply_deform_mesh(run, item, event: dict) -> str:
+    """A new object ``<source>_sape``: a copy of the source's mesh (its UVs, materials, order) moved."""
+    source = bpy.data.objects.get(item.data["source"])
+    if source is None or source.type != "MESH":
+        raise ValueError(f"source object '{item.data['source']}' no longer exists")
+    with np.load(event["mesh"]) as data:
+        vertices, snapshots = data["vertices"], data["snapshots"]
+    if len(vertices) != len(source.data.vertices):
+        raise ValueError(f"'{source.name}' changed while it was deformed ({len(source.data.vertices)} vertices now, "
+                         f"{len(vertices)} deformed)")
+    matrix = item.data["matrix_world"]
+    scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
+    name = f"{item.label}_sape"
+    mesh = source.data.copy()
+    mesh.name = name
+    obj = convert.new_object(name, mesh, run._collection(scene), matrix)
+    if mesh.shape_keys is not None:
+        obj.shape_key_clear()  # the copy's own keys would hide the new positions
+    local = convert.world_to_local(vertices, matrix)
+    if item.data.get("as_shape_key") or len(snapshots):
+        obj.shape_key_add(name="Basis", from_mix=False)
+        keys = [_set_key(obj, f"sape_{i:03d}", convert.world_to_local(s, matrix)) for i, s in enumerate(snapshots)]
+        if not keys:
+            keys = [_set_key(obj, "SAPE", local)]
+        frames = np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys)) if len(keys) > 1 else []
+        for i, key in enumerate(keys):  # consecutive keys cross-fade, as for curves
+            for j, frame in enumerate(frames):
+                if abs(i - j) <= 1 or j in (0, len(frames) - 1):
+                    key.value = 1.0 if i == j else 0.0
+                    key.keyframe_insert("value", frame=float(frame))
+            key.value = 0.0
+        keys[-1].value = 1.0
+    else:
+        mesh.vertices.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())
+        mesh.update()
+    obj["sape_source"], obj["sape_target"] = item.label, item.data.get("target", "")
+    for key, value in (event.get("metrics") or {}).items():
+        if isinstance(value, (int, float)):
+            obj[f"sape_{key}"] = value
+    return obj.name
+
+
+runner.APPLY["deform_mesh"] = apply_deform_mesh  # its own module: runner.py is near the size limit
+runner.ACTIONS["deform_mesh"] = "Deform onto Target"
+
+classes = (SAPE_OT_deform_mesh,)
