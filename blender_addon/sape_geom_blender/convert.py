@@ -283,12 +283,16 @@ def animate_with_shape_keys(obj: bpy.types.Object, frames_and_points: list[tuple
         co[:, 2] = z
         key.data.foreach_set("co", co.ravel())
         keys.append(key)
-    frames = [f for f, _ in frames_and_points]
+    crossfade_shape_keys(keys, [f for f, _ in frames_and_points])
+
+
+def crossfade_shape_keys(keys: list, frames: list[float]) -> None:
+    """Key the weights of ``keys`` (one per frame) so that consecutive keys cross-fade; ends on the last."""
     for i, key in enumerate(keys):
         for j, frame in enumerate(frames):
             if abs(j - i) <= 1 or j in (0, len(frames) - 1):
                 key.value = 1.0 if i == j else 0.0
-                key.keyframe_insert("value", frame=frame)
+                key.keyframe_insert("value", frame=float(frame))
     for key in keys:
         key.value = 0.0
     if keys:

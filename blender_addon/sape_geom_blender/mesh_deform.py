@@ -133,13 +133,8 @@ def apply_deform_mesh(run, item, event: dict) -> str:
         keys = [_set_key(obj, f"sape_{i:03d}", convert.world_to_local(s, matrix)) for i, s in enumerate(snapshots)]
         if not keys:
             keys = [_set_key(obj, "SAPE", local)]
-        frames = np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys)) if len(keys) > 1 else []
-        for i, key in enumerate(keys):  # consecutive keys cross-fade, as for curves
-            for j, frame in enumerate(frames):
-                if abs(i - j) <= 1 or j in (0, len(frames) - 1):
-                    key.value = 1.0 if i == j else 0.0
-                    key.keyframe_insert("value", frame=float(frame))
-            key.value = 0.0
+        if len(keys) > 1:
+            convert.crossfade_shape_keys(keys, list(np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys))))
         keys[-1].value = 1.0
     else:
         mesh.vertices.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())
