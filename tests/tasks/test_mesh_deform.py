@@ -98,3 +98,15 @@ def test_config_checks_its_values():
         MeshDeformConfig(frame="world")
     with pytest.raises(ConfigError):
         MeshDeformConfig(edge_weight=-1.0)
+
+
+def test_progress_reports_both_stages_and_cancel_stops_the_run():
+    from sape_geom.errors import TrainingCancelled
+    from sape_geom.nn.trainer import TrainCallbacks
+
+    stages = []
+    deform_mesh(trimesh.creation.icosphere(1), ellipsoid(), small(steps=3, calibration_steps=2),
+                TrainCallbacks(on_progress=lambda info: stages.append(info.stage)))
+    assert stages[0] == "calibration" and stages[-1] == "deform"
+    with pytest.raises(TrainingCancelled):
+        deform_mesh(trimesh.creation.icosphere(1), ellipsoid(), small(steps=3), TrainCallbacks(should_cancel=lambda: True))
