@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError, TrainingCancelled
 
-__all__ = ["FACES_PER_TREE", "MeshQueries", "face_components"]
+__all__ = ["FACES_PER_TREE", "MeshQueries", "face_components", "spatial_order"]
 
 FACES_PER_TREE = 1_000_000
 """Faces per libigl tree: about 220 MB and 2 s to build on one core."""
@@ -121,6 +121,11 @@ def _spatially_sorted(points: Any, bits: int = 10) -> tuple[np.ndarray, np.ndarr
             code |= ((cell[:, axis] >> bit) & 1) << (3 * bit + axis)
     order = np.argsort(code, kind="stable")
     return np.ascontiguousarray(P[order]), order
+
+
+def spatial_order(points: Any) -> np.ndarray:
+    """The Morton order of (n, 3) points: querying a tree in it gives the same answers, faster."""
+    return _spatially_sorted(points)[1]
 
 
 def _unsorted(values: np.ndarray, order: np.ndarray) -> np.ndarray:
