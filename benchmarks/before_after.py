@@ -5,7 +5,10 @@ touched); each round trains the ``fast`` preset's model (its field, grid, batch 
 ball in a subprocess of each tree, alternating, and reports ``TrainStats.steps_per_second``. Fewer
 points per set than the preset (``--points``) keep the labelling short; it does not change a step.
 
-    python benchmarks/before_after.py OLD_COMMIT [--steps 200] [--rounds 3] [--threads 1] [--json]
+    python benchmarks/before_after.py OLD_COMMIT [--new NEW_COMMIT] [--steps 200] [--rounds 3] [--threads 1] [--json]
+
+``--new`` checks out a second commit the same way instead of timing this checkout (whose files others
+may be editing while it runs).
 """
 
 from __future__ import annotations
@@ -27,10 +30,15 @@ torch.set_num_threads(int(sys.argv[3]))
 import sape_geom
 from sape_geom.mesh.shapes import sphere
 from sape_geom.tasks.occupancy import fit_occupancy, occupancy_preset
+import statistics, time
+from sape_geom.nn.trainer import TrainCallbacks
 config = occupancy_preset("fast", steps=int(sys.argv[1]), points_per_set=int(sys.argv[2]), device="cpu")
-fit = fit_occupancy(sphere(0.8), config)
-print(json.dumps({"steps_per_s": fit.stats.steps_per_second, "final_loss": fit.stats.final_loss,
-                  "package": sape_geom.__file__}))
+marks = []
+callbacks = TrainCallbacks(on_progress=lambda info: marks.append(time.perf_counter()) if info.stage == "training" else None)
+fit = fit_occupancy(sphere(0.8), config, callbacks)
+steps = [b - a for a, b in zip(marks, marks[1:])]
+print(json.dumps({"steps_per_s": fit.stats.steps_per_second, "median_step_ms": 1e3 * statistics.median(steps),
+                  "final_loss": fit.stats.final_loss, "package": sape_geom.__file__}))
 """
 
 
@@ -46,6 +54,7 @@ def run(tree: Path, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", help="the earlier commit")
+    parser.add_argument("--new", default=None, help="a later commit instead of this checkout")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -54,24 +63,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sape_before_") as tmp:
         old = Path(tmp) / "old"
-        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.old], cwd=ROOT, check=True,
-                       capture_output=True)
+        new = Path(tmp) / "new" if args.new else ROOT
+        trees = [(old, args.old)] + ([(new, args.new)] if args.new else [])
+        for tree, commit in trees:
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True,
+                           capture_output=True)
         try:
             rounds = {"before": [], "after": []}
             for _ in range(args.rounds):
                 rounds["before"].append(run(old, args))
-                rounds["after"].append(run(ROOT, args))
+                rounds["after"].append(run(new, args))
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
+            for tree, _ in trees:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
     summary = {name: statistics.median(r["steps_per_s"] for r in runs) for name, runs in rounds.items()}
-    result = {"old": args.old, "steps": args.steps, "threads": args.threads, "rounds": rounds,
-              "median_steps_per_s": summary, "ratio_after_over_before": summary["after"] / summary["before"]}
+    step_ms = {name: statistics.median(r["median_step_ms"] for r in runs) for name, runs in rounds.items()}
+    result = {"old": args.old, "new": args.new or "checkout", "steps": args.steps, "threads": args.threads, "rounds": rounds,
+              "median_steps_per_s": summary, "ratio_after_over_before": summary["after"] / summary["before"],
+              "median_step_ms": step_ms, "step_ms_ratio_after_over_before": step_ms["after"] / step_ms["before"]}
     if args.json:
         print(json.dumps(result))
     else:
         for name, runs in rounds.items():
             print(f"{name}: " + ", ".join(f"{r['steps_per_s']:.2f}" for r in runs) + f" steps/s (median {summary[name]:.2f})")
-        print(f"after / before: {result['ratio_after_over_before']:.3f}")
+        print(f"after / before: {result['ratio_after_over_before']:.3f} in steps/s; median step "
+              f"{step_ms['before']:.1f} ms before, {step_ms['after']:.1f} ms after")
     return 0
 
 
