@@ -58,6 +58,12 @@ TITLES = {
     "performance": "6. Performance",
     "surface_quality": "7. Surface quality on meshes of many kinds",
 }
+MEASUREMENTS = {
+    # benchmarks of their own (not experiments of this script): results folder -> (title, command)
+    "mesh_deform": ("8. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
+    "gpu_train": ("9. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
+    "stress": ("10. Stress: scale and faults", "python benchmarks/stress.py"),
+}
 
 
 def write_results(out: Path, readme: bool) -> int:
@@ -65,13 +71,17 @@ def write_results(out: Path, readme: bool) -> int:
     repo = Path(__file__).resolve().parents[1]
     notes = out / "NOTES.md"
     parts = [notes.read_text().strip()] if notes.is_file() else []
-    for name in EXPERIMENTS:
+    sections = {name: (TITLES[name], f"python benchmarks/run_experiments.py {name}") for name in EXPERIMENTS}
+    for name, (title, command) in {**sections, **MEASUREMENTS}.items():
         table = out / name / "table.md"
         if not table.is_file():
             continue
-        body = table.read_text().strip().split("\n", 1)[1].strip()  # drop the table's own ### title
-        figure = (out / name / "figure.png").resolve().relative_to(repo)
-        parts.append(f"### {TITLES[name]}\n\n`python benchmarks/run_experiments.py {name}`\n\n{body}\n\n![{name}]({figure})")
+        body = table.read_text().strip()
+        if body.startswith("#"):
+            body = body.split("\n", 1)[1].strip()  # drop the table's own title
+        figure = out / name / "figure.png"
+        shown = f"\n\n![{name}]({figure.resolve().relative_to(repo)})" if figure.is_file() else ""
+        parts.append(f"### {title}\n\n`{command}`\n\n{body}{shown}")
     text = "\n\n".join(parts) + "\n"
     (out / "RESULTS.md").write_text(text.replace("](benchmarks/results/", "]("))
     if readme:
