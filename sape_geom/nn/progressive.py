@@ -142,6 +142,7 @@ class SpatialProgression(nn.Module):
         self._table: torch.Tensor | None = None
         self._column: torch.Tensor | None = None
         self._runs: list[tuple[int, int, int]] | None = None
+        self._levels: list[int] | None = None
         self._alpha: tuple[tuple[int, int], torch.Tensor] | None = None
         self._corners: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None
         self.register_load_state_dict_post_hook(lambda module, _keys: module._invalidate())
@@ -165,6 +166,7 @@ class SpatialProgression(nn.Module):
         self._table = None
         self._column = None
         self._runs = None
+        self._levels = None
         self._alpha = None
 
     def _invalidate(self) -> None:
@@ -199,12 +201,44 @@ class SpatialProgression(nn.Module):
 
     # ---- mask --------------------------------------------------------------------------------------
 
+    #: Which levels the mask table ranks (docs/method.md §5.7). ``False``: every level 0 .. top, a shape
+    #: known on the host (no device read at a boundary: the accelerator path). ``True``: only the levels
+    #: some node holds, found by one ``bincount`` read per boundary (narrower tables, and the same
+    #: floats as earlier versions). ``None``: ``True`` on the CPU, where a read costs nothing.
+    compact_levels: bool | None = None
+
+    def _ranked(self) -> list[int]:
+        """The levels the table ranks, highest first (rank j + 1 = entry j). Rebuilt at boundaries."""
+        if self._levels is None:
+            compact = self.compact_levels if self.compact_levels is not None else self.level.device.type == "cpu"
+            if compact:
+                held = torch.bincount(self.level.long(), minlength=self._top + 1).tolist()
+                self._top = len(held) - 1  # also covers levels written by hand since the last _invalidate
+                self._levels = [level for level in range(len(held) - 1, -1, -1) if held[level]]
+            else:
+                self._levels = list(range(self._top, -1, -1))
+        return self._levels
+
+    def _node_rank(self) -> torch.Tensor:
+        """(nodes,) rank of each node's level among :meth:`_ranked` (1 = highest)."""
+        ranked = self._ranked()
+        if len(ranked) == self._top + 1:  # every level 0 .. top: the rank is arithmetic
+            return self._top + 1 - self.level.long()
+        rank_of = torch.zeros(self._top + 1, dtype=torch.long)
+        rank_of[torch.tensor(ranked)] = torch.arange(1, len(ranked) + 1)
+        return rank_of.to(self.level.device).index_select(0, self.level.long())
+
+    def _block_columns(self) -> list[int]:
+        """Per block b, the number of ranked levels whose blocks cover it (levels >= b)."""
+        ranked = self._ranked()
+        return [sum(1 for level in ranked if level >= block) for block in range(len(self._ends))]
+
     def _columns(self) -> torch.Tensor:
-        """(D,) per channel, the number of levels in 0 .. top whose blocks cover it: channel c is covered
+        """(D,) per channel, the number of ranked levels whose blocks cover it: channel c is covered
         by level L iff ``block_ends[L] > c``. Rebuilt at block boundaries, from host values."""
         if self._column is None:
-            count = self._top + 1
-            values = [max(0, count - bisect_right(self._ends, c)) for c in range(self.width)]
+            per_block = self._block_columns()
+            values = [per_block[bisect_right(self._ends, c)] for c in range(self.width)]
             self._column = torch.tensor(values, dtype=torch.long).to(self.level.device)
         return self._column
 
@@ -213,9 +247,8 @@ class SpatialProgression(nn.Module):
         each block is one run (blocks the top level does not reach share column 0)."""
         if self._runs is not None:
             return self._runs
-        count, runs, start = self._top + 1, [], 0
-        for level, end in enumerate(self._ends):
-            column = max(0, count - level)
+        runs, start = [], 0
+        for column, end in zip(self._block_columns(), self._ends):
             if runs and runs[-1][2] == column:
                 runs[-1] = (runs[-1][0], end, column)
             else:
@@ -229,16 +262,16 @@ class SpatialProgression(nn.Module):
     table_limit = 1 << 24
 
     def _smoothed_table(self) -> torch.Tensor | None:
-        """(nodes, top + 2) table: column j = box-smoothed fraction of window nodes among the j highest
-        levels ``top, top - 1, ...`` (column 0 is 0). Fixed shape between boundaries (no ``unique``);
-        levels no node holds add all-zero columns, so the sums are the same floats as over the levels
-        present. Rebuilt only when levels change; None when it would be too big (docs/method.md §5.7)."""
-        count = self._top + 1
+        """(nodes, ranked + 1) table: column j = box-smoothed fraction of window nodes among the j highest
+        ranked levels (column 0 is 0). With every level 0 .. top ranked its shape is fixed between
+        boundaries (no ``unique``); a level no node holds adds an all-zero column, so the sums are the
+        same floats. Rebuilt only when levels change; None when it would be too big (docs/method.md §5.7)."""
+        count = len(self._ranked())
         if self._table is None and self.level.numel() * (count + 1) <= self.table_limit:
             shape = (self.resolution,) * self.in_dim
             nodes = torch.arange(self.level.numel(), device=self.level.device)
             one_hot = torch.zeros(count + 1, self.level.numel(), device=self.level.device)
-            one_hot[count - self.level.long(), nodes] = 1.0
+            one_hot[self._node_rank(), nodes] = 1.0
             smoothed = box_filter_channels(one_hot.view(count + 1, *shape), self.kernel).view(count + 1, -1)
             self._table = smoothed.cumsum(0).T.contiguous()
         return self._table
@@ -255,17 +288,17 @@ class SpatialProgression(nn.Module):
 
     @torch.no_grad()
     def _covered(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, top + 2): column j is the interpolated weight of the nodes among the j highest levels
-        (column 0 is always 0), i.e. the mask value of every channel that exactly j levels cover."""
+        """(N, ranked + 1): column j is the interpolated weight of the nodes among the j highest ranked
+        levels (column 0 is always 0), i.e. the mask value of every channel that exactly j levels cover."""
         table = self._smoothed_table()
         if table is not None:
             # Interpolate the smoothed cumulative table at the 2^d corners of each sample.
             nodes, node_weights = self._corner_stencil(x)  # (N, 2^d)
             return (table[nodes] * node_weights[..., None]).sum(1)
         # Smoothing and interpolation folded into one stencil over the (k+1)^d nearby nodes.
-        count = self._top + 1
+        count = len(self._ranked())
         nodes, node_weights = corner_stencil(x, self.resolution, self.kernel // 2)  # (N, (k+1)^d)
-        rank = count - self.level.long()
+        rank = self._node_rank()
         per_level = torch.zeros(x.shape[0], count + 1, device=x.device)
         per_level.scatter_add_(1, rank[nodes], node_weights)
         return per_level.cumsum(1)

@@ -47,6 +47,8 @@ def test_training_steps_between_boundaries_make_no_host_sync(case, monkeypatch):
     monkeypatch.setattr(trainer, "LOSS_READ_INTERVAL_S", math.inf)  # the time-based reads are not steps
     period = 10
     model = _small_model(case.split("-")[0], ramp=case.endswith("ramp"), period=period)
+    if model.spatial is not None:
+        model.spatial.compact_levels = False  # the accelerator's path (the CPU's reads levels at boundaries)
     if case.endswith("stencil"):
         model.controller.table_limit = 0
     generator = torch.Generator().manual_seed(1)
@@ -205,13 +207,15 @@ def test_fixed_shape_mask_equals_the_loop_reference_with_more_than_63_levels(dim
     assert len(torch.unique(level)) > 63
     x = torch.rand(30, dim, generator=generator) * 2.4 - 1.2
     expected = _naive_mask(control, x)
-    for table_limit in (1 << 24, 0):
-        control.table_limit = table_limit
+    masks = {}
+    for compact, table_limit in itertools.product((False, True), (1 << 24, 0)):
+        control.compact_levels, control.table_limit = compact, table_limit
         control._invalidate()
         with SyncCounter() as counter:
-            mask = control.mask(x)
-        assert counter.total_syncs == 0, counter.syncs
+            masks[compact, table_limit] = mask = control.mask(x)
+        assert counter.total_syncs == (2 if compact else 0), counter.syncs  # compact: one bincount read
         torch.testing.assert_close(mask, expected, atol=1e-5, rtol=0)
+    assert torch.equal(masks[False, 0], masks[True, 0])  # the stencil path: the same floats either way
 
 
 # ---- precision and devices --------------------------------------------------------------------------
