@@ -32,19 +32,29 @@ from sape_geom.mesh.shapes import sphere
 from sape_geom.tasks.occupancy import fit_occupancy, occupancy_preset
 import statistics, time
 from sape_geom.nn.trainer import TrainCallbacks
+from sape_geom.errors import ConfigError
 config = occupancy_preset("fast", steps=int(sys.argv[1]), points_per_set=int(sys.argv[2]), device="cpu")
+from sape_geom import config as cfg
+applied = {}
+for key, value in json.loads(sys.argv[4]).items():  # --try-set: only where this tree's config has the field
+    try:
+        config = cfg.replace(config, **{key: value})
+        applied[key] = value
+    except ConfigError:
+        pass
 marks = []
 callbacks = TrainCallbacks(on_progress=lambda info: marks.append(time.perf_counter()) if info.stage == "training" else None)
 fit = fit_occupancy(sphere(0.8), config, callbacks)
 steps = [b - a for a, b in zip(marks, marks[1:])]
 print(json.dumps({"steps_per_s": fit.stats.steps_per_second, "median_step_ms": 1e3 * statistics.median(steps),
-                  "final_loss": fit.stats.final_loss, "package": sape_geom.__file__}))
+                  "final_loss": fit.stats.final_loss, "package": sape_geom.__file__, "applied": applied}))
 """
 
 
 def run(tree: Path, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.points), str(args.threads)],
+    out = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.points), str(args.threads),
+                          json.dumps({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.try_set)})],
                          cwd=tree, env=env, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["package"].startswith(str(tree)), result["package"]
@@ -60,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--try-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a preset override applied where the tree's config has the field (e.g. a setting "
+                             "added between the two commits, to compare like with like); VALUE is JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sape_before_") as tmp:
         old = Path(tmp) / "old"

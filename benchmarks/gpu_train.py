@@ -219,21 +219,23 @@ def table(result: dict) -> str:
         f"{env['threads']} CPU thread(s); {env['precision']}, Adam {env['adam']}; batch {env['batch']}, "
         f"MLP {env['mlp']}; {env['steps']} timed steps per case through `nn.trainer.train`.",
         "",
-        "| case | ms per step (median) | boundary step (ms) | boundaries | levels (start, end) | mask path | ops per step | host syncs per step | projected 100k steps (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | ms per step (median) | boundary step (ms) | boundaries | levels (start, end) | mask path | ops per step | host syncs per step | host syncs per boundary | projected 100k steps (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["cases"].items():
         boundary = f"{r['boundary_ms']:.2f}" if r["boundary_ms"] is not None else "-"
         levels = f"{r['levels_present']}, {r['levels_present_at_end']}" if r["levels_present"] else "-"
         lines.append(
             f"| {name} | {r['ms_per_step']:.2f} | {boundary} | {r['boundaries_crossed']} | {levels} | "
-            f"{r['mask_path'] or '-'} | {r['ops_per_step']:.0f} | {r['syncs_per_step']:.2f} | {r['projected_100k_s']:.0f} |"
+            f"{r['mask_path'] or '-'} | {r['ops_per_step']:.0f} | {r['syncs_per_step']:.2f} | "
+            f"{r['syncs_per_boundary']:.1f} | {r['projected_100k_s']:.0f} |"
         )
     lines += [
         "",
         "Host syncs are counted by a dispatch counter between block boundaries (scalar reads, data-dependent "
         "shapes, copies to the host, `.tolist()`); the trainer's own loss reads (first and last step, then "
-        "every 0.1 s) are left out. The projection is 100 000 x the median step plus 500 boundaries at "
+        "every 0.1 s) are left out. On the CPU a SAPE boundary reads which levels the nodes hold (one "
+        "`bincount`, `SpatialProgression.compact_levels`); on a GPU it reads nothing. The projection is 100 000 x the median step plus 500 boundaries at "
         "their measured extra cost (block period 200). On the CPU the sizes are reduced (see above), so "
         "the projection is for those sizes, not the protocol's; there the mask is applied one run of "
         "channels at a time (a gather along channels is slow on a CPU), which is most of the 64^3 case's "
