@@ -382,6 +382,7 @@ class SpatialProgression(nn.Module):
                 self.level.add_(settled.to(self.level.dtype)).clamp_(max=self._current_block)
             self._top = max(self._top, self._current_block)
             self._drop_caches()
+            self._ranked()  # the compact table's one read, here rather than in the next step's forward
         self.previous_loss.copy_(loss)
         self.loss_sum.zero_()
         self.weight_sum.zero_()
