@@ -67,7 +67,7 @@ def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarra
     """(N,) field at (N, 3) unit-frame points, positive outside: the logit, or the distance (unit frame)."""
     out = _network_output(model, points, batch_size)
     scale = config.sdf_band if config.target == "sdf" else 1.0
-    return (out * scale).double().cpu().numpy()
+    return (out * scale).cpu().double().numpy()  # on the host first: MPS has no float64
 
 
 def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:

@@ -196,7 +196,7 @@ def deform_curve(
 
     @torch.no_grad()
     def current_curve() -> np.ndarray:
-        return (model(tau) + base).double().cpu().numpy()
+        return (model(tau) + base).cpu().double().numpy()  # on the host first: MPS has no float64
 
     snapshots_n.append((0, current_curve()))
     chosen = set(config.snapshot_steps)
@@ -229,7 +229,7 @@ def deform_curve(
     levels = None
     if model.controller is not None:
         with torch.no_grad():
-            levels = np.clip(model.open_fraction(tau).double().cpu().numpy(), 0.0, 1.0)
+            levels = np.clip(model.open_fraction(tau).cpu().double().numpy(), 0.0, 1.0)
 
     metrics: dict[str, Any] = dict(C.curve_metrics(final_n, target_n))
     metrics.update(
