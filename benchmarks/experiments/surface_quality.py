@@ -95,7 +95,10 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
 
 
 def run(ctx: Context) -> dict:
+    import trimesh
+
     from sape_geom import fit_occupancy, mesh_metrics, occupancy_preset
+    from sape_geom.mesh.extract import FaceBudgetExceeded
     from sape_geom.viz.render import render_mesh_image
 
     folder = ctx.folder("surface_quality")
@@ -110,7 +113,10 @@ def run(ctx: Context) -> dict:
             cfg = occupancy_preset("fast", encoding=encoding, device=ctx.device, time_budget=budget, steps=steps)
             t0 = time.perf_counter()
             fit = fit_occupancy(reference, cfg)
-            surface, stats = fit.extract(colors=False, return_stats=True)
+            try:
+                surface, stats = fit.extract(colors=False, return_stats=True)
+            except FaceBudgetExceeded:  # what a user gets from a noisy field: one line, no mesh
+                surface, stats = trimesh.Trimesh(), {"extract_s": float("nan"), "pieces_removed": "over budget"}
             total_s = time.perf_counter() - t0
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
             m.update(index=index, mesh=name, run=label, total_s=total_s, train_s=fit.timings["train_s"], faces=len(surface.faces),
