@@ -159,6 +159,9 @@ def _write(ctx: Context, folder, records: list, tiles: list, labels: list) -> No
     preamble = ("Preset `fast` as shipped (1000 steps), with `--time-budget 15`, and SAPE with `--steps 200`; SAPE and plain Fourier features "
                 "(σ = 20) in the same run, extraction at 256³. Metrics on 50k points in the input's frame (longest side 1); "
                 "`NC on flat parts` counts only samples whose closest input point lies on a flat region (input normals "
-                "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded).")
+                "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded). "
+                "IoU of an input read as a shell compares the sheet with the winding-number inside of the open input "
+                "(a filled box), so it is near 0 by construction: read Chamfer and normal consistency there. The 15 s "
+                "runs' steps depend on the machine's load (see the steps column).")
     save_png(image_grid(tiles, labels, tile_height=TILE), folder / "figure.png", max_kb=900)
     write_outputs(folder, "Surface quality", preamble, table, {"runs": records}, ctx)
