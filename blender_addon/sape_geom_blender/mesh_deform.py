@@ -15,9 +15,7 @@ import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import convert, runner
-from .job_settings import merge_extra
-from .operators import _worker_python_or_report
-from .preferences import work_dir_base
+from .operators import submit_worker_job
 
 
 def own_mesh_world_arrays(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
@@ -81,24 +79,14 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
         if problem:
             self.report({"ERROR"}, f"SAPE: {problem}")
             return {"CANCELLED"}
-        try:
-            settings = merge_extra({"steps": int(self.steps), "snapshots": int(self.snapshots)}, self.extra)
-        except ValueError as exc:
-            self.report({"ERROR"}, f"SAPE: {exc}")
+        data = {"source": source.name, "target": target.name, "matrix_world": source.matrix_world.copy(),
+                "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),
+                "frame_end": int(self.frame_end)}
+        arrays = {"source_vertices": src_v, "source_faces": src_f, "target_vertices": tgt_v, "target_faces": tgt_f}
+        if not submit_worker_job(self, context, kind="deform_mesh", label=source.name,
+                                 settings={"steps": int(self.steps), "snapshots": int(self.snapshots)},
+                                 extra=self.extra, arrays=arrays, data=data):
             return {"CANCELLED"}
-        python = _worker_python_or_report(self, context)
-        if python is None:
-            return {"CANCELLED"}
-        work_dir = runner.new_work_dir(work_dir_base(context))
-        inputs = work_dir / "inputs.npz"
-        np.savez(inputs, source_vertices=src_v, source_faces=src_f, target_vertices=tgt_v, target_faces=tgt_f)
-        runner.RUNNER.submit([runner.Item(
-            kind="deform_mesh", label=source.name, task="deform_mesh", python=python, settings=settings,
-            work_dir=work_dir, scene_name=context.scene.name, inputs=inputs,
-            data={"source": source.name, "target": target.name, "matrix_world": source.matrix_world.copy(),
-                  "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),
-                  "frame_end": int(self.frame_end)},
-        )])
         self.report({"INFO"}, f"SAPE: deforming {source.name} onto {target.name}")
         return {"FINISHED"}
 

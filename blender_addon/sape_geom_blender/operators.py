@@ -26,6 +26,30 @@ def _worker_python_or_report(op, context) -> str | None:
     return python
 
 
+def submit_worker_job(op, context, *, kind: str, label: str, settings: dict, extra: str, arrays: dict,
+                      data: dict) -> bool:
+    """Queue one worker job of task ``kind``: the Extra Settings merged in, the worker Python checked,
+    ``arrays`` (if any) written as its inputs. A problem is reported on ``op`` and gives False."""
+    try:
+        settings = merge_extra(settings, extra)
+    except ValueError as exc:
+        op.report({"ERROR"}, f"SAPE: {exc}")
+        return False
+    python = _worker_python_or_report(op, context)
+    if python is None:
+        return False
+    work_dir = runner.new_work_dir(work_dir_base(context))
+    inputs = None
+    if arrays:
+        inputs = work_dir / "inputs.npz"
+        np.savez(inputs, **arrays)
+    runner.RUNNER.submit([runner.Item(
+        kind=kind, label=label, task=kind, python=python, settings=settings,
+        work_dir=work_dir, scene_name=context.scene.name, inputs=inputs, data=data,
+    )])
+    return True
+
+
 class SAPE_OT_fit_selected(bpy.types.Operator):
     """Fit a SAPE occupancy field to each selected mesh (modifiers applied) and add the result as a new object"""
 
@@ -225,23 +249,9 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
                 self.report({"ERROR"}, "SAPE: the animation's end frame must come after its start frame")
                 return {"CANCELLED"}
             data.update(animate=s.animation_mode, frame_start=int(s.frame_start), frame_end=int(s.frame_end))
-        try:
-            settings = merge_extra(settings, s.deform_extra_settings)
-        except ValueError as exc:
-            self.report({"ERROR"}, f"SAPE: {exc}")
+        if not submit_worker_job(self, context, kind="deform", label=label, settings=settings,
+                                 extra=s.deform_extra_settings, arrays=arrays, data=data):
             return {"CANCELLED"}
-        python = _worker_python_or_report(self, context)
-        if python is None:
-            return {"CANCELLED"}
-        work_dir = runner.new_work_dir(work_dir_base(context))
-        inputs = None
-        if arrays:
-            inputs = work_dir / "inputs.npz"
-            np.savez(inputs, **arrays)
-        runner.RUNNER.submit([runner.Item(
-            kind="deform", label=label, task="deform", python=python, settings=settings,
-            work_dir=work_dir, scene_name=context.scene.name, inputs=inputs, data=data,
-        )])
         self.report({"INFO"}, f"SAPE: deforming towards {label}")
         return {"FINISHED"}
 
