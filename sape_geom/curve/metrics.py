@@ -57,6 +57,12 @@ def count_self_intersections(points: np.ndarray, block: int = 256) -> int:
 def count_crossings(loops: Sequence[np.ndarray], block: int = 256) -> int:
     """Proper crossings between the edges of several closed polylines: within each loop (non-adjacent
     edges) and between different loops (a hole's curve crossing the outer one counts too)."""
+    return len(crossing_pairs(loops, block)[0])
+
+
+def crossing_pairs(loops: Sequence[np.ndarray], block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Edge pairs ``(i, j)``, ``i < j``, that properly cross, as indices into all loops' edges in turn
+    (edge k of a loop runs from its point k to k + 1, closed); adjacent edges of a loop never count."""
     loops = [np.asarray(p, dtype=np.float64) for p in loops]
     a0 = np.vstack(loops)
     a1 = np.vstack([np.roll(p, -1, axis=0) for p in loops])
@@ -64,7 +70,7 @@ def count_crossings(loops: Sequence[np.ndarray], block: int = 256) -> int:
     local = np.concatenate([np.arange(len(p)) for p in loops])
     size = np.array([len(p) for p in loops])[owner]
     n = len(a0)
-    total = 0
+    found_i, found_j = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     idx = np.arange(n)
     for s in range(0, n, block):
         i = idx[s : s + block]
@@ -87,8 +93,10 @@ def count_crossings(loops: Sequence[np.ndarray], block: int = 256) -> int:
         li, lj = local[ii], local[j]
         adjacent = same & ((lj == li + 1) | ((li == 0) & (lj == size[j] - 1)))
         valid = (j > ii) & ~adjacent
-        total += int((cross & valid).sum())
-    return total
+        hit_i, hit_j = np.nonzero(cross & valid)
+        found_i.append(i[hit_i])
+        found_j.append(hit_j)
+    return np.concatenate(found_i), np.concatenate(found_j)
 
 
 def rasterize_polygon(points: np.ndarray, bbox: tuple[float, float, float, float], size: int = 512) -> np.ndarray:

@@ -259,13 +259,25 @@ def test_ring_target_gives_two_contours_and_all_outputs(tmp_path):
 
 def test_generated_star_has_no_self_intersection_with_the_fold_and_crossing_terms():
     target = star() * [1.0, 0.7]
-    plain = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0))
+    plain = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0, uncross=False))
     assert plain.metrics["self_intersections"] > 0  # what the terms are for (13 crossings here)
-    res = deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0))
+    res = deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0, uncross=False))
     assert res.metrics["self_intersections"] == 0, res.metrics
     assert res.metrics["chamfer"] <= plain.metrics["chamfer"] * 1.05  # and they cost no accuracy
     assert res.metrics["iou"] >= 0.95
     assert 0 < res.metrics["steps_to_5pct"] <= 400
+
+
+def test_uncrossing_leaves_no_crossing_and_reports_the_networks_own():
+    target = star() * [1.0, 0.7]
+    plain = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0, uncross=False))
+    fixed = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0))
+    assert fixed.metrics["network_self_intersections"] == plain.metrics["self_intersections"] > 0
+    assert fixed.metrics["self_intersections"] == 0 and fixed.metrics["uncross_moves"] > 0
+    assert fixed.snapshots[-1][0] == fixed.metrics["steps"]
+    np.testing.assert_allclose(fixed.snapshots[-1][1], fixed.curve)  # the last snapshot is the result
+    assert sorted(map(tuple, fixed.curve.round(9))) == sorted(map(tuple, plain.curve.round(9)))  # same points
+    assert fixed.metrics["chamfer"] <= plain.metrics["chamfer"] * 1.001
 
 
 def test_two_parts_each_from_its_own_source(tmp_path):

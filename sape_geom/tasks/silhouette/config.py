@@ -71,6 +71,10 @@ class DeformConfig:
     """Weight of the crossing term (``loss.crossing_penalty``): for each pair of curve edges that cross,
     how far the nearest end point must move to undo it (doubled while a pair stays crossed, up to
     ``loss.MAX_BOOST``). Zero on any curve that does not cross itself; 0 = off."""
+    uncross: bool = True
+    """Undo the self-crossings the trained curve still has by reordering its points (2-opt moves,
+    ``curve.uncross``; no point moves): thin parts whose two sides come closer than the curve's point
+    spacing can cross where no loss term holds them apart. The metrics report the network's own count."""
     max_target_samples: int = 1000
     """Target points per step: the random subset of the ``subset`` loss (docs/method.md §6.4: at most
     1000), the rotating share of the second term of the ``exact`` loss."""
@@ -129,7 +133,7 @@ class DeformConfig:
 
 def paper_config(**changes) -> DeformConfig:
     """The paper's setting for the reproduction (docs/method.md §6.4): the reference's random-subset
-    Chamfer, no fold or crossing term, 10 000 steps at a constant 1e-5 (1e-4 without encoding)."""
+    Chamfer, no fold or crossing term, no uncrossing, 10 000 steps at a constant 1e-5 (1e-4 without encoding)."""
     base = DeformConfig(loss="subset", fold_weight=0.0, crossing_weight=0.0, steps=10_000, lr=None, lr_final=None,
-                        unlock_fraction=0.5)
+                        unlock_fraction=0.5, uncross=False)
     return replace(base, **changes)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ... import curve as C
+from ...curve.uncross import uncross
 from ...errors import ConfigError
 from .config import DeformConfig
 
@@ -224,12 +225,19 @@ def deform_curve(
     fit_s = time.perf_counter() - t1
 
     final_n = current_curve()
-    if not snapshots_n or snapshots_n[-1][0] != stats.steps:
-        snapshots_n.append((stats.steps, final_n))
     levels = None
     if model.controller is not None:
         with torch.no_grad():
             levels = np.clip(model.open_fraction(tau).cpu().double().numpy(), 0.0, 1.0)
+    network_crossings = C.count_self_intersections(final_n)
+    moves = 0
+    if config.uncross and network_crossings:
+        order, moves = uncross(final_n)
+        final_n = final_n[order]
+        levels = None if levels is None else levels[order]
+    if snapshots_n and snapshots_n[-1][0] == stats.steps:
+        snapshots_n.pop()
+    snapshots_n.append((stats.steps, final_n))
 
     metrics: dict[str, Any] = dict(C.curve_metrics(final_n, target_n))
     metrics.update(
@@ -240,6 +248,8 @@ def deform_curve(
         calibration_mse=float(calib_mse),
         encoding=config.field.encoding,
         steps_to_5pct=steps_within(loss_fn.chamfer, 0.05),
+        network_self_intersections=int(network_crossings),
+        uncross_moves=int(moves),
     )
     if levels is not None:
         metrics["mean_open_fraction"] = float(levels.mean())

@@ -139,6 +139,8 @@ def deform_shape(target: Any, config: DeformConfig = DeformConfig(), sources: An
         steps_to_5pct=int(max(p.metrics["steps_to_5pct"] for p in parts)),
         encoding=first["encoding"],
         calibration_steps=int(max(p.metrics["calibration_steps"] for p in parts)),
+        network_self_intersections=int(sum(p.metrics["network_self_intersections"] for p in parts)),
+        uncross_moves=int(sum(p.metrics["uncross_moves"] for p in parts)),
         per_contour=[dict(p.metrics, hole=h, points=len(p.curve)) for p, h in zip(parts, shape.holes)],
     )
     if levels:
