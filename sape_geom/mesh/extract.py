@@ -190,13 +190,14 @@ def _cells_of_points(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _flag_cells(values: np.ndarray, level: float, margin: float | None,
+                slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Cells (shape ``values.shape - 1``) that may contain the surface, and those its corners straddle.
 
-    A cell is flagged when its corners straddle ``level``, when its closest corner value is within the
-    cell's own value range of it (the surface may be reached within one cell wherever the field varies
-    that much), or when it is within ``margin`` of it (a band of uncertain values, for fields whose
-    small features can hide between coarse samples).
+    A cell is flagged when its corners straddle ``level``, when its closest corner value is within
+    ``slack`` times the cell's own value range of it (the surface may be reached within one cell wherever
+    the field varies that much), or when it is within ``margin`` of it (a band of uncertain values, for
+    fields whose small features can hide between coarse samples).
     """
     v = values - level
     n0, n1, n2 = (n - 1 for n in v.shape)
@@ -207,10 +208,23 @@ def _flag_cells(values: np.ndarray, level: float, margin: float | None) -> tuple
         np.maximum(mx, corner, out=mx)
     near = np.minimum(np.abs(mn), np.abs(mx))
     straddles = (mn <= 0) & (mx >= 0)
-    flagged = straddles | (near <= (mx - mn))
+    flagged = straddles | (near <= slack * (mx - mn))
     if margin is not None:
         flagged |= near <= margin
     return flagged, straddles
+
+
+LAST_LEVEL_SLACK = 0.25
+"""``slack`` of the last refinement on a distance field. A field that is linear across a cell reaches the
+level inside it only if its corners straddle it; a distance is nearly linear across two fine cells, so a
+quarter of the cell's value range is still generous: on fitted fields it gives the same mesh as 1 with
+half the queries of that level (the bunny at 256^3: 0.73M instead of 1.42M; tested against dense)."""
+
+
+def _slack(step: int, distance_margin: float | None) -> float:
+    """``slack`` of :func:`_flag_cells` at a level of stride ``step``: :data:`LAST_LEVEL_SLACK` for the
+    last refinement of a distance field, 1 elsewhere."""
+    return LAST_LEVEL_SLACK if step == 2 and distance_margin is not None else 1.0
 
 
 def _ring(step: int, distance_margin: float | None) -> bool:
@@ -263,7 +277,7 @@ class _Levels:
         return values, known
 
 
-def _refine(levels: _Levels, level: int, iso: float, band: float | None, dilate: bool,
+def _refine(levels: _Levels, level: int, iso: float, band: float | None, dilate: bool, slack: float,
             should_cancel: Cancel | None) -> tuple[np.ndarray, int]:
     """Flat indices (sorted) of the points of ``level + 1`` to query, and the cells of ``level`` that the
     surface crosses: points inside flagged cells (dilated by one cell if ``dilate``) not yet queried."""
@@ -284,7 +298,7 @@ def _refine(levels: _Levels, level: int, iso: float, band: float | None, dilate:
         c0, c1 = int(lo_c[p0]), int(hi_c[p1 - 1]) + 1  # cells the points of planes [p0, p1) lie in
         f0, f1 = max(c0 - ring, 0), min(c1 + ring, n_cells)  # cells whose flags reach those
         values, known = levels.planes(level, f0, f1 + 1, exact=True)
-        flagged, straddles = _flag_cells(values, iso, band)
+        flagged, straddles = _flag_cells(values, iso, band, slack)
         crossed += int(straddles[max(counted - f0, 0):].sum())
         counted = f1
         if dilate:
@@ -370,7 +384,8 @@ def extract_surface(
         band = margin
         if distance_margin is not None and index == 0:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        todo, crossed = _refine(levels, index, level, band, _ring(step, distance_margin), should_cancel)
+        todo, crossed = _refine(levels, index, level, band, _ring(step, distance_margin),
+                                _slack(step, distance_margin), should_cancel)
         budget_check(FACES_PER_SURFACE_CELL * crossed * 4.0 ** (len(steps) - 1 - index), "would give about")
         new = levels.axes[index + 1]
         tq = time.perf_counter()

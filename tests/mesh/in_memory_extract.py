@@ -9,7 +9,7 @@ import mcubes
 import numpy as np
 from scipy import ndimage
 
-from sape_geom.mesh.extract import _ring  # the refinement rules are the library's; the machinery is not
+from sape_geom.mesh.extract import _ring, _slack  # the refinement rules are the library's; the machinery is not
 
 
 def _coords(idx, res, lo, hi):
@@ -52,14 +52,14 @@ def _cells_of_points(old, new):
     return lo, hi
 
 
-def _flag_cells(values, level, margin, dilate=True):
+def _flag_cells(values, level, margin, dilate=True, slack=1.0):
     v = values - level
     corners = [v[a:a + v.shape[0] - 1, b:b + v.shape[1] - 1, c:c + v.shape[2] - 1]
                for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     mn = np.minimum.reduce(corners)
     mx = np.maximum.reduce(corners)
     near = np.minimum(np.abs(mn), np.abs(mx))
-    flagged = (mn <= 0) & (mx >= 0) | (near <= (mx - mn))
+    flagged = (mn <= 0) & (mx >= 0) | (near <= slack * (mx - mn))
     if margin is not None:
         flagged |= near <= margin
     return ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool)) if dilate else flagged
@@ -80,7 +80,8 @@ def extract_in_memory(query, resolution, *, bounds=(-1.0, 1.0), level=0.0, batch
         band = margin
         if distance_margin is not None and len(per_level) == 1:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        flagged = _flag_cells(values, level, band, dilate=_ring(step, distance_margin))
+        flagged = _flag_cells(values, level, band, dilate=_ring(step, distance_margin),
+                              slack=_slack(step, distance_margin))
         step //= 2
         new = _level_axis(res, step)
         for ax in range(3):
