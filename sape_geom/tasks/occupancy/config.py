@@ -111,13 +111,18 @@ PRESETS: dict[str, OccupancyConfig] = {
     # enough samples per block period of a short run, at least 25 steps between unlocks, a node opening a
     # block only once its loss has settled (a short run opens fewer blocks instead of all of them before
     # the field has found the shape), 5x fewer points per set, and a larger learning rate that decays.
+    # 128 frequencies and batches of 4000 : a fifth less time per step and a third less per
+    # extracted point than 256 and 5000, for a small loss (bunny, bracket, Slic3r part: mean normal
+    # consistency 0.9831 instead of 0.9843, Chamfer-L1 0.52e-3 instead of 0.46e-3; 700 steps, or a
+    # width of 192, cost about the same time and lost three times as much).
     "fast": OccupancyConfig(
-        field=FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4),
+        field=FieldConfig(sigma=20.0, num_frequencies=128, hidden_width=256, hidden_layers=4),
         progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=32, num_blocks=16, min_block_period=25,
                                 plateau_ratio=PLATEAU_RATIO),
         points_per_set=200_000,
         num_sets=4,
         steps=1000,
+        batch_size=4000,
         lr=1e-3,
         lr_final=5e-5,
         **SURFACE_DEFAULTS,
