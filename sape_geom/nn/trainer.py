@@ -163,6 +163,7 @@ def train(
     *,
     lr: float,
     lr_final: float | None = None,
+    lr_hold: int = 0,
     steps: int | None = None,
     time_budget: float | None = None,
     callbacks: TrainCallbacks | None = None,
@@ -173,7 +174,8 @@ def train(
 ) -> TrainStats:
     """Optimise ``model`` with Adam for ``steps`` steps, or for ``time_budget`` seconds.
 
-    With ``lr_final`` the learning rate decays exponentially from ``lr`` to ``lr_final`` over the run.
+    With ``lr_final`` the learning rate decays exponentially from ``lr`` to ``lr_final`` over the run,
+    after staying at ``lr`` for the first ``lr_hold`` steps (at most half the run).
     ``feedback=False`` leaves the progressive controller alone (a calibration stage); with ``stop_below``
     training ends, before stepping, at the first loss at or below it (that stage reads the loss every step).
 
@@ -207,11 +209,22 @@ def train(
     model.train()
     with _tf32(bool(getattr(getattr(model, "config", None), "allow_tf32", False)) and device.type == "cuda"):
         step, loss_value, history_steps, history_losses = _loop(
-            model, next_batch, loss_fn, optimizer, lr, lr_final, total, budgeted, time_budget, next_estimate,
-            callbacks, stage, feedback, stop_below, start)
+            model, next_batch, loss_fn, optimizer, (lr, lr_final, lr_hold), total, budgeted, time_budget,
+            next_estimate, callbacks, stage, feedback, stop_below, start)
     model.eval()
     history = list(zip(history_steps, torch.stack(history_losses).tolist())) if history_losses else []
     return TrainStats(step, time.perf_counter() - start, loss_value, history)
+
+
+def learning_rate(schedule: tuple[float, float | None, int], step: int, total: int) -> float:
+    """The learning rate at ``step`` of ``total`` for ``(lr, lr_final, lr_hold)`` (see :func:`train`):
+    ``lr`` for the first ``min(lr_hold, total // 2)`` steps, then an exponential decay reaching ``lr_final``
+    at the last step. (A short run's field needs its first steps at full rate to find the shape at all.)"""
+    lr, lr_final, hold = schedule
+    if lr_final is None:
+        return lr
+    hold = min(int(hold), total // 2)
+    return lr * (lr_final / lr) ** min(1.0, max(0, step - hold) / max(1, total - hold))
 
 
 @contextmanager
@@ -229,7 +242,7 @@ def _tf32(enabled: bool):
 
 
 def _loop(model: EncodedField, next_batch: Callable[[int], Batch], loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-          lr: float, lr_final: float | None, total: int, budgeted: bool, time_budget: float | None,
+          schedule: tuple[float, float | None, int], total: int, budgeted: bool, time_budget: float | None,
           next_estimate: float, callbacks: TrainCallbacks, stage: str, feedback: bool, stop_below: float | None,
           start: float) -> tuple[int, float, list[int], list[torch.Tensor]]:
     """The steps of :func:`train`; returns (steps, last loss read, history steps, history losses)."""
@@ -241,9 +254,9 @@ def _loop(model: EncodedField, next_batch: Callable[[int], Batch], loss_fn: Loss
     step = 0
     while step < total:
         callbacks.check_cancel()
-        if lr_final is not None:
+        if schedule[1] is not None:
             for group in optimizer.param_groups:
-                group["lr"] = lr * (lr_final / lr) ** min(1.0, step / total)
+                group["lr"] = learning_rate(schedule, step, total)
         x, target = next_batch(step)
         prediction = model(x)
         loss, per_sample = loss_fn(prediction, target, x)

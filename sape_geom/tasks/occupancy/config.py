@@ -42,6 +42,8 @@ class OccupancyConfig:
     lr: float = 1e-4
     lr_final: float | None = None
     """If set, the learning rate decays exponentially to this value by the last step."""
+    lr_hold: int = 0
+    """With ``lr_final``: steps at the full learning rate before the decay starts (at most half the run)."""
     resolution: int = 256
     """Marching-cubes grid resolution of the extracted surface."""
     seed: int = 0
@@ -106,15 +108,21 @@ SDF_EPSILON = 0.005
 frame, radius 0.95) is at most this, about 0.25 % of the shape's size. (At 0.002, under the error that
 a short run's samples can pin down, every node opens every block and the surface turns noisy.)"""
 
+LR_HOLD = 150
+"""Steps of ``fast`` at the full learning rate before it decays (at most half a run; docs/method.md §5):
+the bunny at 200 steps went from IoU 0.00 to 0.985, at 100 steps from nothing to a rough shape (0.42)."""
+
 PRESETS: dict[str, OccupancyConfig] = {
     # Tuned on 2 CPU cores: a coarser SAPE grid and 16 blocks of 32 channels, so that each node sees
     # enough samples per block period of a short run, at least 25 steps between unlocks, a node opening a
     # block only once its loss has settled (a short run opens fewer blocks instead of all of them before
     # the field has found the shape), 5x fewer points per set, and a larger learning rate that decays.
-    # 128 frequencies and batches of 4000 : a fifth less time per step and a third less per
-    # extracted point than 256 and 5000, for a small loss (bunny, bracket, Slic3r part: mean normal
-    # consistency 0.9831 instead of 0.9843, Chamfer-L1 0.52e-3 instead of 0.46e-3; 700 steps, or a
-    # width of 192, cost about the same time and lost three times as much).
+    # 128 frequencies and batches of 4000 instead of 256 and 5000: 0.6x the time per step (33 ms
+    # instead of 57 on 2 cores) and 0.65x per extracted point. With them the field needs its first steps
+    # at the full learning rate (a 200-step run found no shape at all, bunny IoU 0.00), so the rate is
+    # held for LR_HOLD steps before it decays. Same accuracy at 1000 steps (bunny, bracket, Slic3r part:
+    # mean normal consistency 0.9840 vs 0.9843, Chamfer-L1 0.48e-3 vs 0.46e-3); 700 steps or a width of
+    # 192 instead, at about the same time, lost 0.005 and 0.2e-3.
     "fast": OccupancyConfig(
         field=FieldConfig(sigma=20.0, num_frequencies=128, hidden_width=256, hidden_layers=4),
         progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=32, num_blocks=16, min_block_period=25,
@@ -125,6 +133,7 @@ PRESETS: dict[str, OccupancyConfig] = {
         batch_size=4000,
         lr=1e-3,
         lr_final=5e-5,
+        lr_hold=LR_HOLD,
         **SURFACE_DEFAULTS,
     ),
     # The method's budgets (meant for a GPU) with the surface defaults above.

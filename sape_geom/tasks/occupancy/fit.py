@@ -203,7 +203,7 @@ def fit_occupancy(
     # Point sets uploaded once, each epoch gathered on the device (same batches as before, docs/method.md §6.3).
     next_batch = DeviceBatches(buffer, config.batch_size, device)
     stats = train(
-        model, next_batch, _loss_function(config), lr=config.lr, lr_final=config.lr_final,
+        model, next_batch, _loss_function(config), lr=config.lr, lr_final=config.lr_final, lr_hold=config.lr_hold,
         steps=config.steps, time_budget=config.time_budget, callbacks=callbacks,
     )
     timings["train_s"] = stats.seconds
