@@ -29,7 +29,8 @@ TINY = {
 
 
 def tiny_config(**changes):
-    return occupancy_preset("fast", **{**TINY, **changes})
+    config = occupancy_preset("fast", **{**TINY, **changes})
+    return dataclasses.replace(config, shell_field=config.field, shell_batch_size=config.batch_size)  # small for shells too
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +222,17 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
     assert surface.volume < 0.05 * shell.area  # thin: a sheet of a few percent of its size, not a solid cap
     solid = fit_occupancy(shell, tiny_config(steps=60, open_input="solid"))
     assert solid.reading["mode"] == "solid"
+
+
+def test_a_shell_is_fitted_with_the_shell_field_and_its_checkpoint_rebuilds_it(tmp_path):
+    shell_field = dataclasses.replace(tiny_config().field, num_frequencies=96)
+    config = dataclasses.replace(tiny_config(steps=20), shell_field=shell_field, shell_batch_size=1000)
+    fit = fit_occupancy(hemisphere(3), config)
+    assert fit.reading["mode"] == "shell"
+    assert fit.config.field == shell_field and fit.config.batch_size == 1000
+    loaded = OccupancyFit.load(fit.save(tmp_path / "shell.ckpt"), device="cpu")
+    assert loaded.config.field.num_frequencies == 96
+    points = np.random.default_rng(0).uniform(-1, 1, (500, 3))
+    np.testing.assert_allclose(loaded.field(points), fit.field(points), atol=1e-6)
+    solid = fit_occupancy(sphere(0.8), config)  # a closed input keeps the main field
+    assert solid.config.field == config.field and solid.config.batch_size == config.batch_size
