@@ -30,7 +30,7 @@ TINY = {
 
 def tiny_config(**changes):
     config = occupancy_preset("fast", **{**TINY, **changes})
-    return dataclasses.replace(config, shell_field=config.field, shell_batch_size=config.batch_size)  # small for shells too
+    return dataclasses.replace(config, shell_num_frequencies=None, shell_batch_size=None)  # small for shells too
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +224,12 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
     assert solid.reading["mode"] == "solid"
 
 
-def test_a_shell_is_fitted_with_the_shell_field_and_its_checkpoint_rebuilds_it(tmp_path):
-    shell_field = dataclasses.replace(tiny_config().field, num_frequencies=96)
-    config = dataclasses.replace(tiny_config(steps=20), shell_field=shell_field, shell_batch_size=1000)
+def test_a_shell_gets_its_own_frequencies_and_batch_and_its_checkpoint_rebuilds_them(tmp_path):
+    config = dataclasses.replace(tiny_config(steps=20, encoding="ff"), shell_num_frequencies=96, shell_batch_size=1000)
     fit = fit_occupancy(hemisphere(3), config)
     assert fit.reading["mode"] == "shell"
-    assert fit.config.field == shell_field and fit.config.batch_size == 1000
+    assert fit.config.field == dataclasses.replace(config.field, num_frequencies=96)  # the encoding kept
+    assert fit.config.field.encoding == "ff" and fit.config.batch_size == 1000
     loaded = OccupancyFit.load(fit.save(tmp_path / "shell.ckpt"), device="cpu")
     assert loaded.config.field.num_frequencies == 96
     points = np.random.default_rng(0).uniform(-1, 1, (500, 3))
