@@ -63,7 +63,8 @@ class OccupancyConfig:
     shell_num_frequencies: int | None = None
     """Frequencies used instead of ``field.num_frequencies`` when the input is read as a shell (None: the same)."""
     shell_batch_size: int | None = None
-    """The batch size used instead of ``batch_size`` when the input is read as a shell (None: ``batch_size``)."""
+    """The batch size used instead of ``batch_size`` when the input is read as a shell (None: ``batch_size``;
+    at most ``points_per_set``)."""
     remove_unsupported: bool = False
     """Drop extracted pieces that lie away from the input surface (spurious pieces of the field)."""
     face_budget: int | None = None
@@ -93,7 +94,7 @@ class OccupancyConfig:
                 continue
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-            if name != "shell_num_frequencies" and value > self.points_per_set:
+            if name == "batch_size" and value > self.points_per_set:
                 raise ConfigError(f"{name} ({value}) exceeds points_per_set ({self.points_per_set})")
         if self.face_budget is not None and (not isinstance(self.face_budget, int) or self.face_budget < 0):
             raise ConfigError(f"face_budget must be an integer >= 0 (0 = no limit), got {self.face_budget!r}")
