@@ -77,12 +77,19 @@ def draw_status_bar(self, context) -> None:
 
 
 def tag_redraw() -> None:
+    """Redraw what shows SAPE's progress and messages: the 3D view's sidebar (not its scene: a new
+    preview mesh redraws that by itself, and redrawing the scene a few times a second costs a CPU core
+    under software OpenGL), the status bar, the Info editor and the preferences."""
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
     for window in wm.windows:
         for area in window.screen.areas:
-            if area.type in ("VIEW_3D", "STATUSBAR", "PREFERENCES", "INFO"):
+            if area.type == "VIEW_3D":
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()
+            elif area.type in ("STATUSBAR", "PREFERENCES", "INFO"):
                 area.tag_redraw()
 
 
