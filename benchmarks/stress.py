@@ -369,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stress"))
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, in this order: " + ", ".join(CASES))
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start a new table (default: the cases run replace their rows in the existing one)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     work = Path(args.work or tempfile.mkdtemp(prefix="sape_stress_"))
     work.mkdir(parents=True, exist_ok=True)
-    results, start = {}, time.perf_counter()
+    results, start = ({} if args.fresh else _previous(Path(args.out))), time.perf_counter()
     try:
         for name in args.cases.split(","):
             print(f"{name} ...", file=sys.stderr, flush=True)
@@ -390,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(row["held"] is not False for row in results.values()) else 1
 
 
+def _previous(out: Path) -> dict:
+    """The rows of an earlier run in ``out`` (so that a case can be rerun alone), in the order of CASES."""
+    path = out / "results.json"
+    cases = json.loads(path.read_text()).get("cases", {}) if path.is_file() else {}
+    return {name: cases[name] for name in CASES if name in cases}
+
+
 def write_table(out: Path, results: dict, total: float) -> list[str]:
     """``table.md`` and ``results.json`` of the cases run so far."""
     out.mkdir(parents=True, exist_ok=True)
@@ -398,10 +407,10 @@ def write_table(out: Path, results: dict, total: float) -> list[str]:
     import torch
 
     lines = [f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, one torch thread "
-             f"per process; whole run {total / 60:.1f} min. Peak RSS: the process that did the work and its workers "
+             f"per process; the last run took {total / 60:.1f} min (rows it did not run are kept from earlier runs). Peak RSS: the process that did the work and its workers "
              f"(limit {LIMIT_MB} MB). Load average when written: {os.getloadavg()[0]:.1f} (seconds grow with it; "
              f"memory does not).", "", "| case | result | peak RSS (MB) | seconds | notes |", "|---|---|---|---|---|"]
-    for name, row in results.items():
+    for name, row in sorted(results.items(), key=lambda item: list(CASES).index(item[0])):
         state = {True: "held", False: "**failed**", None: "not run"}[row["held"]]
         note = str(row["note"]).replace("|", "/")
         lines.append(f"| {name} | {state} | {row['peak_mb']:.0f} | {row['seconds']:.1f} | {note} |")
