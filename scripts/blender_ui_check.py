@@ -83,6 +83,8 @@ def open_sape_tab(steps=3):
     if hasattr(ui, "active_panel_category"):  # newer Blender
         ui.active_panel_category = "SAPE"
         return
+    if os.environ.get("SAPE_UI_NO_EVENTS"):  # Blender started without event simulation: the tab stays
+        return
     x, y = ui.x + ui.width - 10, ui.y + ui.height - 60 - 4 * steps  # over the tab strip; a new spot each time
     win.event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
     win.event_simulate("WHEELDOWNMOUSE", "PRESS", ctrl=True, x=x, y=y)
