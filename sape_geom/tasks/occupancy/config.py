@@ -88,14 +88,12 @@ class OccupancyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("batch_size", "shell_batch_size", "shell_num_frequencies"):
+        if self.batch_size > self.points_per_set:
+            raise ConfigError(f"batch_size ({self.batch_size}) exceeds points_per_set ({self.points_per_set})")
+        for name in ("shell_batch_size", "shell_num_frequencies"):
             value = getattr(self, name)
-            if name != "batch_size" and value is None:
-                continue
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-            if name == "batch_size" and value > self.points_per_set:
-                raise ConfigError(f"{name} ({value}) exceeds points_per_set ({self.points_per_set})")
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
         if self.face_budget is not None and (not isinstance(self.face_budget, int) or self.face_budget < 0):
             raise ConfigError(f"face_budget must be an integer >= 0 (0 = no limit), got {self.face_budget!r}")
         if not 8 <= self.resolution <= 2048:

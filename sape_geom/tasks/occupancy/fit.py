@@ -172,9 +172,10 @@ def fit_occupancy(
     device = choose_device(config.device)
     reading = read_input(unit_vertices, np.asarray(mesh.faces), config)
     if reading["mode"] == "shell":  # a thin sheet may ask for its own field and batch (docs/method.md §6.3)
-        field = dataclasses.replace(config.field, num_frequencies=config.shell_num_frequencies or config.field.num_frequencies)
-        batch = min(config.shell_batch_size or config.batch_size, config.points_per_set)
-        config = dataclasses.replace(config, field=field, batch_size=batch)
+        frequencies = config.shell_num_frequencies or config.field.num_frequencies
+        config = dataclasses.replace(
+            config, field=dataclasses.replace(config.field, num_frequencies=frequencies),
+            batch_size=min(config.shell_batch_size or config.batch_size, config.points_per_set))
     timings["load_s"] = time.perf_counter() - start
 
     # Every point set is sampled and labelled once, up front, so that training time is training only
