@@ -29,7 +29,7 @@ from mathutils import Matrix
 
 from . import convert, reports, results
 from .job_settings import PROTOCOL_VERSION
-from .worker_client import WorkerProcess, protocol_mismatch
+from .worker_client import WorkerProcess, protocol_mismatch, worker_threads
 
 POLL_INTERVAL_S = 0.2
 MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
@@ -169,7 +169,8 @@ class Runner:
     def _start_next(self) -> None:
         while self.current is None and self.queue:
             item = self.queue.popleft()
-            worker = WorkerProcess(item.python, item.task, item.settings, item.work_dir, item.inputs)
+            worker = WorkerProcess(item.python, item.task, item.settings, item.work_dir, item.inputs,
+                                   threads=worker_threads(bpy.app.background))
             try:
                 worker.start()
             except (OSError, ValueError) as exc:

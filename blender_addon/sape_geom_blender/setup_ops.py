@@ -26,6 +26,7 @@ JOBS: dict = {"setup": None, "check": None, "find": None}
 class _Check:
     def __init__(self, python: str, where: str):
         self.python, self.where, self.result, self.done = python, where, None, False
+        self.background = bpy.app.background  # read here: the thread must not touch bpy
         self._thread = threading.Thread(target=self._run, name="sape-geom-check", daemon=True)
 
     def start(self) -> "_Check":
@@ -38,7 +39,8 @@ class _Check:
     def _run(self) -> None:
         try:
             with tempfile.TemporaryDirectory(prefix="sape_check_") as tmp:
-                self.result = worker_client.run_check(self.python, tmp)
+                self.result = worker_client.run_check(self.python, tmp,
+                                                      threads=worker_client.worker_threads(self.background))
         finally:
             self.done = True
 
@@ -46,7 +48,9 @@ class _Check:
         info = self.result or {}
         if info.get("ok"):
             devices = ", ".join(info.get("devices") or []) or "none"
-            return "INFO", f"{self.python}: Python {info.get('python')}, torch {info.get('torch')}, devices: {devices}"
+            threads = f", {info['threads']} CPU thread(s) for a fit" if info.get("threads") else ""
+            return "INFO", (f"{self.python}: Python {info.get('python')}, torch {info.get('torch')}, "
+                            f"devices: {devices}{threads}")
         return "ERROR", f"{self.python or '(no Python)'} ({self.where}): {info.get('reason') or 'unknown problem'}"
 
 

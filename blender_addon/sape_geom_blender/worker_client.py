@@ -104,11 +104,29 @@ def is_store_stub(path: str) -> bool:
         return False
 
 
-def worker_env() -> dict[str, str]:
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""What torch reads its CPU thread count from at start-up."""
+
+
+def worker_threads(background: bool, cpus: int | None = None) -> int | None:
+    """CPU threads for a worker started from Blender: all cores but one while Blender has a window (it
+    draws the previews and the sidebar on a core of its own; torch's threads wait for the slowest one,
+    so on 2 cores 2 threads beside a busy Blender trained 1.75x slower than 1), torch's own choice when
+    Blender runs in the background."""
+    if background:
+        return None
+    cpus = os.cpu_count() if cpus is None else cpus
+    return max(1, (cpus or 1) - 1)
+
+
+def worker_env(threads: int | None = None) -> dict[str, str]:
     """Environment for the worker: unbuffered, and able to import sape_geom (the zip's copy, or the source
-    checkout the add-on runs from) ahead of any other installed copy."""
+    checkout the add-on runs from) ahead of any other installed copy; ``threads`` CPU threads for torch
+    unless the user set them."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    if threads and not any(name in env for name in THREAD_VARIABLES):
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
     env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another interpreter
     lib = bundled_lib() or find_source_root()
     if lib is not None:
@@ -120,8 +138,9 @@ class WorkerProcess:
     """One worker process running one job file; every method is for the main thread except the reader."""
 
     def __init__(self, python: str, task: str, settings: dict[str, Any], work_dir: str | os.PathLike,
-                 inputs: str | os.PathLike | None = None):
+                 inputs: str | os.PathLike | None = None, threads: int | None = None):
         self.python = python
+        self.threads = threads
         self.task = task
         self.settings = settings
         self.work_dir = Path(work_dir)
@@ -156,7 +175,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "sape_geom.app.worker", str(job_file)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file,
-                cwd=str(self.work_dir), env=worker_env(),
+                cwd=str(self.work_dir), env=worker_env(self.threads),
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
             )
         except OSError as exc:
@@ -308,10 +327,12 @@ class WorkerProcess:
             self._stderr_file.close()
 
 
-def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0) -> dict[str, Any]:
+def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0,
+              threads: int | None = None) -> dict[str, Any]:
     """Run the ``check`` job and wait for it (call it from a thread in a UI); returns its result, with
-    ``ok`` false and a one-line ``reason`` when the Python cannot run this add-on's worker."""
-    worker = WorkerProcess(python, "check", {}, work_dir)
+    ``ok`` false and a one-line ``reason`` when the Python cannot run this add-on's worker. ``threads`` as
+    a fit would get them, so that the result's ``threads`` is what a fit uses."""
+    worker = WorkerProcess(python, "check", {}, work_dir, threads=threads)
     try:
         worker.start()
     except (OSError, ValueError) as exc:

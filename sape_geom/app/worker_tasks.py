@@ -241,6 +241,7 @@ def task_check(ctx: TaskContext) -> dict[str, Any]:
         info["reason"] = f"torch cannot be imported in {sys.executable}: {exc}"
         return info
     info["torch"] = torch.__version__
+    info["threads"] = torch.get_num_threads()
     devices = ["cpu"]
     names = {"cpu": platform.processor() or platform.machine()}
     try:

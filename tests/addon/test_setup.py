@@ -280,3 +280,16 @@ def test_preferences_list_the_checked_candidates_with_a_use_button(setup_env, tm
     assert "torch" in shown and "lacks the module torch" in shown
     assert bpy.ops.sape.use_python(python=sys.executable) == {"FINISHED"}
     assert prefs().worker_python == sys.executable
+
+
+def test_a_worker_beside_blenders_window_leaves_blender_a_core(addon, tmp_path, monkeypatch):
+    wc = mod("worker_client")
+    for name in wc.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    # Blender with a window draws on a core of its own; in the background it leaves them all to torch
+    assert [wc.worker_threads(False, cpus) for cpus in (1, 2, 16)] == [1, 1, 15]
+    assert wc.worker_threads(True, 16) is None
+    assert wc.run_check(sys.executable, tmp_path / "one", threads=1)["threads"] == 1
+    assert wc.run_check(sys.executable, tmp_path / "own")["threads"] >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting wins
+    assert wc.run_check(sys.executable, tmp_path / "user", threads=1)["threads"] == 2
