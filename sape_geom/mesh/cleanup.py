@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import trimesh
 from scipy.sparse import coo_matrix
@@ -10,15 +12,34 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import InputError
 
 
-def component_labels(mesh: trimesh.Trimesh) -> np.ndarray:
-    """(F,) int64 piece index of every face; faces sharing an edge are in the same piece."""
-    n_faces = len(mesh.faces)
-    if n_faces == 0:
+def face_components(faces: Any) -> np.ndarray:
+    """(F,) int64 piece index of every face; faces sharing an edge are in the same piece (as trimesh's
+    ``face_adjacency`` connects them, without its caches, which would keep 160 bytes per face alive).
+
+    Each face's three edges become integer keys; sorting them puts the half-edges of one edge next to
+    each other. About 80 bytes per face while it runs."""
+    F = np.asarray(faces).reshape(-1, 3)
+    if len(F) == 0:
         return np.zeros(0, dtype=np.int64)
-    pairs = np.asarray(mesh.face_adjacency, dtype=np.int64).reshape(-1, 2)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_faces, n_faces))
-    _, labels = connected_components(graph, directed=False)
-    return labels.astype(np.int64)
+    n_vertices = int(F.max()) + 1
+    keys = np.empty(3 * len(F), dtype=np.int64)  # half-edge 3f + c: edge c of face f
+    for column, (u, v) in enumerate(((0, 1), (1, 2), (2, 0))):
+        a, b = F[:, u].astype(np.int64), F[:, v].astype(np.int64)
+        keys[column::3] = np.minimum(a, b) * n_vertices + np.maximum(a, b)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    same = np.flatnonzero(keys[1:] == keys[:-1])  # consecutive half-edges of one edge: their faces touch
+    del keys
+    index = np.int32 if len(F) < 2**31 else np.int64
+    a, b = (order[same] // 3).astype(index), (order[same + 1] // 3).astype(index)
+    del order, same
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(F), len(F)))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def component_labels(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(F,) int64 piece index of every face of ``mesh`` (:func:`face_components`)."""
+    return face_components(mesh.faces)
 
 
 def count_components(mesh: trimesh.Trimesh) -> int:

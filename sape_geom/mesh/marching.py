@@ -155,4 +155,8 @@ class SlabMarcher:
         """(vertices (V, 3) float64 in grid index units, faces (F, 3) int64), as ``mcubes.marching_cubes``."""
         if not self._vertices:
             return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-        return np.concatenate(self._vertices), np.concatenate(self._faces)
+        vertices = np.concatenate(self._vertices)
+        self._vertices = []  # each slab's arrays go as soon as they are copied: one mesh held, not two
+        faces = np.concatenate(self._faces)
+        self._faces = []
+        return vertices, faces

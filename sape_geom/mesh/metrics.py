@@ -11,7 +11,8 @@ import numpy as np
 import trimesh
 
 from ..errors import InputError
-from .queries import MeshQueries, face_components
+from .cleanup import face_components
+from .queries import MeshQueries
 from .sampling import inside_outside, sample_surface
 
 __all__ = ["mesh_metrics", "reference_frame"]

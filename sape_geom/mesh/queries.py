@@ -16,12 +16,10 @@ from typing import Any, Callable
 
 import igl
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError, TrainingCancelled
 
-__all__ = ["FACES_PER_TREE", "MeshQueries", "face_components", "spatial_order"]
+__all__ = ["FACES_PER_TREE", "MeshQueries", "spatial_order"]
 
 FACES_PER_TREE = 1_000_000
 """Faces per libigl tree: about 220 MB and 2 s to build on one core."""
@@ -132,20 +130,3 @@ def _unsorted(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     out = np.empty_like(values)
     out[order] = values
     return out
-
-
-def face_components(faces: Any) -> np.ndarray:
-    """(F,) piece index of every face, faces sharing an edge in the same piece (as trimesh's
-    ``face_adjacency`` connects them), without trimesh's caches: about 100 bytes per face."""
-    F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    if len(F) == 0:
-        return np.zeros(0, dtype=np.int64)
-    n_vertices = int(F.max()) + 1
-    ends = np.sort(F[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    keys = ends[:, 0] * n_vertices + ends[:, 1]
-    del ends
-    order = np.argsort(keys, kind="stable")
-    same = keys[order[1:]] == keys[order[:-1]]  # consecutive half-edges of one edge: their faces touch
-    a, b = order[:-1][same] // 3, order[1:][same] // 3
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(F), len(F)))
-    return connected_components(graph, directed=False)[1].astype(np.int64)

@@ -17,7 +17,7 @@ import trimesh
 from scipy import ndimage
 
 from ..errors import InputError
-from .cleanup import component_labels
+from .cleanup import face_components
 from .sampling import sample_surface
 
 __all__ = ["SupportGrid", "build_support", "remove_unsupported_pieces"]
@@ -80,9 +80,11 @@ def remove_unsupported_pieces(
     vertices in supported voxels; returns the kept mesh and the number of pieces removed."""
     if len(mesh.faces) == 0:
         return mesh, 0
-    labels = component_labels(mesh)
-    n_pieces = int(labels.max()) + 1
     vertex_ok = support.contains(mesh.vertices)
+    if vertex_ok.all():  # the usual case: no piece can fall short, and pieces need not be found
+        return mesh, 0
+    labels = face_components(mesh.faces)
+    n_pieces = int(labels.max()) + 1
     # per face: fraction of its corners supported, then per piece the face-weighted mean
     face_ok = vertex_ok[np.asarray(mesh.faces)].mean(axis=1)
     supported = np.bincount(labels, weights=face_ok, minlength=n_pieces) / np.bincount(labels, minlength=n_pieces)

@@ -141,7 +141,7 @@ def extract_mesh(
         x = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)).to(device)
         fraction = torch.cat([model.open_fraction(chunk) for chunk in x.split(batch_size)]).cpu().numpy()
         mesh.visual.vertex_colors = colorize_by_values(mesh.vertices, fraction)
-    mesh = normalization.invert_mesh(mesh)
+    mesh.vertices = normalization.invert(mesh.vertices)  # the mesh is ours: no copy of it
     stats["extract_s"] = time.perf_counter() - start
     model.train(was_training)
     return (mesh, stats) if return_stats else mesh
