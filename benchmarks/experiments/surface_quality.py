@@ -73,9 +73,18 @@ def flat_normal_consistency(pred, ref, n: int = 30_000, radius: float = 0.02, se
 
 def _rows_store():
     """``SAPE_SQ_ROWS=DIR`` keeps each mesh's records and tiles in DIR, so that several processes
-    (``SAPE_SQ_ONLY=0,1,2`` picks meshes by index) can share the table: each writes it from every row there."""
+    (``SAPE_SQ_ONLY=0,1,2`` picks meshes by index) can share the table: each writes it from every row there.
+    ``SAPE_SQ_RUNS=SAPE 15 s,FF 15 s`` reruns only those runs, keeping the others' records and tiles."""
     folder = os.environ.get("SAPE_SQ_ROWS")
     return Path(folder) if folder else None
+
+
+def _chosen_runs() -> tuple:
+    names = [name.strip() for name in os.environ.get("SAPE_SQ_RUNS", "").split(",") if name.strip()]
+    unknown = set(names) - {label for label, *_ in RUNS}
+    if unknown:
+        raise SystemExit(f"SAPE_SQ_RUNS: unknown runs {sorted(unknown)}; the runs are {[r[0] for r in RUNS]}")
+    return tuple(run for run in RUNS if not names or run[0] in names)
 
 
 def _gather(store, index: int, records: list, tiles: list, labels: list):
@@ -83,7 +92,15 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
         return records, tiles, labels
     store.mkdir(parents=True, exist_ok=True)
     mine = [r for r in records if r.get("index") == index]
-    np.savez_compressed(store / f"{index:02d}.npz", tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object),
+    path = store / f"{index:02d}.npz"
+    if path.exists() and len(tiles[-1]) == 1:  # only runs without a tile were rerun: keep the earlier ones
+        with np.load(path, allow_pickle=True) as data:
+            rerun = {r["run"] for r in mine}
+            order = [label for label, *_ in RUNS]
+            mine = sorted([r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
+                          key=lambda r: order.index(r["run"]))
+            tiles[-1], labels[-1] = list(data["tiles"]), list(data["labels"])
+    np.savez_compressed(path, tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object),
                         records=np.array(json.dumps(mine)))
     all_records, all_tiles, all_labels = [], [], []
     for path in sorted(store.glob("*.npz")):
@@ -95,6 +112,7 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
 
 
 def run(ctx: Context) -> dict:
+    import torch
     import trimesh
 
     from sape_geom import fit_occupancy, mesh_metrics, occupancy_preset
@@ -109,7 +127,7 @@ def run(ctx: Context) -> dict:
         if only and index not in only:
             continue
         row_meshes, row_labels = [reference], [f"{name}\ninput, {len(reference.faces)} faces"]
-        for label, encoding, budget, steps in RUNS:
+        for label, encoding, budget, steps in _chosen_runs():
             cfg = occupancy_preset("fast", encoding=encoding, device=ctx.device, time_budget=budget, steps=steps)
             t0 = time.perf_counter()
             fit = fit_occupancy(reference, cfg)
@@ -121,7 +139,8 @@ def run(ctx: Context) -> dict:
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
             m.update(index=index, mesh=name, run=label, total_s=total_s, train_s=fit.timings["train_s"], faces=len(surface.faces),
                      extract_s=stats["extract_s"], pieces_removed=stats["pieces_removed"], read_as=fit.reading["mode"],
-                     steps=fit.stats.steps, flat_nc=flat_normal_consistency(surface, reference))
+                     steps=fit.stats.steps, flat_nc=flat_normal_consistency(surface, reference),
+                     threads=torch.get_num_threads())
             records.append(m)
             print(f"# {name} {label}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} NC {m['normal_consistency']:.4f} "
                   f"flat NC {m['flat_nc']:.4f} F0.5 {m['fscore_fine']:.4f} pieces {m['components']}/"
@@ -162,6 +181,15 @@ def _write(ctx: Context, folder, records: list, tiles: list, labels: list) -> No
                 "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded). "
                 "IoU of an input read as a shell compares the sheet with the winding-number inside of the open input "
                 "(a filled box), so it is near 0 by construction: read Chamfer and normal consistency there. The 15 s "
-                "runs' steps depend on the machine's load (see the steps column).")
+                "runs' steps depend on the machine's load (see the steps column)." + _threads_note(records))
     save_png(image_grid(tiles, labels, tile_height=TILE), folder / "figure.png", max_kb=900)
     write_outputs(folder, "Surface quality", preamble, table, {"runs": records}, ctx)
+
+
+def _threads_note(records: list) -> str:
+    """Where runs were measured with different torch thread counts (a rerun of some runs), say which."""
+    threads = {r["run"]: r.get("threads") for r in records}
+    if len(set(threads.values())) <= 1:
+        return ""
+    return " Torch threads per run (the machine line gives the last process's): " + ", ".join(
+        f"{run} {count if count is not None else 1}" for run, count in threads.items()) + "."
