@@ -40,14 +40,16 @@ def _split(layout):
     return layout
 
 
-def voxel_text(context, radius: float, resolution: int) -> str:
+def voxel_text(context, radius: float, resolution: int, at_most: bool = False) -> str:
+    """"Voxel 2.41 cm" in scene units; ``at_most`` when ``radius`` is an upper bound (the Fit panel's, from
+    the bounding box: the fit's own radius, from the vertices, is known once it has run)."""
     size = js.voxel_size(radius, resolution)
     units = context.scene.unit_settings
     try:
         shown = bpy.utils.units.to_string(units.system, "LENGTH", size * units.scale_length, precision=3)
     except (AttributeError, ValueError, TypeError):
         shown = f"{size:.3g}"
-    return f"Voxel {shown}"
+    return f"Voxel {'≤ ' if at_most else ''}{shown}"
 
 
 def _fit_radius(context) -> float:
@@ -111,7 +113,7 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         elif s.budget == "TIME":
             col.prop(s, "time_budget")
         col.prop(s, "device")
-        draw_resolution(col, context, _fit_radius(context))
+        draw_resolution(col, context, _fit_radius(context), at_most=True)
         col = layout.column(heading="Result")
         col.prop(s, "keep_largest", text="Largest Piece")
         col.prop(s, "hide_source")
@@ -132,13 +134,13 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         row.operator("sape.deform_mesh", icon="MOD_SHRINKWRAP")  # selected mesh onto the active one
 
 
-def draw_resolution(layout, context, radius: float) -> None:
+def draw_resolution(layout, context, radius: float, at_most: bool = False) -> None:
     s = context.scene.sape_geom
     layout.prop(s, "resolution")
     if radius > 0:
         row = layout.row()
         row.alignment = "RIGHT"
-        row.label(text=voxel_text(context, radius, s.resolution))
+        row.label(text=voxel_text(context, radius, s.resolution, at_most))
     if s.resolution >= js.RESOLUTION_WARN:
         row = layout.row()
         row.alert = True

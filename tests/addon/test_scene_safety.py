@@ -256,7 +256,7 @@ def test_voxel_size_is_shown_in_scene_units(addon):
     bpy.context.scene.sape_geom.resolution = 128
     shown = texts(draw_panel("Fit"))
     expected = 2 * np.sqrt(3) / (0.95 * 127)
-    assert f"Voxel {bpy.utils.units.to_string('METRIC', 'LENGTH', expected, precision=3)}" in shown
+    assert f"Voxel ≤ {bpy.utils.units.to_string('METRIC', 'LENGTH', expected, precision=3)}" in shown
     bpy.context.scene.sape_geom.resolution = 1024
     assert "slow, large mesh" in texts(draw_panel("Fit"))
 
