@@ -93,13 +93,14 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
     store.mkdir(parents=True, exist_ok=True)
     mine = [r for r in records if r.get("index") == index]
     path = store / f"{index:02d}.npz"
-    if path.exists() and len(tiles[-1]) == 1:  # only runs without a tile were rerun: keep the earlier ones
+    if path.exists():  # runs not rerun keep their records; a row of only the input keeps its tiles
         with np.load(path, allow_pickle=True) as data:
             rerun = {r["run"] for r in mine}
             order = [label for label, *_ in RUNS]
             mine = sorted([r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
                           key=lambda r: order.index(r["run"]))
-            tiles[-1], labels[-1] = list(data["tiles"]), list(data["labels"])
+            if len(tiles[-1]) == 1:
+                tiles[-1], labels[-1] = list(data["tiles"]), list(data["labels"])
     np.savez_compressed(path, tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object),
                         records=np.array(json.dumps(mine)))
     all_records, all_tiles, all_labels = [], [], []

@@ -217,6 +217,8 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
         assert count_components(fit.extract(resolution, colors=False)) == 1, resolution
     surface = fit.extract(128, colors=False)
     assert surface.is_watertight
+    sheet = fit.extract(256, colors=False)  # the sheet as read (thicker than a cell): no pinholes through it
+    assert len(sheet.vertices) - len(sheet.edges_unique) + len(sheet.faces) == 2  # Euler: a sphere's
     metrics = mesh_metrics(surface, shell, n_points=20_000, iou_points=2_000)
     assert metrics["completeness"] < 0.01  # every part of the open sheet is covered
     assert surface.volume < 0.05 * shell.area  # thin: a sheet of a few percent of its size, not a solid cap

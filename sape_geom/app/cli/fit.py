@@ -25,7 +25,8 @@ def add_fit(sub) -> None:
     parser.add_argument("--open-input", choices=OPEN_INPUT_MODES, default=None,
                         help="read the input as a solid, as a thin shell, or decide from its holes (default: the preset's)")
     parser.add_argument("--shell-thickness", type=float, default=None,
-                        help="shell thickness as a fraction of the bounding-box diagonal (default 0.005)")
+                        help="shell thickness as a fraction of the bounding-box diagonal "
+                             f"(default {PRESETS['fast'].shell_thickness:g})")
     _extraction_args(parser)
     parser.add_argument("--checkpoint", help="also save a checkpoint here (re-extract later with `sape-geom extract`)")
     parser.add_argument("--preview", help="also render a PNG preview (input and fit side by side)")
