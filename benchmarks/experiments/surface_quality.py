@@ -181,7 +181,9 @@ def _write(ctx: Context, folder, records: list, tiles: list, labels: list) -> No
                 "`NC on flat parts` counts only samples whose closest input point lies on a flat region (input normals "
                 "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded). "
                 "IoU of an input read as a shell compares the sheet with the winding-number inside of the open input "
-                "(a filled box), so it is near 0 by construction: read Chamfer and normal consistency there. The 15 s "
+                "(a filled box), so it is near 0 by construction, and its faces lie half the sheet's thickness (0.5 % of the "
+                "diagonal) from the input, so its F-score at 0.5 % is near 0 too: read Chamfer and normal consistency "
+                "there. The 15 s "
                 "runs' steps depend on the machine's load (see the steps column)." + _threads_note(records))
     save_png(image_grid(tiles, labels, tile_height=TILE), folder / "figure.png", max_kb=900)
     write_outputs(folder, "Surface quality", preamble, table, {"runs": records}, ctx)
