@@ -111,7 +111,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def worker_threads(background: bool, cpus: int | None = None) -> int | None:
     """CPU threads for a worker started from Blender: all cores but one while Blender has a window (it
     draws the previews and the sidebar on a core of its own; torch's threads wait for the slowest one,
-    so on 2 cores 2 threads beside a busy Blender trained 1.75x slower than 1), torch's own choice when
+    so on 2 cores 2 threads beside a process busy on one core trained 1.75x slower than 1), torch's own choice when
     Blender runs in the background."""
     if background:
         return None

@@ -37,20 +37,15 @@ def face_components(faces: Any) -> np.ndarray:
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
-def component_labels(mesh: trimesh.Trimesh) -> np.ndarray:
-    """(F,) int64 piece index of every face of ``mesh`` (:func:`face_components`)."""
-    return face_components(mesh.faces)
-
-
 def count_components(mesh: trimesh.Trimesh) -> int:
     """Number of face-connected components (faces sharing an edge); 0 for an empty mesh."""
-    labels = component_labels(mesh)
+    labels = face_components(mesh.faces)
     return int(labels.max()) + 1 if len(labels) else 0
 
 
 def largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """The face-connected component with the most faces (the mesh itself if it has at most one)."""
-    labels = component_labels(mesh)
+    labels = face_components(mesh.faces)
     if len(labels) == 0 or labels.max() == 0:
         return mesh.copy()
     keep = np.nonzero(labels == np.bincount(labels).argmax())[0]

@@ -145,8 +145,9 @@ PRESETS: dict[str, OccupancyConfig] = {
         lr=1e-3,
         lr_final=5e-5,
         lr_hold=LR_HOLD,
-        # A sheet 0.5 % of the diagonal thick needs the denser spectrum: with 128 frequencies and batches
-        # of 4000 the open box came out perforated (11 pieces, NC 0.96); with 256 and 5000 whole (1, 0.986).
+        # A thin sheet needs the denser spectrum: with 128 frequencies and batches of 4000 the open box
+        # (then 0.5 % of the diagonal thick) came out perforated (11 pieces, NC 0.96); with 256 and 5000
+        # whole (1, 0.986).
         shell_num_frequencies=256,
         shell_batch_size=5000,
         **SURFACE_DEFAULTS,
