@@ -96,6 +96,12 @@ class ProgressConfig:
     """SAPE only: at a block boundary a node above ``epsilon`` opens its next block only once its loss has
     stopped falling, i.e. is at least ``plateau_ratio`` x its loss of the period before; until then it
     keeps its level and stays active (docs/method.md §5.5). None = the method: every active node opens."""
+    long_run_steps: int | None = None
+    """SAPE only: a run of more than this many steps uses ``long_run_plateau_ratio`` instead of
+    ``plateau_ratio``; it has the time to settle after blocks open early (docs/method.md §5.5).
+    None = every run uses ``plateau_ratio``."""
+    long_run_plateau_ratio: float | None = None
+    """``plateau_ratio`` of a run longer than ``long_run_steps``; None = the method's rule."""
     ramp: bool = False
     """SAPE only: ramp each newly opened block in linearly over half a period (off in the reference code, docs/method.md D1)."""
 
@@ -113,6 +119,10 @@ class ProgressConfig:
         _check_positive("min_block_period", self.min_block_period)
         if self.plateau_ratio is not None and not 0 < self.plateau_ratio <= 1:
             raise ConfigError(f"plateau_ratio must be in (0, 1] or None, got {self.plateau_ratio!r}")
+        if self.long_run_plateau_ratio is not None and not 0 < self.long_run_plateau_ratio <= 1:
+            raise ConfigError(f"long_run_plateau_ratio must be in (0, 1] or None, got {self.long_run_plateau_ratio!r}")
+        if self.long_run_steps is not None:
+            _check_positive("long_run_steps", self.long_run_steps)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -153,6 +153,8 @@ class SpatialProgression(nn.Module):
         period = self.config.block_period or max(self.config.min_block_period, total_steps // (2 * self.period_blocks))
         self._period = int(period)
         self.period.fill_(period)
+        long_run = self.config.long_run_steps is not None and total_steps > self.config.long_run_steps
+        self._plateau_ratio = self.config.long_run_plateau_ratio if long_run else self.config.plateau_ratio
 
     # ---- counters and caches ---------------------------------------------------------------------
 
@@ -375,10 +377,10 @@ class SpatialProgression(nn.Module):
         self.active &= loss > self.config.epsilon
         if self._current_block < len(self._ends) - 1:
             self._current_block += 1
-            if self.config.plateau_ratio is None:
+            if self._plateau_ratio is None:
                 self.level.masked_fill_(self.active, self._current_block)
             else:  # a node still improving waits; one that has settled opens one more block
-                settled = self.active & (loss >= self.config.plateau_ratio * self.previous_loss)
+                settled = self.active & (loss >= self._plateau_ratio * self.previous_loss)
                 self.level.add_(settled.to(self.level.dtype)).clamp_(max=self._current_block)
             self._top = max(self._top, self._current_block)
             self._drop_caches()

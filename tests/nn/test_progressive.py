@@ -171,6 +171,23 @@ def test_plateau_ratio_opens_only_where_the_loss_has_stopped_falling():
     assert torch.all(restored.previous_loss == 0) and torch.equal(restored.level, control.level)
 
 
+def test_a_long_run_uses_its_own_plateau_ratio():
+    x = torch.linspace(-1, 1, 200)[:, None]
+    left = x[:, 0] < 0
+    levels = {}
+    for total, long_ratio in ((100, None), (101, None), (101, 0.4)):
+        config = ProgressConfig(grid_resolution=16, epsilon=0.1, block_period=1, plateau_ratio=0.9,
+                                long_run_steps=100, long_run_plateau_ratio=long_ratio)
+        control = SpatialProgression(7, 1, total, config)
+        for period in range(3):  # left: the loss falls by 40 % per period (still learning); right flat
+            control.observe(x, torch.where(left, torch.full((200,), 1.6 * 0.6**period), torch.ones(200)))
+        levels[total, long_ratio] = control.level
+    assert torch.all(levels[100, None][:4] == 1), "a short run: the improving node waits"
+    assert torch.all(levels[101, None][:4] == 3), "a long run, the method's rule: every active node opens"
+    assert torch.all(levels[101, 0.4][:4] == 3), "a long run, ratio 0.4: a 40 % fall counts as settled"
+    assert all(torch.all(level[-4:] == 3) for level in levels.values())
+
+
 def test_unvisited_nodes_take_their_neighbours_mean():
     config = ProgressConfig(grid_resolution=12, epsilon=0.5, block_period=1, blur_kernel=3)
     control = SpatialProgression(5, 1, 100, config)
