@@ -93,14 +93,18 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
     store.mkdir(parents=True, exist_ok=True)
     mine = [r for r in records if r.get("index") == index]
     path = store / f"{index:02d}.npz"
-    if path.exists():  # runs not rerun keep their records; a row of only the input keeps its tiles
+    if path.exists():  # runs not rerun keep their records and tiles
         with np.load(path, allow_pickle=True) as data:
             rerun = {r["run"] for r in mine}
             order = [label for label, *_ in RUNS]
             mine = sorted([r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
                           key=lambda r: order.index(r["run"]))
-            if len(tiles[-1]) == 1:
-                tiles[-1], labels[-1] = list(data["tiles"]), list(data["labels"])
+            # tiles by run (a label starts with its run's name): the rerun ones replace the stored ones
+            kept = dict(zip((label.split(":")[0] for label in data["labels"][1:]), zip(data["tiles"][1:], data["labels"][1:])))
+            kept.update(zip((label.split(":")[0] for label in labels[-1][1:]), zip(tiles[-1][1:], labels[-1][1:])))
+            shown = [kept[name] for name in order if name in kept]
+            tiles[-1] = [tiles[-1][0], *(tile for tile, _ in shown)]
+            labels[-1] = [labels[-1][0], *(label for _, label in shown)]
     np.savez_compressed(path, tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object),
                         records=np.array(json.dumps(mine)))
     all_records, all_tiles, all_labels = [], [], []
