@@ -111,6 +111,14 @@ def test_a_short_run_opens_fewer_blocks_than_there_are():
     assert int(controller.current_block) <= 100 // 25 < len(controller.block_ends) - 1
 
 
+def test_fast_opens_sooner_in_its_default_run_than_in_a_short_one():
+    from sape_geom.tasks.occupancy.config import build_model
+
+    fast = occupancy_preset("fast")
+    ratios = {steps: build_model(fast, steps).spatial._plateau_ratio for steps in (200, 900, fast.steps)}
+    assert ratios == {200: 0.8, 900: 0.8, 1000: 0.7}  # docs/method.md §5.5, long runs
+
+
 def test_presets_and_overrides():
     paper = occupancy_preset("paper")
     assert (paper.points_per_set, paper.steps, paper.batch_size, paper.lr) == (1_000_000, 100_000, 5000, 1e-4)
