@@ -117,10 +117,8 @@ class ProgressConfig:
         if self.block_period is not None:
             _check_positive("block_period", self.block_period)
         _check_positive("min_block_period", self.min_block_period)
-        if self.plateau_ratio is not None and not 0 < self.plateau_ratio <= 1:
-            raise ConfigError(f"plateau_ratio must be in (0, 1] or None, got {self.plateau_ratio!r}")
-        if self.long_run_plateau_ratio is not None and not 0 < self.long_run_plateau_ratio <= 1:
-            raise ConfigError(f"long_run_plateau_ratio must be in (0, 1] or None, got {self.long_run_plateau_ratio!r}")
+        _check_ratio("plateau_ratio", self.plateau_ratio)
+        _check_ratio("long_run_plateau_ratio", self.long_run_plateau_ratio)
         if self.long_run_steps is not None:
             _check_positive("long_run_steps", self.long_run_steps)
 
@@ -128,6 +126,11 @@ class ProgressConfig:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def _check_ratio(name: str, value: float | None) -> None:
+    if value is not None and not 0 < value <= 1:
+        raise ConfigError(f"{name} must be in (0, 1] or None, got {value!r}")
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -99,9 +99,7 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
             order = [label for label, *_ in RUNS]
             mine = sorted([r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
                           key=lambda r: order.index(r["run"]))
-            # tiles by run (a label starts with its run's name): the rerun ones replace the stored ones
-            kept = dict(zip((label.split(":")[0] for label in data["labels"][1:]), zip(data["tiles"][1:], data["labels"][1:])))
-            kept.update(zip((label.split(":")[0] for label in labels[-1][1:]), zip(tiles[-1][1:], labels[-1][1:])))
+            kept = {**_tiles_by_run(data["tiles"], data["labels"]), **_tiles_by_run(tiles[-1], labels[-1])}
             shown = [kept[name] for name in order if name in kept]
             tiles[-1] = [tiles[-1][0], *(tile for tile, _ in shown)]
             labels[-1] = [labels[-1][0], *(label for _, label in shown)]
@@ -114,6 +112,11 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
             all_tiles.append(list(data["tiles"]))
             all_labels.append(list(data["labels"]))
     return all_records, all_tiles, all_labels
+
+
+def _tiles_by_run(tiles, labels) -> dict:
+    """A row's run tiles (after the input's) by run name, which starts each tile's label."""
+    return {label.split(":")[0]: (tile, label) for tile, label in zip(tiles[1:], labels[1:])}
 
 
 def run(ctx: Context) -> dict:
