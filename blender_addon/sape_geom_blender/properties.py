@@ -29,7 +29,9 @@ class SAPE_Settings(bpy.types.PropertyGroup):
     time_budget: FloatProperty(name="Seconds", default=60.0, min=1.0, soft_max=3600.0, subtype="TIME_ABSOLUTE")
     device: EnumProperty(name="Device", items=js.DEVICES, default=js.DEFAULT_DEVICE)
     live_preview: BoolProperty(name="Live Preview", description="Show a coarse mesh while training", default=True)
-    preview_every: FloatProperty(name="Every", description="Seconds between live previews",
+    preview_every: FloatProperty(name="Every",
+                                 description="Seconds between live previews, at least: fewer come while Blender "
+                                             "itself is busy (drawing without a GPU, or your own work)",
                                  default=js.DEFAULT_PREVIEW_EVERY_S, min=0.5, soft_max=60.0, subtype="TIME_ABSOLUTE")
     keep_largest: BoolProperty(name="Keep Largest Piece", description="Drop every piece of the result but the largest",
                                default=False)

@@ -14,6 +14,7 @@ asked for (``generation``; opening a file cancels everything, see ``handlers``) 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,16 @@ from .job_settings import PROTOCOL_VERSION
 from .worker_client import WorkerProcess, protocol_mismatch, worker_threads
 
 POLL_INTERVAL_S = 0.2
+PROGRESS_REDRAW_S = 1.0
+"""Progress redraws the sidebar at most this often. The sidebar overlaps the 3D view, which redraws with
+it: under software OpenGL a redraw costs about 0.15 CPU-s, so five a second took three quarters of a
+core from the worker; once a second costs a sixth (measured under Xvfb, Blender 3.4)."""
+PREVIEW_CPU_SHARE = 0.5
+"""A live preview is shown only once Blender's own CPU use since the last one has averaged under this
+many cores. On a GPU a preview costs Blender milliseconds and each one is shown; under software OpenGL
+the 3D view's anti-aliasing redraws it for seconds after each change (7.5 CPU-s on two cores per preview,
+Xvfb, Blender 3.4, its default 8 samples), which at one preview every 5 s took more than a core from the
+worker: previews then come about every 15 s. Busy with the artist's own work, Blender shows fewer too."""
 MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
 
 
@@ -76,6 +87,9 @@ class Runner:
         self.pending: list[dict[str, Any]] = []  # events held back while the scene cannot be edited
         self.applied = False  # the running item's result is in the scene
         self.refused = False  # the running worker speaks another protocol: nothing of it is used
+        self.redrawn_at = 0.0  # time.monotonic() of the last progress redraw
+        self.redraw_owed = False  # progress arrived since then
+        self.preview_mark: tuple[float, float] | None = None  # (wall, Blender CPU) s at the last preview
 
     # ------------------------------------------------------------------ public
     @property
@@ -160,6 +174,8 @@ class Runner:
                 _redraw()
                 break
             self._handle(item, event)
+        if self.redraw_owed:
+            self._redraw_progress()
         if worker.final is not None and not self.pending:
             self._finish(item, worker, ok=worker.final.get("event") == "result" and self.applied)
             self.current = None
@@ -203,7 +219,7 @@ class Runner:
             if self.state.eta_s is not None:
                 text += f", ETA {format_seconds(self.state.eta_s)}"
             self.state.status = text
-            _redraw()
+            self.redraw_owed = True
         elif kind == "started":
             if event.get("protocol") != PROTOCOL_VERSION:
                 self.notify("ERROR", f"SAPE: {item.label}: {protocol_mismatch(event.get('protocol'))}")
@@ -211,7 +227,7 @@ class Runner:
                 self.current[1].cancel()
                 return
             self.state.status = f"{item.label}: {item.task} started"
-        elif kind == "preview" and item.kind == "fit":
+        elif kind == "preview" and item.kind == "fit" and self._preview_affordable():
             self._show_preview(item, Path(event["path"]))
         elif kind == "result":
             if item.generation != self.generation:
@@ -260,7 +276,21 @@ class Runner:
         self._tidy_collection()
         _redraw()
 
+    def _redraw_progress(self) -> None:
+        """Redraw for progress, at most every :data:`PROGRESS_REDRAW_S` (what is owed is drawn later)."""
+        now = time.monotonic()
+        if now - self.redrawn_at >= PROGRESS_REDRAW_S:
+            self.redrawn_at, self.redraw_owed = now, False
+            _redraw()
+
     # ------------------------------------------------------------------ preview
+    def _preview_affordable(self) -> bool:
+        """Whether Blender has spent under :data:`PREVIEW_CPU_SHARE` of a core since the last preview."""
+        if self.preview_mark is None:
+            return True
+        wall, cpu = self.preview_mark
+        return blender_cpu_s() - cpu <= PREVIEW_CPU_SHARE * (time.monotonic() - wall)
+
     def _show_preview(self, item: Item, path: Path) -> None:
         try:
             with np.load(path) as data:
@@ -284,9 +314,11 @@ class Runner:
             self.preview_name = obj.name
         else:
             convert.replace_mesh(obj, mesh)
+        self.preview_mark = (time.monotonic(), blender_cpu_s())
         _redraw()
 
     def _drop_preview(self) -> None:
+        self.preview_mark = None
         if self.preview_name:
             convert.remove_object(bpy.data.objects.get(self.preview_name))
         self.preview_name = None
@@ -374,6 +406,12 @@ def blocked() -> str:
         if obj.mode in ("EDIT", "SCULPT"):
             return f"'{obj.name}' leaves {obj.mode.title()} Mode"
     return ""
+
+
+def blender_cpu_s() -> float:
+    """CPU seconds of Blender's process so far, its drawing threads included."""
+    times = os.times()
+    return times.user + times.system
 
 
 def poll() -> float | None:

@@ -103,6 +103,62 @@ echo '{{"event": "result", "task": "fit_surface", "mesh": "'$PWD/mesh.npz'", "ch
     assert "cannot use the result" in state.status and "surface is empty" in state.status
 
 
+BURST_WORKER = """#!/bin/sh
+echo '{"event": "started", "protocol": 1, "task": "fit_surface"}'
+burst() { for i in $(seq $1 $2); do
+  echo '{"event": "progress", "step": '$i', "total": 60, "loss": 0.5, "eta_s": 1.0, "stage": "training"}'; done; }
+burst 1 30; sleep 0.4; burst 31 60; sleep 1.5
+echo '{"event": "error", "message": "stopped here", "type": "InputError"}'
+exit 1
+"""
+
+
+def test_progress_redraws_at_most_once_a_second_and_shows_the_last_step(addon, tmp_path, monkeypatch):
+    """Each redraw of the sidebar redraws the 3D view under it (a core's worth at five a second under
+    software OpenGL): sixty progress lines in two bursts give two redraws, the second showing step 60."""
+    drawn = []
+    monkeypatch.setattr(runner(), "_redraw", lambda: drawn.append(runner().RUNNER.state.status))
+    use_python(fake_worker(tmp_path, BURST_WORKER))
+    select_only(add_cube())
+    assert bpy.ops.sape.fit_selected() == {"FINISHED"}
+    drive()
+    progress = [text for text in drawn if "training" in text]
+    assert len(progress) == 2 and progress[-1].endswith("training 60/60, loss 0.5, ETA 1 s")
+    assert "stopped here" in drawn[-1]
+
+
+PREVIEW_WORKER = f"""#!{sys.executable}
+import json, sys, time
+import numpy as np
+job = json.load(open(sys.argv[-1])); out = job["output_dir"]
+def emit(**e):
+    print(json.dumps(e), flush=True)
+emit(event="started", task=job["task"], protocol=1)
+d = np.load(job["inputs"])
+for k in range(5):
+    np.savez(f"{{out}}/preview_{{k}}.npz", vertices=d["vertices"] * 0.9, faces=d["faces"])
+    emit(event="preview", path=f"{{out}}/preview_{{k}}.npz", step=k)
+    time.sleep(0.3)
+emit(event="error", message="stopped here", type="InputError")
+"""
+
+
+@pytest.mark.parametrize("busy, shown", [(False, 5), (True, 1)])
+def test_live_previews_wait_while_blender_is_busy(addon, tmp_path, monkeypatch, busy, shown):
+    """Under software OpenGL each preview costs Blender seconds of drawing: a busy Blender (here one
+    whose CPU clock runs at twice the wall clock) shows the first preview and skips the rest."""
+    start = time.monotonic()
+    monkeypatch.setattr(runner(), "blender_cpu_s", lambda: 2 * (time.monotonic() - start) if busy else 1.0)
+    made = []
+    real = runner().Runner._show_preview
+    monkeypatch.setattr(runner().Runner, "_show_preview", lambda self, *a: made.append(1) or real(self, *a))
+    use_python(fake_worker(tmp_path, PREVIEW_WORKER))
+    select_only(add_cube())
+    assert bpy.ops.sape.fit_selected() == {"FINISHED"}
+    drive()
+    assert len(made) == shown and "Cube_sape_preview" not in bpy.data.objects
+
+
 # ------------------------------------------------------------------------------------------ files
 def test_file_new_during_a_fit_cancels_it_and_nothing_lands_in_the_new_file(addon, tmp_path):
     cube = artist_cube()
