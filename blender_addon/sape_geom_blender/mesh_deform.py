@@ -14,7 +14,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import convert, runner
+from . import convert, results, runner
 from .operators import submit_worker_job
 
 
@@ -50,7 +50,7 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
     steps: IntProperty(name="Steps", default=400, min=1, max=100_000)
     as_shape_key: BoolProperty(name="As Shape Key", default=False,
                                description="Keep the copy's shape and add the deformation as a shape key")
-    snapshots: IntProperty(name="Snapshots", default=0, min=0, max=runner.MAX_ANIMATION_KEYS,
+    snapshots: IntProperty(name="Snapshots", default=0, min=0, max=results.MAX_ANIMATION_KEYS,
                            description="Intermediate shapes as shape keys animated over the frame range")
     frame_start: IntProperty(name="Start Frame", default=1)
     frame_end: IntProperty(name="End Frame", default=50)

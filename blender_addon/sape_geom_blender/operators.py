@@ -188,7 +188,7 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
         arrays: dict = {}
         data: dict = {"z": 0.0, "center": (0.0, 0.0), "scale": 1.0}
         # curves are read in the chosen plane: world points -> (u, v, normal) coordinates; the result
-        # object gets the plane's rotation as its transform (runner._apply_deform)
+        # object gets the plane's rotation as its transform (results.apply_deform)
         region = getattr(context, "region_data", None)
         rotation = convert.plane_rotation(s.deform_plane, getattr(region, "view_rotation", None))
         data["plane"] = rotation.tolist()

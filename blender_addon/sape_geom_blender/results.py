@@ -1,4 +1,4 @@
-"""Results of surface fits and re-extractions, applied to the scene on the main thread.
+"""Results of surface fits, re-extractions and curve deformations, applied to the scene on the main thread.
 
 A fit's result is a new object ``<source>_sape`` with the source's transform at fit time, smooth-shaded,
 holding the heat-map as a colour attribute; the fit-time transform (``sape_fit_matrix``) and the
@@ -18,11 +18,13 @@ from typing import Any
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from . import convert
 
 CHECKPOINT_FOLDER = "sape_checkpoints"
 MAX_FACES_MODIFIER = "SAPE Max Faces"
+MAX_ANIMATION_KEYS = 40  # shape keys / keyframes per deformation animation
 
 
 def apply_fit(runner, item, event: dict[str, Any]) -> str:
@@ -154,3 +156,45 @@ def checkpoint_path(obj: bpy.types.Object) -> str:
     """The absolute path of a result's checkpoint ("" if it has none)."""
     stored = str(obj.get("sape_checkpoint", ""))
     return bpy.path.abspath(stored) if stored else ""
+
+
+def apply_deform(runner, item, event: dict[str, Any]) -> str:
+    """A deformation's curve: one spline per loop, in the plane it was drawn in, optionally animated."""
+    offsets = None
+    with np.load(event["curves"]) as data:
+        curve_pts = data["curve"]
+        snap_steps, snaps = data["snapshot_steps"], data["snapshots"]
+        if "contour_offsets" in data:  # every loop (outer contours and holes): one spline each
+            offsets = data["contour_offsets"]
+            curve_pts, snaps = data["contour_points"], data["contour_snapshots"]
+    loops = [curve_pts] if offsets is None else [curve_pts[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
+    z = float(item.data.get("z", 0.0))
+    scale = float(item.data.get("scale", 1.0))
+    center = np.asarray(item.data.get("center", (0.0, 0.0)), dtype=np.float64)
+
+    def to_world(p):
+        return np.asarray(p, dtype=np.float64) * scale + center
+
+    name = f"{item.label}_sape"
+    curve = convert.build_curve(name, [to_world(loop) for loop in loops], z)
+    plane = np.eye(4)
+    plane[:3, :3] = np.asarray(item.data.get("plane", np.eye(3)))  # built in the plane's (u, v) coordinates
+    obj = convert.new_object(name, curve, runner._collection(scene), Matrix(plane.tolist()))  # rows, as given
+    anim = item.data.get("animate")
+    if anim and len(snaps):
+        start, end = item.data["frame_start"], item.data["frame_end"]
+        seq = [np.asarray(s) for s in snaps]
+        if not np.allclose(seq[-1], curve_pts):
+            seq.append(np.asarray(curve_pts))
+        if len(seq) > MAX_ANIMATION_KEYS:  # e.g. 10k steps kept every 50: keep an even subset
+            keep = np.unique(np.linspace(0, len(seq) - 1, MAX_ANIMATION_KEYS).round().astype(int))
+            seq = [seq[i] for i in keep]
+        frames = np.linspace(start, end, len(seq)) if len(seq) > 1 else np.array([start])
+        pairs = [(float(f), to_world(p)) for f, p in zip(frames, seq)]
+        if anim == "SHAPE_KEYS":
+            convert.animate_with_shape_keys(obj, pairs, z)
+        else:
+            convert.animate_with_keyframes(obj, pairs, z)
+    obj["sape_steps"] = int(snap_steps[-1]) if len(snap_steps) else int(item.settings.get("steps", 0))
+    return obj.name

@@ -115,7 +115,8 @@ exit 1
 
 def test_progress_redraws_at_most_once_a_second_and_shows_the_last_step(addon, tmp_path, monkeypatch):
     """Each redraw of the sidebar redraws the 3D view under it (a core's worth at five a second under
-    software OpenGL): sixty progress lines in two bursts give two redraws, the second showing step 60."""
+    software OpenGL): sixty progress lines in two bursts give two redraws (one if a late poll reads both
+    bursts at once), the last showing step 60."""
     drawn = []
     monkeypatch.setattr(runner(), "_redraw", lambda: drawn.append(runner().RUNNER.state.status))
     use_python(fake_worker(tmp_path, BURST_WORKER))
@@ -123,7 +124,7 @@ def test_progress_redraws_at_most_once_a_second_and_shows_the_last_step(addon, t
     assert bpy.ops.sape.fit_selected() == {"FINISHED"}
     drive()
     progress = [text for text in drawn if "training" in text]
-    assert len(progress) == 2 and progress[-1].endswith("training 60/60, loss 0.5, ETA 1 s")
+    assert 1 <= len(progress) <= 2 and progress[-1].endswith("training 60/60, loss 0.5, ETA 1 s")
     assert "stopped here" in drawn[-1]
 
 
