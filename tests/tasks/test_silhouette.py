@@ -57,7 +57,7 @@ def test_config_defaults_follow_spec():
     assert (c.field.encoding, c.field.sigma, c.field.num_frequencies) == ("sape", 5.0, 256)
     assert (c.field.hidden_width, c.field.hidden_layers) == (256, 2)
     assert (c.progress.num_blocks, c.progress.epsilon, c.progress.grid_resolution) == (6, 1e-3, 128)
-    assert (c.steps, c.points, c.max_target_samples, c.calibration_steps) == (3000, 500, 1000, 5000)
+    assert (c.steps, c.points, c.max_target_samples, c.calibration_steps) == (3000, 1000, 1000, 5000)
     assert (c.loss, c.fold_weight, c.crossing_weight, c.unlock_fraction) == ("exact", 10.0, 10.0, 1.0)
     assert c.learning_rate == 1e-5
     # the paper's setting, for the reproduction: subset Chamfer, no extra term, 10k steps, blocks by half-way
@@ -259,11 +259,17 @@ def test_ring_target_gives_two_contours_and_all_outputs(tmp_path):
 
 def test_generated_star_has_no_self_intersection_with_the_fold_and_crossing_terms():
     target = star() * [1.0, 0.7]
-    plain = deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0, uncross=False))
-    assert plain.metrics["self_intersections"] > 0  # what the terms are for (13 crossings here)
-    res = deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0, uncross=False))
-    assert res.metrics["self_intersections"] == 0, res.metrics
-    assert res.metrics["chamfer"] <= plain.metrics["chamfer"] * 1.05  # and they cost no accuracy
+    plain, res = [], []
+    for seed in (0, 1):  # one seed's Chamfer varies by about 10 % either way: compare the mean of two
+        plain.append(deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0,
+                                                       uncross=False, seed=seed)))
+        res.append(deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0,
+                                                     uncross=False, seed=seed)))
+    assert min(r.metrics["self_intersections"] for r in plain) > 0  # what the terms are for (10 and 30 here)
+    assert [r.metrics["self_intersections"] for r in res] == [0, 0]
+    mean_chamfer = lambda runs: np.mean([r.metrics["chamfer"] for r in runs])  # noqa: E731
+    assert mean_chamfer(res) <= mean_chamfer(plain) * 1.05  # and they cost no accuracy
+    res = res[0]
     assert res.metrics["iou"] >= 0.95
     assert 0 < res.metrics["steps_to_5pct"] <= 400
 

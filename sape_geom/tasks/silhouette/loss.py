@@ -24,8 +24,17 @@ from .distance import distance_to, nearest, nearest_brute, point_elements, polyl
 Terms = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
+TERM_POINTS = 500
+"""The fold and crossing terms are totals over the curve divided by this fixed count, not by the curve's
+own number of points: a total (backwards length, crossing depth) is the same however densely the curve
+is sampled, as the Chamfer means are, so a weight means the same at 2000 points as at 500. Divided by
+the number of points instead, doubling the points halved both terms against the Chamfer (measured on
+bat at 1000 points: the curve looped across a narrow neck, IoU 0.978; with totals 0.987)."""
+
+
 def fold_penalty(curve: torch.Tensor, target: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
-    """Mean length by which curve edges run *backwards* along the target: ``relu(-e_i · t_i)``.
+    """Total length by which curve edges run *backwards* along the target, ``sum relu(-e_i · t_i)``,
+    over :data:`TERM_POINTS`.
 
     ``e_i`` is the edge from curve point i to i+1 (closed), ``t_i`` the unit tangent of the target near
     both its ends (the mean of their nearest segments' directions; both curves run counter-clockwise).
@@ -38,7 +47,7 @@ def fold_penalty(curve: torch.Tensor, target: torch.Tensor, segment: torch.Tenso
     t = tangent[segment] + tangent[torch.roll(segment, -1, 0)]
     t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
     e = torch.roll(curve, -1, 0) - curve
-    return torch.relu(-(e * t).sum(1)).mean()
+    return torch.relu(-(e * t).sum(1)).sum() / TERM_POINTS
 
 
 def _cross(ox, oy, ax, ay, bx, by):
@@ -142,7 +151,7 @@ class DeformLoss:
         if self.crossing_weight > 0:
             if self.calls % CROSSING_EVERY == 0:
                 self._search(curve)
-            loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs, self.boost) / len(curve)
+            loss = loss + self.crossing_weight * crossing_penalty(curve, *self.pairs, self.boost) / TERM_POINTS
         self.calls += 1
         return loss, d_pq.detach()
 
