@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", type=Path, default=DEFAULT_TARGET)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--points", type=int, default=DeformConfig().points, help="curve points (the paper's: 500)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     target = load_contour(args.target)
@@ -40,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for label, changes in variants:
-        cfg = config_mod.replace(d, steps=args.steps, calibration_steps=0, snapshot_every=0, device="cpu", **changes)
+        cfg = config_mod.replace(d, steps=args.steps, points=args.points, calibration_steps=0, snapshot_every=0, device="cpu", **changes)
         res = deform_curve(target, cfg)
         rows.append((label, 1000.0 / res.timings["steps_per_s"]))
     base = rows[0][1]
-    print(f"{args.target.name}, {args.steps} steps, {args.threads} thread(s), 500 points")
+    print(f"{args.target.name}, {args.steps} steps, {args.threads} thread(s), {args.points} points")
     print("| loss | ms / step | x paper |\n|---|---|---|")
     for label, ms in rows:
         print(f"| {label} | {ms:.2f} | {ms / base:.2f} |")
