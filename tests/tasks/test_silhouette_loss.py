@@ -72,6 +72,22 @@ def test_fold_term_is_zero_for_a_curve_that_follows_the_target_and_sees_fold_bac
     assert float(fold_penalty(folded, target, D.nearest(folded, seg))) > 0.0
 
 
+def test_fold_term_does_not_depend_on_how_densely_the_curve_is_sampled():
+    # A circle that runs backwards on six stretches (dθ/ds = 1 + 1.5 cos 5s < 0 there), sampled at 300 and
+    # 1200 points: the backwards length is the same geometry, so the term must be too (a mean over the
+    # points would fall four times, and the weight of the term with it).
+    target = torch.tensor(C.circle(4000), dtype=torch.float32)
+    seg = D.polyline_segments(target)
+    values = []
+    for n in (300, 1200):
+        s = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        theta = s + 0.3 * np.sin(5 * s)
+        curve = torch.tensor(np.stack([np.cos(theta), np.sin(theta)], axis=1), dtype=torch.float32)
+        values.append(float(fold_penalty(curve, target, D.nearest(curve, seg))))
+    assert values[0] > 0
+    assert values[1] == pytest.approx(values[0], rel=0.03)
+
+
 def test_crossing_pairs_and_penalty():
     rng = np.random.default_rng(1)
     for _ in range(5):
