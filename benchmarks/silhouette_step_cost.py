@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for label, changes in variants:
-        cfg = config_mod.replace(d, steps=args.steps, points=args.points, calibration_steps=0, snapshot_every=0, device="cpu", **changes)
+        cfg = config_mod.replace(d, steps=args.steps, points=args.points, calibration_steps=0, snapshot_every=0,
+                                 device="cpu", **changes)
         res = deform_curve(target, cfg)
         rows.append((label, 1000.0 / res.timings["steps_per_s"]))
     base = rows[0][1]

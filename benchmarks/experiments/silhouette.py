@@ -71,8 +71,9 @@ def run(ctx: Context) -> dict:
             labels.append(row_labels)
     save_png(image_grid(tiles, labels), folder / "figure.png")
     preamble = (
-        f"{steps} Chamfer steps after calibration to a circle (≤ 5000 steps), {DeformConfig().points} points for the "
-        f"longest loop with the defaults and {paper_config().points} with the paper setting (the others by perimeter), 256x2 MLP, σ = 5, seed 0. *Defaults*: exact point-to-polyline Chamfer, fold "
+        f"{steps} Chamfer steps after calibration to a circle (≤ 5000 steps), {DeformConfig().points} points for "
+        f"the longest loop with the defaults and {paper_config().points} with the paper setting (the others by "
+        "perimeter), 256x2 MLP, σ = 5, seed 0. *Defaults*: exact point-to-polyline Chamfer, fold "
         "and crossing terms, crossings left after training undone by reordering points (docs/method.md §6.4); *paper setting*: the random 1000-point subset "
         "Chamfer and nothing else, LR 1e-5, at the same number of steps. Chamfer = mean of both directions' "
         "mean nearest distance to the dense target samples, normalised frame (farthest point at 1); IoU of "

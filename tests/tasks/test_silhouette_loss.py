@@ -73,7 +73,7 @@ def test_fold_term_is_zero_for_a_curve_that_follows_the_target_and_sees_fold_bac
 
 
 def test_fold_term_does_not_depend_on_how_densely_the_curve_is_sampled():
-    # A circle that runs backwards on six stretches (dθ/ds = 1 + 1.5 cos 5s < 0 there), sampled at 300 and
+    # A circle that runs backwards on five stretches (dθ/ds = 1 + 1.5 cos 5s < 0 there), sampled at 300 and
     # 1200 points: the backwards length is the same geometry, so the term must be too (a mean over the
     # points would fall four times, and the weight of the term with it).
     target = torch.tensor(C.circle(4000), dtype=torch.float32)

@@ -31,9 +31,9 @@ class DeformConfig:
     The network, SAPE grid, ε, learning rate and calibration are the method's. Where the defaults differ
     (issue 14), :func:`paper_config` gives the paper's setting back: the exact Chamfer (so SAPE's feedback
     can fall below ε and regions freeze), the fold and crossing terms (no self-intersections), 1000 curve
-    points instead of 500, the blocks
-    opened over the whole run instead of its first half (converged stretches freeze at lower levels), and
-    3000 steps instead of 10 000 (the same quality on the official silhouettes, about a third of the time).
+    points instead of 500, the blocks opened over the whole run instead of its first half (converged
+    stretches freeze at lower levels), and 3000 steps instead of 10 000 (the same quality on the official
+    silhouettes, about a third of the time).
     """
 
     field: FieldConfig = dc_field(default_factory=_default_field)
