@@ -36,6 +36,7 @@ def run(ctx: Context) -> dict:
     from PIL import Image
 
     from sape_geom.curve import load_contours
+    from sape_geom.curve.metrics import IOU_RASTER
     from sape_geom.tasks.silhouette import DeformConfig, deform_shape, paper_config
     from sape_geom.viz.curves import draw_overlay_png
 
@@ -74,11 +75,13 @@ def run(ctx: Context) -> dict:
         f"{steps} Chamfer steps after calibration to a circle (≤ 5000 steps), {DeformConfig().points} points for "
         f"the longest loop with the defaults and {paper_config().points} with the paper setting (the others by "
         "perimeter), 256x2 MLP, σ = 5, seed 0. *Defaults*: exact point-to-polyline Chamfer, fold "
-        "and crossing terms, crossings left after training undone by reordering points (docs/method.md §6.4); *paper setting*: the random 1000-point subset "
+        "and crossing terms, crossings left after training resolved by the outline of the region the curve winds "
+        "around, or by reordering its points where that is nearer the target (docs/method.md §6.4); *paper "
+        "setting*: the random 1000-point subset "
         "Chamfer and nothing else, LR 1e-5, at the same number of steps. Chamfer = mean of both directions' "
         "mean nearest distance to the dense target samples, normalised frame (farthest point at 1); IoU of "
-        "the even-odd filled shapes; X = crossings within and between loops of the result; X net = crossings within each loop of the "
-        "trained network's curve, before uncrossing (the same as X for the paper setting); open = mean fraction of "
+        f"the even-odd filled shapes rasterised at {IOU_RASTER}²; X = crossings within and between loops of the result; X net = crossings within each loop of the "
+        "trained network's curve, before untangling (the same as X for the paper setting); open = mean fraction of "
         "frequencies open along the curve (SAPE only); steps to 5 % = first step after which the training "
         "Chamfer stays within 5 % of its final value. Figure: SAPE curves coloured by level (blue = few "
         "frequencies, red = all)."
@@ -119,7 +122,7 @@ def summary_text(records: list[dict]) -> str:
     untangled = sum(r["network_self_intersections"] for r in sape)
     return (f"With the defaults SAPE's curve has no crossing on {clean} of {len(sape)} shapes (the paper setting: "
             f"{sum(r['self_intersections'] for r in paper)} crossings in all; the trained network's own curve had "
-            f"{untangled} in all before uncrossing, on {sum(r['network_self_intersections'] > 0 for r in sape)} shapes) "
+            f"{untangled} in all before untangling, on {sum(r['network_self_intersections'] > 0 for r in sape)} shapes) "
             f"and IoU ≥ 0.99 on {good}; its mean open "
             f"fraction is {np.mean([r['mean_open_fraction'] for r in sape]):.2f} (lowest "
             f"{min(r['mean_open_fraction'] for r in sape):.2f}, {min(sape, key=lambda r: r['mean_open_fraction'])['shape']}). "

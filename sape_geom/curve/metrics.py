@@ -99,6 +99,14 @@ def crossing_pairs(loops: Sequence[np.ndarray], block: int = 256) -> tuple[np.nd
     return np.concatenate(found_i), np.concatenate(found_j)
 
 
+IOU_RASTER = 2048
+"""Side of the raster the IoUs are measured on. The targets traced from images are pixel staircases, and
+where a detail is about one raster pixel wide the fill's edge pixels decide the score: measured on the
+official silhouettes, a 512 raster scores up to 0.003 below a 4096 one, 2048 within 0.0003 of it (smooth
+shapes agree at any of these sizes: two circles of radii 1 and 0.99 score 0.9803 at 512, exactly
+0.9801)."""
+
+
 def rasterize_polygon(points: np.ndarray, bbox: tuple[float, float, float, float], size: int = 512) -> np.ndarray:
     """Boolean (size, size) fill of the closed polygon over ``bbox = (xmin, ymin, xmax, ymax)``."""
     from PIL import Image, ImageDraw
@@ -119,7 +127,7 @@ def shape_mask(loops: Sequence[np.ndarray], bbox: tuple[float, float, float, flo
     return out
 
 
-def shape_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray], size: int = 512) -> float:
+def shape_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray], size: int = IOU_RASTER) -> float:
     """IoU of two shapes given as loops (even-odd fill), rasterised over their joint bounding box."""
     both = np.vstack(list(a) + list(b))
     lo, hi = both.min(axis=0), both.max(axis=0)
@@ -129,7 +137,7 @@ def shape_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray], size: int = 512)
     return float(np.logical_and(ma, mb).sum() / union) if union else 0.0
 
 
-def polygon_iou(a: np.ndarray, b: np.ndarray, size: int = 512) -> float:
+def polygon_iou(a: np.ndarray, b: np.ndarray, size: int = IOU_RASTER) -> float:
     """IoU of the filled polygons rasterised at ``size`` x ``size`` over their joint bounding box."""
     both = np.vstack([a, b])
     lo, hi = both.min(axis=0), both.max(axis=0)
@@ -139,7 +147,7 @@ def polygon_iou(a: np.ndarray, b: np.ndarray, size: int = 512) -> float:
     return float(np.logical_and(ma, mb).sum() / union) if union else 0.0
 
 
-def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = 512) -> dict[str, float | int]:
+def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = IOU_RASTER) -> dict[str, float | int]:
     """Metrics of a predicted closed curve against a target (both in the normalised frame).
 
     * ``chamfer``: ``(mean_p min_q |p-q| + mean_q min_p |q-p|) / 2`` (symmetric, Euclidean, mean of both
@@ -162,7 +170,8 @@ def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = 512) -> 
     }
 
 
-def shape_metrics(pred: Sequence[np.ndarray], target: Sequence[np.ndarray], iou_size: int = 512) -> dict[str, float | int]:
+def shape_metrics(pred: Sequence[np.ndarray], target: Sequence[np.ndarray],
+                  iou_size: int = IOU_RASTER) -> dict[str, float | int]:
     """:func:`curve_metrics` for shapes of several loops (outer contours and holes, one frame): nearest
     distances over all loops together, IoU of the even-odd fills, crossings within and between loops."""
     p = np.vstack([as_points(c, "predicted curve") for c in pred])

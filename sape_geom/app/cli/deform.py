@@ -87,7 +87,7 @@ def run_deform(args: argparse.Namespace) -> int:
     lines = [
         f"chamfer {m['chamfer']:.5f}  hausdorff {m['hausdorff']:.5f}  iou {m['iou']:.4f}  "
         f"self-intersections {m['self_intersections']} (the network's {m['network_self_intersections']}, "
-        f"{m['uncross_moves']} undone by reordering)  ({m['steps']} steps, {m['steps_per_s']:.1f} steps/s, "
+        f"{m['points_cut']} points cut untangling)  ({m['steps']} steps, {m['steps_per_s']:.1f} steps/s, "
         f"{result.timings['total_s']:.0f} s)",
         f"contours {m['contours']} ({m['holes']} holes; {m['dropped_loops']} tiny loops left out)  "
         f"mean open fraction {m.get('mean_open_fraction', 1.0):.3f}  steps to within 5 %: {m['steps_to_5pct']}",

@@ -77,9 +77,11 @@ class DeformConfig:
     ``loss.MAX_BOOST``), totalled and divided by 500 like the fold term. Zero on any curve that does not
     cross itself; 0 = off."""
     uncross: bool = True
-    """Undo the self-crossings the trained curve still has by reordering its points (2-opt moves,
-    ``curve.uncross``; no point moves): thin parts whose two sides come closer than the curve's point
-    spacing can cross where no loss term holds them apart. The metrics report the network's own count."""
+    """Resolve the self-crossings the trained curve still has (``curve.untangle``): the result is the
+    outline of the region the curve winds around positively, so a stretch that ran twice around a thin tip
+    keeps the tip and a twisted fold is cut off; no point moves, points are added on the outline's longest
+    pieces to keep the count. Thin parts whose two sides come closer than the curve's point spacing can
+    cross where no loss term holds them apart. The metrics report the network's own count."""
     max_target_samples: int = 1000
     """Target points per step: the random subset of the ``subset`` loss (docs/method.md §6.4: at most
     1000), the rotating share of the second term of the ``exact`` loss."""

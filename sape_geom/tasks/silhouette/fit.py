@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ... import curve as C
-from ...curve.uncross import uncross
+from ...curve.untangle import resolve_crossings
 from ...errors import ConfigError
 from .config import DeformConfig
 
@@ -61,7 +61,8 @@ class DeformResult:
     source_normalized: np.ndarray
     """(P, 2) the source curve (normalised frame)."""
     tau: np.ndarray
-    """(P,) the curve parameter fed to the network."""
+    """(P,) the curve parameter of each point (fed to the network; interpolated at the crossing points
+    an untangled curve gains)."""
     history: list[tuple[int, float]] = dc_field(default_factory=list)
     """(step, stage-2 loss) about 200 times over the run."""
     chamfer_history: list[tuple[int, float]] = dc_field(default_factory=list)
@@ -230,11 +231,15 @@ def deform_curve(
         with torch.no_grad():
             levels = np.clip(model.open_fraction(tau).cpu().double().numpy(), 0.0, 1.0)
     network_crossings = C.count_self_intersections(final_n)
-    moves = 0
+    points_cut, untangled_by = 0, "none"
+    tau_out = tau_np
     if config.uncross and network_crossings:
-        order, moves = uncross(final_n)
-        final_n = final_n[order]
-        levels = None if levels is None else levels[order]
+        outline, untangled_by = resolve_crossings(final_n, target_n)
+        final_n = outline.points
+        levels = None if levels is None else outline.at(levels)
+        # the curve parameter of curve_parameter's point k is -1 + 2 (k + 1) / (P + 1), linear in k
+        tau_out = -1.0 + 2.0 * (outline.position + 1.0) / (config.points + 1)
+        points_cut = int(config.points - np.count_nonzero(outline.position == np.floor(outline.position)))
     if snapshots_n and snapshots_n[-1][0] == stats.steps:
         snapshots_n.pop()
     snapshots_n.append((stats.steps, final_n))
@@ -249,7 +254,8 @@ def deform_curve(
         encoding=config.field.encoding,
         steps_to_5pct=steps_within(loss_fn.chamfer, 0.05),
         network_self_intersections=int(network_crossings),
-        uncross_moves=int(moves),
+        points_cut=points_cut,
+        untangled_by=untangled_by,
     )
     if levels is not None:
         metrics["mean_open_fraction"] = float(levels.mean())
@@ -269,7 +275,7 @@ def deform_curve(
         normalization=norm,
         target_normalized=target_n,
         source_normalized=source_n,
-        tau=tau_np,
+        tau=tau_out,
         history=list(stats.history),
         chamfer_history=thin(loss_fn.chamfer),
         config=config,

@@ -140,7 +140,7 @@ def deform_shape(target: Any, config: DeformConfig = DeformConfig(), sources: An
         encoding=first["encoding"],
         calibration_steps=int(max(p.metrics["calibration_steps"] for p in parts)),
         network_self_intersections=int(sum(p.metrics["network_self_intersections"] for p in parts)),
-        uncross_moves=int(sum(p.metrics["uncross_moves"] for p in parts)),
+        points_cut=int(sum(p.metrics["points_cut"] for p in parts)),
         per_contour=[dict(p.metrics, hole=h, points=len(p.curve)) for p, h in zip(parts, shape.holes)],
     )
     if levels:
