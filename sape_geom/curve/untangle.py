@@ -21,7 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .contour import resample_closed
-from .metrics import crossing_pairs, distances_to_polyline
+from .metrics import crossing_pairs, distances_to_polyline, nearest_distances
 from .uncross import uncross
 
 __all__ = ["Untangled", "reordered", "resolve_crossings", "untangle", "winding_right_of"]
@@ -163,7 +163,7 @@ def reordered(points: np.ndarray) -> Untangled:
 
 
 def resolve_crossings(points: np.ndarray, target: np.ndarray) -> tuple[Untangled, str]:
-    """The simple curve nearest ``target`` (symmetric Chamfer between the polylines) of the outline
+    """The simple curve nearest ``target`` (symmetric Chamfer, the curve taken as a polyline) of the outline
     (:func:`untangle`) and the reordered points (:func:`reordered`), and which it was (``"outline"`` or
     ``"reordering"``). The outline keeps what the curve covers twice and cuts off its backward twists;
     where such a twist lies on the target (a tip traced the wrong way round, which the fold term makes
@@ -173,9 +173,9 @@ def resolve_crossings(points: np.ndarray, target: np.ndarray) -> tuple[Untangled
     if outline is not None:
         candidates.append(("outline", outline))
 
-    def chamfer(c: Untangled) -> float:  # as polylines, so that the outline's added points weigh nothing
-        even = resample_closed(c.points, len(target), orient=False)
-        return float(distances_to_polyline(even, target).mean() + distances_to_polyline(target, c.points).mean())
+    def chamfer(c: Untangled) -> float:  # the curve as a polyline: the outline's added points weigh nothing
+        even = resample_closed(c.points, len(target), orient=False)  # to the target's dense samples
+        return float(nearest_distances(even, target).mean() + distances_to_polyline(target, c.points).mean())
 
     name, best = min(candidates, key=lambda item: chamfer(item[1]))
     return best, name
