@@ -32,10 +32,10 @@ class Untangled:
     """What :func:`untangle` returns."""
 
     points: np.ndarray
-    """(P, 2) the simple closed outline, counter-clockwise when the curve was, with as many points as the
-    curve (points added along its longest pieces where the cut-off parts had more)."""
+    """(P, 2) the simple closed outline (counter-clockwise for a counter-clockwise curve), with as many
+    points as the curve (points added along its longest pieces where the cut-off parts had more)."""
     position: np.ndarray
-    """(M,) where each point lies on the input curve: ``k + t`` is ``(1 - t) p[k] + t p[k + 1]`` (closed),
+    """(P,) where each point lies on the input curve: ``k + t`` is ``(1 - t) p[k] + t p[k + 1]`` (closed),
     so per-point values (levels, the curve parameter) can be interpolated onto the outline."""
     dropped_loops: int
     """Further outline loops left out: parts pinched off the largest and holes enclosed by the curve."""
