@@ -254,9 +254,12 @@ def circle(n: int) -> np.ndarray:
     return np.stack([np.cos(np.pi * t), np.sin(np.pi * t)], axis=1)
 
 
-def curve_parameter(n: int) -> np.ndarray:
-    """The network input for ``n`` curve points: ``τ = t - 1 ∈ (-1, 1)`` with the circle's ``t``."""
-    return np.linspace(0.0, 2.0, n + 2)[1:-1] - 1.0
+def curve_parameter(n: int, at: np.ndarray | None = None) -> np.ndarray:
+    """The network input for ``n`` curve points: ``τ = t - 1 ∈ (-1, 1)`` with the circle's ``t``; with
+    ``at``, at those (fractional) point positions instead of ``0 .. n - 1`` (position ``n`` is ``τ = 1``,
+    where the closed curve comes back to its first point)."""
+    k = np.arange(n, dtype=np.float64) if at is None else np.asarray(at, dtype=np.float64)
+    return (k + 1.0) * (2.0 / (n + 1)) - 1.0
 
 
 def resample_closed(points: np.ndarray, n: int, *, orient: bool = True, start: str = "max_x") -> np.ndarray:

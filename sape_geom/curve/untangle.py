@@ -37,8 +37,6 @@ class Untangled:
     position: np.ndarray
     """(P,) where each point lies on the input curve: ``k + t`` is ``(1 - t) p[k] + t p[k + 1]`` (closed),
     so per-point values (levels, the curve parameter) can be interpolated onto the outline."""
-    dropped_loops: int
-    """Further outline loops left out: parts pinched off the largest and holes enclosed by the curve."""
 
     def at(self, values: np.ndarray) -> np.ndarray:
         """Per-point ``values`` of the input curve, interpolated to the outline's points."""
@@ -93,7 +91,7 @@ def untangle(points: np.ndarray) -> Untangled | None:
     n = len(p)
     i, j = crossing_pairs([p])
     if len(i) == 0:
-        return Untangled(p.copy(), np.arange(n, dtype=np.float64), 0)
+        return Untangled(p.copy(), np.arange(n, dtype=np.float64))
     q = np.roll(p, -1, axis=0)
     r, s = q[i] - p[i], q[j] - p[j]
     denom = r[:, 0] * s[:, 1] - r[:, 1] * s[:, 0]
@@ -137,7 +135,7 @@ def untangle(points: np.ndarray) -> Untangled | None:
     pos_end = np.roll(pos, -1)
     pos_end[-1] += n  # the last piece ends at vertex 0, one lap on
     points, position = _fill(xy[start[chosen]], xy[end[chosen]], pos[chosen], pos_end[chosen], n)
-    return Untangled(points, position % n, int(len(area) - 1))
+    return Untangled(points, position % n)
 
 
 def _fill(a: np.ndarray, b: np.ndarray, pos_a: np.ndarray, pos_b: np.ndarray, count: int):
@@ -159,7 +157,7 @@ def _fill(a: np.ndarray, b: np.ndarray, pos_a: np.ndarray, pos_b: np.ndarray, co
 def reordered(points: np.ndarray) -> Untangled:
     """The curve's points reordered by 2-opt moves until no edges cross (:func:`curve.uncross.uncross`)."""
     order, _ = uncross(points)
-    return Untangled(np.asarray(points, dtype=np.float64)[order], order.astype(np.float64), 0)
+    return Untangled(np.asarray(points, dtype=np.float64)[order], order.astype(np.float64))
 
 
 def resolve_crossings(points: np.ndarray, target: np.ndarray) -> tuple[Untangled, str]:

@@ -237,8 +237,7 @@ def deform_curve(
         outline, untangled_by = resolve_crossings(final_n, target_n)
         final_n = outline.points
         levels = None if levels is None else outline.at(levels)
-        # the curve parameter of curve_parameter's point k is -1 + 2 (k + 1) / (P + 1), linear in k
-        tau_out = -1.0 + 2.0 * (outline.position + 1.0) / (config.points + 1)
+        tau_out = C.curve_parameter(config.points, at=outline.position)
         points_cut = int(config.points - np.count_nonzero(outline.position == np.floor(outline.position)))
     if snapshots_n and snapshots_n[-1][0] == stats.steps:
         snapshots_n.pop()
