@@ -33,7 +33,8 @@ def meshes() -> list[tuple[str, object]]:
     found = [(p.stem, load_mesh(p)) for p in (sample / "bunny.obj", sample / "cow.obj")]
     found += [(p.stem[:18], load_mesh(p)) for p in sorted(MESHES.glob("*.stl"))]
     found += [("bracket (CAD)", shapes.bracket()), ("thin plate", shapes.thin_plate()),
-              ("open box (shell)", shapes.open_box()), ("three pieces", shapes.several_pieces())]
+              ("open box (shell)", shapes.open_box()), ("three pieces", shapes.several_pieces()),
+              ("overlapping parts", shapes.overlapping_parts())]
     return found
 
 

@@ -12,6 +12,7 @@ import trimesh
 
 from ..errors import InputError
 from .cleanup import count_components
+from .outer import outer_surface
 from .queries import MeshQueries
 from .sampling import inside_outside, sample_surface
 
@@ -65,7 +66,8 @@ def mesh_metrics(
     * ``fscore`` (with ``precision``, ``recall``) at distance ``fscore_threshold`` (1 % of the side), and
       ``fscore_fine`` at half that distance (0.5 %), which still tells good fits apart when 1 % saturates;
     * ``components`` and ``components_input``: face-connected pieces of the prediction and of the reference.
-    An empty prediction gives iou 0, infinite distances, 0 for the rest.
+    The surface metrics compare with the reference's outer surface: faces buried inside it (overlapping
+    parts, :mod:`.outer`) are no part of the shape a fit can show. An empty prediction gives iou 0, infinite distances, 0 for the rest.
     """
     center, scale = reference_frame(ref_mesh)
     Vr = (np.asarray(ref_mesh.vertices, np.float64) - center) * scale
@@ -76,7 +78,8 @@ def mesh_metrics(
     Fp = np.asarray(pred_mesh.faces, np.int64)
     rng = np.random.default_rng(seed)
     out = {"iou": _iou(Vp, Fp, Vr, Fr, iou_points, padding, rng)}
-    out.update(_surface_metrics(Vp, Fp, Vr, Fr, n_points, fscore_threshold, rng))
+    outer = outer_surface(Vr, Fr, MeshQueries(Vr, Fr), seed=seed)
+    out.update(_surface_metrics(Vp, Fp, outer.vertices, outer.faces, n_points, fscore_threshold, rng))
     out["components"] = count_components(pred_mesh)
     out["components_input"] = count_components(ref_mesh)
     return out

@@ -14,7 +14,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
+from .outer import OuterSurface, outer_surface
 from .queries import MeshQueries
+from .surface_points import as_vf, triangle_areas, sample_surface
 
 __all__ = [
     "FIELD_TARGETS",
@@ -34,52 +36,6 @@ FIELD_TARGETS = ("occupancy", "sdf")
 """What a training point is labelled with: 1 = outside (occupancy) or the signed distance to the surface
 (positive outside). A solid input's inside is where its winding number exceeds 0.5; a shell input (an
 open surface read as a sheet of half-thickness t) is inside where the distance to it is below t."""
-
-
-def _as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous (float64 (n,3), int64 (m,3)) copies as libigl wants them."""
-    V = np.ascontiguousarray(vertices, dtype=np.float64)
-    F = np.ascontiguousarray(faces, dtype=np.int64)
-    if V.ndim != 2 or V.shape[1] != 3 or F.ndim != 2 or F.shape[1] != 3 or len(F) == 0:
-        raise InputError(f"need vertices (n,3) and triangle faces (m,3), got {V.shape} and {F.shape}")
-    return V, F
-
-
-def sample_surface(
-    vertices: Any, faces: Any, n: int, rng: np.random.Generator, *, mode: str = "area"
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` uniform points on triangles: returns (points (n,3) float64, face index (n,) int64).
-
-    ``mode="area"`` picks triangles with probability proportional to area; ``"uniform"`` picks every
-    triangle with equal probability (the second half of the hybrid sampler, docs/method.md §6.3). Same frame as ``vertices``.
-    """
-    V, F = _as_vf(vertices, faces)
-    if mode == "area":
-        area = _triangle_areas(V, F)
-        total = area.sum()
-        if not total > 0:
-            raise InputError("cannot sample a surface whose faces all have zero area")
-        cdf = np.cumsum(area / total)
-        face = np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(F) - 1)
-    elif mode == "uniform":
-        face = rng.integers(0, len(F), size=n)
-    else:
-        raise InputError(f"unknown triangle selection mode {mode!r} (use 'area' or 'uniform')")
-    uv = rng.random((n, 2))
-    flip = uv.sum(axis=1) > 1.0
-    uv[flip] = 1.0 - uv[flip]
-    t = V[F[face]]
-    pts = t[:, 0] + uv[:, :1] * (t[:, 1] - t[:, 0]) + uv[:, 1:] * (t[:, 2] - t[:, 0])
-    return pts, face.astype(np.int64)
-
-
-def _triangle_areas(V: np.ndarray, F: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
-    """(m,) triangle areas, a million faces at a time (the (m, 3, 3) corners of a 5M-face mesh are 360 MB)."""
-    area = np.empty(len(F), dtype=np.float64)
-    for start in range(0, len(F), chunk):
-        tri = V[F[start:start + chunk]]
-        area[start:start + len(tri)] = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    return area
 
 
 def sample_training_points(
@@ -119,7 +75,7 @@ def winding_number(vertices: Any, faces: Any, points: Any, exact: bool = False, 
     ``exact=False`` uses libigl's fast (hierarchical) approximation, ``exact=True`` the exact sum.
     ``queries`` (built for the same mesh) reuses its trees and answers a cancel between chunks.
     """
-    V, F = _as_vf(vertices, faces)
+    V, F = as_vf(vertices, faces)
     P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
@@ -142,7 +98,7 @@ def inside_outside(
 
 def unsigned_distance(vertices: Any, faces: Any, points: Any, *, queries: MeshQueries | None = None) -> np.ndarray:
     """Exact Euclidean distance (n,) float64 from each point to the triangle mesh (libigl's AABB tree)."""
-    V, F = _as_vf(vertices, faces)
+    V, F = as_vf(vertices, faces)
     P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
@@ -150,26 +106,30 @@ def unsigned_distance(vertices: Any, faces: Any, points: Any, *, queries: MeshQu
 
 
 def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False, *,
-                    queries: MeshQueries | None = None) -> np.ndarray:
-    """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too."""
+                    queries: MeshQueries | None = None, distance_queries: MeshQueries | None = None) -> np.ndarray:
+    """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too.
+    ``distance_queries`` (another surface, e.g. the outer one) measures the distance instead of ``queries``."""
     inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
-    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points, queries=queries)
+    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points, queries=distance_queries or queries)
 
 
 def field_targets(
     vertices: Any, faces: Any, points: Any, target: str = "occupancy", *, shell_thickness: float = 0.0,
-    exact: bool = False, queries: MeshQueries | None = None,
+    exact: bool = False, queries: MeshQueries | None = None, distance_queries: MeshQueries | None = None,
 ) -> np.ndarray:
     """Training targets (n,) float32 at ``points`` for one of :data:`FIELD_TARGETS` (positive = outside).
 
     ``shell_thickness`` > 0 reads the surface as a shell of that half-thickness instead of a solid.
+    ``distance_queries`` measures a solid's distances to another surface than the one whose winding
+    number gives the side: its outer surface (:mod:`.outer`).
     """
     if target not in FIELD_TARGETS:
         raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
     if shell_thickness > 0:
         distance = unsigned_distance(vertices, faces, points, queries=queries) - shell_thickness
     elif target == "sdf":
-        distance = signed_distance(vertices, faces, points, exact=exact, queries=queries)
+        distance = signed_distance(vertices, faces, points, exact=exact, queries=queries,
+                                   distance_queries=distance_queries)
     else:
         return (~inside_outside(vertices, faces, points, exact=exact, queries=queries)).astype(np.float32)
     return (distance > 0).astype(np.float32) if target == "occupancy" else distance.astype(np.float32)
@@ -183,7 +143,7 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     of a percent; a container without its lid or a car body without its windows several percent or more.
     Reading such an input as a solid (inside = winding number > 0.5) spans each large hole with a film.
     """
-    V, F = _as_vf(vertices, faces)
+    V, F = as_vf(vertices, faces)
     edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
     # One int64 per edge (sorted like the rows): np.unique on rows would copy and sort them as records.
     keys, counts = np.unique(edges[:, 0] * len(V) + edges[:, 1], return_counts=True)
@@ -196,7 +156,7 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     graph = coo_matrix((np.ones(len(boundary)), (boundary[:, 0], boundary[:, 1])), shape=(len(V), len(V)))
     _, loop_of_vertex = connected_components(graph, directed=False)
     loop_length = np.bincount(loop_of_vertex[boundary[:, 0]], weights=lengths)
-    area = _triangle_areas(V, F).sum()
+    area = triangle_areas(V, F).sum()
     return float((loop_length**2).sum() / (4.0 * np.pi) / max(area, 1e-30))
 
 
@@ -227,7 +187,7 @@ class PointSetBuffer:
             raise InputError(f"num_sets must be at least 1, got {num_sets}")
         if target not in FIELD_TARGETS:
             raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
-        self.vertices, self.faces = _as_vf(vertices, faces)
+        self.vertices, self.faces = as_vf(vertices, faces)
         self.num_sets, self.n_points = int(num_sets), int(n_points)
         self.exact, self.surface_sampling = exact, surface_sampling
         self.target, self.shell_thickness = target, float(shell_thickness)
@@ -239,6 +199,18 @@ class PointSetBuffer:
         self._sets: list[tuple[np.ndarray, np.ndarray] | None] = [None] * self.num_sets
         self.epoch = 0
         self.generated = 0  # number of sets sampled and labelled so far
+        self._outer: OuterSurface | None = None
+
+    @property
+    def outer(self) -> OuterSurface:
+        """The surface points are sampled on and distances measured to: a solid's outer surface (its
+        buried faces left out, :mod:`.outer`), a shell's whole input. Found on first use."""
+        if self._outer is None:
+            if self.shell_thickness > 0:
+                self._outer = OuterSurface(self.vertices, self.faces, 0.0)
+            else:
+                self._outer = outer_surface(self.vertices, self.faces, self.queries)
+        return self._outer
 
     def get_set(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Set ``index`` unshuffled: (points (n,3) float32, targets (n,) float32), generated on first use."""
@@ -252,10 +224,14 @@ class PointSetBuffer:
         todo = [i for i in (range(self.num_sets) if indices is None else indices) if self._sets[i] is None]
         if not todo:
             return
-        points = [sample_training_points(self.vertices, self.faces, self.n_points, self._set_seeds[i],
+        outer = self.outer
+        points = [sample_training_points(outer.vertices, outer.faces, self.n_points, self._set_seeds[i],
                                          surface_sampling=self.surface_sampling) for i in todo]
+        distances = MeshQueries(outer.vertices, outer.faces, should_cancel=self.queries.should_cancel,
+                                on_progress=self.queries.on_progress) if outer.changed else None
         values = field_targets(self.vertices, self.faces, np.concatenate(points), self.target,
-                               shell_thickness=self.shell_thickness, exact=self.exact, queries=self.queries)
+                               shell_thickness=self.shell_thickness, exact=self.exact, queries=self.queries,
+                               distance_queries=distances)
         for i, pts, vals in zip(todo, points, np.split(values, np.cumsum([len(p) for p in points])[:-1])):
             self._sets[i] = (pts, vals)
             self.generated += 1

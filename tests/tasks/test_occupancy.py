@@ -208,6 +208,19 @@ def test_clean_up_keeps_a_real_small_part_and_reports_removals():
     assert count_components(kept_all) >= count_components(surface)
 
 
+def test_overlapping_parts_give_one_solid_without_bubbles():
+    """A rod pushed through a ball (a kitbashed model): the rod's buried faces must not leave a zero of
+    the distance inside the ball, where the surface would get a bubble."""
+    ball = sphere(0.6)
+    rod = trimesh.creation.cylinder(radius=0.12, height=1.8, sections=32)
+    model = trimesh.util.concatenate([ball, rod])
+    fit = fit_occupancy(model, tiny_config())
+    assert "buried" in fit.reading["reason"], fit.reading
+    surface = fit.extract(96, colors=False)
+    assert count_components(surface) == 1
+    assert mesh_metrics(surface, model, n_points=10_000, iou_points=10_000)["iou"] > 0.9
+
+
 def test_short_run_has_few_pieces():
     # 100 steps: the learning rate is held for the first half (lr_hold), so even so short a run finds the
     # shape, whole (without the hold the field found nothing at all and the surface was empty)

@@ -196,7 +196,12 @@ def fit_occupancy(
     callbacks.check_cancel()
     buffer.prepare()
     buffer.queries.release()  # libigl's trees (about 220 bytes per face each) are not needed for training
-    support = build_support(unit_vertices, mesh.faces, seed=config.seed)
+    outer = buffer.outer  # pieces near buried faces are not supported: they are inside the solid
+    support = build_support(outer.vertices, outer.faces, seed=config.seed)
+    if outer.changed:
+        reading = {**reading, "buried_area": outer.buried_area,
+                   "reason": reading["reason"] + f"; {100 * outer.buried_area:.1f}% of its surface is buried inside "
+                             "it (overlapping parts) and left out of the distances"}
     timings["labels_s"] = time.perf_counter() - labels_start
 
     progress = config.progress

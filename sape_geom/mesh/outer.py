@@ -1,0 +1,117 @@
+"""The outer surface of a solid input: the parts of its faces that separate its inside from its outside.
+
+Meshes made of overlapping closed parts (a kitbashed model, eyes set into a head, a CAD assembly exported
+without a boolean union) have faces buried inside the solid. The winding number still reads such a solid
+right (docs/method.md §6.3), but the distance to the nearest face does not: beside a buried face it is
+near 0 deep inside the solid, so a fitted signed distance gets a zero there and the extracted surface
+gets bubbles and bumps. The distance targets, the surface samples and the support grid use the outer
+surface instead. A face separates where the winding number is on different sides of the threshold just
+in front of it and just behind it; faces are split into small pieces first, each tested at its centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .queries import MeshQueries
+from .surface_points import sample_surface
+
+__all__ = ["OuterSurface", "outer_surface"]
+
+OFFSET = 1e-4
+"""How far in front of and behind a point of a face its winding number is read (unit frame, radius 0.95):
+far under any part the 256^3 extraction can resolve (a cell is 0.008), far over float64 rounding."""
+SCREEN_POINTS = 20_000
+"""Surface points tested first, by area: most meshes have nothing buried, and their test then costs
+about a second."""
+SCREEN_TOLERANCE = 2e-3
+"""A mesh whose tested points separate everywhere but this fraction is left as it is (a sliver of
+solid thinner than the offset, as a layered 3D-print model has, is no reason to rebuild its surface)."""
+TEST_EDGE = 0.04
+"""Faces are split until their edges are at most this long and each piece is kept or dropped by the test
+at its centre (unit frame): a small part buried in the middle of one big face (a chair leg pushed into
+the seat) is seen, and the outer surface follows the curves where parts cross to about this."""
+@dataclass(frozen=True)
+class OuterSurface:
+    """The faces (V, F) of an input that bound its solid, and how much of its area does not."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    buried_area: float
+    """Fraction of the input's surface area inside the solid or outside it, not on its boundary."""
+
+    @property
+    def changed(self) -> bool:
+        return self.buried_area > 0
+
+
+def _bisect(corners: np.ndarray) -> np.ndarray:
+    """(m, 3, 3) triangles split at the middle of their longest edge: (2m, 3, 3), the same area."""
+    edge = np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2)  # edge k runs from corner k to k+1
+    first = np.argmax(edge, axis=1)
+    rows = np.arange(len(corners))[:, None]
+    a, b, c = (corners[rows, (first[:, None] + k) % 3][:, 0] for k in range(3))
+    middle = 0.5 * (a + b)
+    return np.concatenate([np.stack([a, middle, c], axis=1), np.stack([middle, b, c], axis=1)])
+
+
+def _longest_edge(corners: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2).max(axis=1)
+
+
+def _split_to(corners: np.ndarray, edge: float) -> np.ndarray:
+    """The triangles bisected until no edge is longer than ``edge``."""
+    done = []
+    while len(corners):
+        long = _longest_edge(corners) > edge
+        done.append(corners[~long])
+        corners = _bisect(corners[long])
+    return np.concatenate(done)
+
+
+def _normals(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (m, 3) and areas (m,) of triangles."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    return normal / np.maximum(length, 1e-300)[:, None], 0.5 * length
+
+
+def _separates(points: np.ndarray, normals: np.ndarray, queries: MeshQueries, threshold: float) -> np.ndarray:
+    """Whether the surface at each point (with its face's normal) has the solid on one side only."""
+    step = OFFSET * normals
+    front, back = np.split(queries.winding_number(np.concatenate([points + step, points - step])) > threshold, 2)
+    return front != back
+
+
+def _classified(corners: np.ndarray, queries: MeshQueries, threshold: float) -> np.ndarray:
+    normal, area = _normals(corners)
+    return _separates(corners.mean(axis=1), normal, queries, threshold) | (area <= 1e-14)  # no area: no error
+
+
+def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold: float = 0.5,
+                  seed: int = 0) -> OuterSurface:
+    """The part of the (unit-frame) mesh that bounds its solid {winding number > ``threshold``}.
+
+    ``queries`` answers winding numbers for the whole input. When nothing is buried the input comes
+    back as it is (same arrays); otherwise a triangle soup of its pieces that separate.
+    """
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    points, face = sample_surface(V, F, SCREEN_POINTS, np.random.default_rng(seed))
+    normal, _ = _normals(V[F[face]])
+    if np.mean(~_separates(points, normal, queries, threshold)) <= SCREEN_TOLERANCE:
+        return OuterSurface(V, F, 0.0)
+    pieces = _split_to(V[F], TEST_EDGE)
+    # The split surface has the same winding number, and its tree answers faster near long faces.
+    split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
+                        should_cancel=queries.should_cancel)
+    separates = _classified(pieces, split, threshold)
+    _, area = _normals(pieces)
+    outer = pieces[separates]
+    if len(outer) == 0:
+        return OuterSurface(V, F, 0.0)  # nothing bounds a solid here (an inverted or flat input): leave it be
+    buried = float(area[~separates].sum() / max(area.sum(), 1e-300))
+    return OuterSurface(outer.reshape(-1, 3), np.arange(3 * len(outer), dtype=np.int64).reshape(-1, 3), buried)
