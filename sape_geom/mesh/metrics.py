@@ -12,7 +12,7 @@ import trimesh
 
 from ..errors import InputError
 from .cleanup import count_components
-from .outer import outer_surface
+from .outer import outer_surface, solid_pieces
 from .queries import MeshQueries
 from .sampling import inside_outside, sample_surface
 
@@ -65,7 +65,8 @@ def mesh_metrics(
     * ``normal_consistency``: mean |n_sample . n_closest_face|, averaged over both directions;
     * ``fscore`` (with ``precision``, ``recall``) at distance ``fscore_threshold`` (1 % of the side), and
       ``fscore_fine`` at half that distance (0.5 %), which still tells good fits apart when 1 % saturates;
-    * ``components`` and ``components_input``: face-connected pieces of the prediction and of the reference.
+    * ``components`` and ``components_input``: face-connected pieces of the prediction, and the separate
+      solids of the reference (its face-connected parts, overlapping ones joined: :func:`.outer.solid_pieces`).
     The surface metrics compare with the reference's outer surface: faces buried inside it (overlapping
     parts, :mod:`.outer`) are no part of the shape a fit can show. An empty prediction gives iou 0, infinite distances, 0 for the rest.
     """
@@ -81,7 +82,7 @@ def mesh_metrics(
     outer = outer_surface(Vr, Fr, MeshQueries(Vr, Fr), seed=seed)
     out.update(_surface_metrics(Vp, Fp, outer.vertices, outer.faces, n_points, fscore_threshold, rng))
     out["components"] = count_components(pred_mesh)
-    out["components_input"] = count_components(ref_mesh)
+    out["components_input"] = solid_pieces(Vr, Fr, outer)
     return out
 
 

@@ -11,15 +11,16 @@ in front of it and just behind it; faces are split into small pieces first, each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .cleanup import face_components
 from .queries import MeshQueries
 from .surface_points import sample_surface
 
-__all__ = ["OuterSurface", "outer_surface"]
+__all__ = ["OuterSurface", "outer_surface", "solid_pieces"]
 
 OFFSET = 1e-4
 """How far in front of and behind a point of a face its winding number is read (unit frame, radius 0.95):
@@ -34,6 +35,11 @@ TEST_EDGE = 0.04
 """Faces are split until their edges are at most this long and each piece is kept or dropped by the test
 at its centre (unit frame): a small part buried in the middle of one big face (a chair leg pushed into
 the seat) is seen, and the outer surface follows the curves where parts cross to about this."""
+MAX_PARTS_MERGED = 1000
+""":func:`solid_pieces` joins overlapping parts of inputs with at most this many face-connected parts
+(beyond, it counts the parts: a scan's thousands of floaters seldom overlap)."""
+
+
 @dataclass(frozen=True)
 class OuterSurface:
     """The faces (V, F) of an input that bound its solid, and how much of its area does not."""
@@ -42,6 +48,9 @@ class OuterSurface:
     faces: np.ndarray
     buried_area: float
     """Fraction of the input's surface area inside the solid or outside it, not on its boundary."""
+    buried_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    """Centres of the pieces left out, and (``buried_from``) the input face each is part of."""
+    buried_from: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def changed(self) -> bool:
@@ -62,14 +71,16 @@ def _longest_edge(corners: np.ndarray) -> np.ndarray:
     return np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2).max(axis=1)
 
 
-def _split_to(corners: np.ndarray, edge: float) -> np.ndarray:
-    """The triangles bisected until no edge is longer than ``edge``."""
-    done = []
+def _split_to(corners: np.ndarray, edge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The triangles bisected until no edge is longer than ``edge``, and the triangle each piece is of."""
+    done, done_from = [], []
+    origin = np.arange(len(corners))
     while len(corners):
         long = _longest_edge(corners) > edge
         done.append(corners[~long])
-        corners = _bisect(corners[long])
-    return np.concatenate(done)
+        done_from.append(origin[~long])
+        corners, origin = _bisect(corners[long]), np.tile(origin[long], 2)
+    return np.concatenate(done), np.concatenate(done_from)
 
 
 def _normals(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +115,7 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     normal, _ = _normals(V[F[face]])
     if np.mean(~_separates(points, normal, queries, threshold)) <= SCREEN_TOLERANCE:
         return OuterSurface(V, F, 0.0)
-    pieces = _split_to(V[F], TEST_EDGE)
+    pieces, piece_from = _split_to(V[F], TEST_EDGE)
     # The split surface has the same winding number, and its tree answers faster near long faces.
     split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
                         should_cancel=queries.should_cancel)
@@ -114,4 +125,36 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     if len(outer) == 0:
         return OuterSurface(V, F, 0.0)  # nothing bounds a solid here (an inverted or flat input): leave it be
     buried = float(area[~separates].sum() / max(area.sum(), 1e-300))
-    return OuterSurface(outer.reshape(-1, 3), np.arange(3 * len(outer), dtype=np.int64).reshape(-1, 3), buried)
+    return OuterSurface(outer.reshape(-1, 3), np.arange(3 * len(outer), dtype=np.int64).reshape(-1, 3), buried,
+                        pieces[~separates].mean(axis=1), piece_from[~separates])
+
+
+def solid_pieces(vertices: Any, faces: Any, outer: OuterSurface) -> int:
+    """How many separate solids the input makes: its face-connected parts, joined where one part's
+    buried pieces lie inside another (teeth pushed into a disc are one gear, not 19 parts)."""
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    labels = face_components(F)
+    count = int(labels.max()) + 1 if len(labels) else 0
+    if not outer.changed or count <= 1 or count > MAX_PARTS_MERGED:
+        return count
+    root = np.arange(count)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = int(root[i])
+        return i
+
+    owner = labels[outer.buried_from]
+    order = np.argsort(labels, kind="stable")
+    for part, part_faces in enumerate(np.split(F[order], np.cumsum(np.bincount(labels, minlength=count))[:-1])):
+        corners = V[part_faces.ravel()]
+        near = (owner != part) & np.all((outer.buried_points >= corners.min(axis=0))
+                                        & (outer.buried_points <= corners.max(axis=0)), axis=1)
+        if not near.any():
+            continue
+        inside = MeshQueries(V, part_faces).winding_number(outer.buried_points[near]) > 0.5
+        for other in np.unique(owner[near][inside]):
+            root[find(int(other))] = find(part)
+    return len({find(i) for i in range(count)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from sape_geom.mesh.outer import outer_surface
+from sape_geom.mesh.outer import outer_surface, solid_pieces
 from sape_geom.mesh.queries import MeshQueries
 from sape_geom.mesh.sampling import PointSetBuffer
 
@@ -72,3 +72,13 @@ def test_signed_distances_ignore_buried_faces():
     near = points[:2000].astype(np.float64)
     buried_end = (np.abs(np.abs(near[:, 0]) - 0.1) < 0.004) & (np.abs(near[:, 1:]).max(axis=1) < 0.17)
     assert buried_end.sum() <= 0.01 * len(near)
+
+
+def test_overlapping_parts_count_as_one_solid_and_separate_ones_stay_separate():
+    V, F = _overlapping_boxes()
+    assert solid_pieces(V, F, outer_surface(V, F, MeshQueries(V, F))) == 1
+    apart = trimesh.util.concatenate([trimesh.util.concatenate([_box([0.6, 0.4, 0.4], [-0.2, 0, 0]),
+                                                                _box([0.6, 0.4, 0.4], [0.2, 0, 0])]),
+                                      _box([0.2, 0.2, 0.2], [0, 0.6, 0])])
+    V, F = np.asarray(apart.vertices), np.asarray(apart.faces)
+    assert solid_pieces(V, F, outer_surface(V, F, MeshQueries(V, F))) == 2
