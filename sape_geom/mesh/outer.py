@@ -107,7 +107,8 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     """The part of the (unit-frame) mesh that bounds its solid {winding number > ``threshold``}.
 
     ``queries`` answers winding numbers for the whole input. When nothing is buried the input comes
-    back as it is (same arrays); otherwise a triangle soup of its pieces that separate.
+    back as it is (same arrays); otherwise its faces that separate all over and the separating pieces
+    of the others.
     """
     V = np.asarray(vertices, dtype=np.float64)
     F = np.asarray(faces, dtype=np.int64)
@@ -120,12 +121,16 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
                         should_cancel=queries.should_cancel)
     separates = _classified(pieces, split, threshold)
-    _, area = _normals(pieces)
-    outer = pieces[separates]
-    if len(outer) == 0:
+    if not separates.any():
         return OuterSurface(V, F, 0.0)  # nothing bounds a solid here (an inverted or flat input): leave it be
+    _, area = _normals(pieces)
     buried = float(area[~separates].sum() / max(area.sum(), 1e-300))
-    return OuterSurface(outer.reshape(-1, 3), np.arange(3 * len(outer), dtype=np.int64).reshape(-1, 3), buried,
+    # Faces that separate all over stay whole, so that sampling by triangle (docs/method.md §6.3) still
+    # favours the input's small faces, its details; only the partly buried ones are split.
+    whole = np.bincount(piece_from, weights=~separates, minlength=len(F)) == 0
+    cut = pieces[separates & ~whole[piece_from]].reshape(-1, 3)
+    outer_faces = np.concatenate([F[whole], len(V) + np.arange(len(cut), dtype=np.int64).reshape(-1, 3)])
+    return OuterSurface(np.concatenate([V, cut]), outer_faces, buried,
                         pieces[~separates].mean(axis=1), piece_from[~separates])
 
 
