@@ -104,7 +104,8 @@ def _classified(corners: np.ndarray, queries: MeshQueries, threshold: float) -> 
 
 def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold: float = 0.5,
                   seed: int = 0) -> OuterSurface:
-    """The part of the (unit-frame) mesh that bounds its solid {winding number > ``threshold``}.
+    """The part of the mesh that bounds its solid {winding number > ``threshold``}. The mesh is about
+    unit size (the fit's unit frame or the metrics' frame): the offsets and edge lengths above assume it.
 
     ``queries`` answers winding numbers for the whole input. When nothing is buried the input comes
     back as it is (same arrays); otherwise its faces that separate all over and the separating pieces
