@@ -78,19 +78,20 @@ def mesh_metrics(
     Vp = (np.asarray(pred_mesh.vertices, np.float64) - center) * scale
     Fp = np.asarray(pred_mesh.faces, np.int64)
     rng = np.random.default_rng(seed)
-    out = {"iou": _iou(Vp, Fp, Vr, Fr, iou_points, padding, rng)}
-    outer = outer_surface(Vr, Fr, MeshQueries(Vr, Fr), seed=seed)
+    reference = MeshQueries(Vr, Fr)  # one tree for the reference's winding numbers, IoU and outer surface
+    out = {"iou": _iou(Vp, Fp, Vr, Fr, iou_points, padding, rng, reference)}
+    outer = outer_surface(Vr, Fr, reference, seed=seed)
     out.update(_surface_metrics(Vp, Fp, outer.vertices, outer.faces, n_points, fscore_threshold, rng))
     out["components"] = count_components(pred_mesh)
     out["components_input"] = solid_pieces(Vr, Fr, outer)
     return out
 
 
-def _iou(Vp, Fp, Vr, Fr, n: int, padding: float, rng: np.random.Generator) -> float:
+def _iou(Vp, Fp, Vr, Fr, n: int, padding: float, rng: np.random.Generator, reference: MeshQueries) -> float:
     """Volumetric IoU on ``n`` uniform points in ``[-(1+padding)/2, (1+padding)/2]^3``."""
     pts = (rng.random((int(n), 3)) - 0.5) * (1.0 + padding)
     occ_p = inside_outside(Vp, Fp, pts)
-    occ_r = inside_outside(Vr, Fr, pts)
+    occ_r = inside_outside(Vr, Fr, pts, queries=reference)
     union = np.count_nonzero(occ_p | occ_r)
     return float(np.count_nonzero(occ_p & occ_r) / union) if union else 0.0
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .cleanup import face_components
 from .queries import MeshQueries
@@ -97,11 +99,6 @@ def _separates(points: np.ndarray, normals: np.ndarray, queries: MeshQueries, th
     return front != back
 
 
-def _classified(corners: np.ndarray, queries: MeshQueries, threshold: float) -> np.ndarray:
-    normal, area = _normals(corners)
-    return _separates(corners.mean(axis=1), normal, queries, threshold) | (area <= 1e-14)  # no area: no error
-
-
 def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold: float = 0.5,
                   seed: int = 0) -> OuterSurface:
     """The part of the mesh that bounds its solid {winding number > ``threshold``}. The mesh is about
@@ -121,10 +118,10 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     # The split surface has the same winding number, and its tree answers faster near long faces.
     split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
                         should_cancel=queries.should_cancel)
-    separates = _classified(pieces, split, threshold)
+    normal, area = _normals(pieces)
+    separates = _separates(pieces.mean(axis=1), normal, split, threshold) | (area <= 1e-14)  # no area: no error
     if not separates.any():
         return OuterSurface(V, F, 0.0)  # nothing bounds a solid here (an inverted or flat input): leave it be
-    _, area = _normals(pieces)
     buried = float(area[~separates].sum() / max(area.sum(), 1e-300))
     # Faces that separate all over stay whole, so that sampling by triangle (docs/method.md §6.3) still
     # favours the input's small faces, its details; only the partly buried ones are split.
@@ -144,16 +141,9 @@ def solid_pieces(vertices: Any, faces: Any, outer: OuterSurface) -> int:
     count = int(labels.max()) + 1 if len(labels) else 0
     if not outer.changed or count <= 1 or count > MAX_PARTS_MERGED:
         return count
-    root = np.arange(count)
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = int(root[i])
-        return i
-
     owner = labels[outer.buried_from]
     order = np.argsort(labels, kind="stable")
+    joined = [np.zeros((0, 2), dtype=np.int64)]  # (part, part) pairs that make one solid
     for part, part_faces in enumerate(np.split(F[order], np.cumsum(np.bincount(labels, minlength=count))[:-1])):
         corners = V[part_faces.ravel()]
         near = (owner != part) & np.all((outer.buried_points >= corners.min(axis=0))
@@ -161,6 +151,8 @@ def solid_pieces(vertices: Any, faces: Any, outer: OuterSurface) -> int:
         if not near.any():
             continue
         inside = MeshQueries(V, part_faces).winding_number(outer.buried_points[near]) > 0.5
-        for other in np.unique(owner[near][inside]):
-            root[find(int(other))] = find(part)
-    return len({find(i) for i in range(count)})
+        others = np.unique(owner[near][inside])
+        joined.append(np.stack([others, np.full(len(others), part)], axis=1))
+    pairs = np.concatenate(joined)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    return int(connected_components(graph, directed=False)[0])

@@ -200,6 +200,7 @@ class PointSetBuffer:
         self.epoch = 0
         self.generated = 0  # number of sets sampled and labelled so far
         self._outer: OuterSurface | None = None
+        self._outer_queries: MeshQueries | None = None
 
     @property
     def outer(self) -> OuterSurface:
@@ -210,7 +211,17 @@ class PointSetBuffer:
                 self._outer = OuterSurface(self.vertices, self.faces, 0.0)
             else:
                 self._outer = outer_surface(self.vertices, self.faces, self.queries)
+            if self._outer.changed:
+                self._outer_queries = MeshQueries(self._outer.vertices, self._outer.faces,
+                                                  should_cancel=self.queries.should_cancel,
+                                                  on_progress=self.queries.on_progress)
         return self._outer
+
+    def release(self) -> None:
+        """Free libigl's trees (about 220 bytes per face each): the input's and its outer surface's."""
+        self.queries.release()
+        if self._outer_queries is not None:
+            self._outer_queries.release()
 
     def get_set(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Set ``index`` unshuffled: (points (n,3) float32, targets (n,) float32), generated on first use."""
@@ -227,11 +238,9 @@ class PointSetBuffer:
         outer = self.outer
         points = [sample_training_points(outer.vertices, outer.faces, self.n_points, self._set_seeds[i],
                                          surface_sampling=self.surface_sampling) for i in todo]
-        distances = MeshQueries(outer.vertices, outer.faces, should_cancel=self.queries.should_cancel,
-                                on_progress=self.queries.on_progress) if outer.changed else None
         values = field_targets(self.vertices, self.faces, np.concatenate(points), self.target,
                                shell_thickness=self.shell_thickness, exact=self.exact, queries=self.queries,
-                               distance_queries=distances)
+                               distance_queries=self._outer_queries)
         for i, pts, vals in zip(todo, points, np.split(values, np.cumsum([len(p) for p in points])[:-1])):
             self._sets[i] = (pts, vals)
             self.generated += 1

@@ -195,7 +195,7 @@ def fit_occupancy(
     )
     callbacks.check_cancel()
     buffer.prepare()
-    buffer.queries.release()  # libigl's trees (about 220 bytes per face each) are not needed for training
+    buffer.release()  # libigl's trees (about 220 bytes per face each) are not needed for training
     outer = buffer.outer  # pieces near buried faces are not supported: they are inside the solid
     support = build_support(outer.vertices, outer.faces, seed=config.seed)
     if outer.changed:
