@@ -5,7 +5,7 @@ results.json and figure.png into ``<out>/<experiment>/``.
     .venv/bin/python benchmarks/run_experiments.py all --size paper --device cuda
 
 Experiments: encodings (1), sigma (2), sample_rate (3), occupancy (4), silhouette (5), performance (6),
-surface_quality (7, also `benchmarks/surface_quality.py`).
+surface_quality (7, also `benchmarks/surface_quality.py`), flat_faces (8).
 ``--size small`` (default) is sized for 2 CPU cores; ``--size paper`` uses the method's settings (docs/method.md §7; for a GPU).
 Seeds are fixed (0) everywhere, so reruns agree up to floating-point and timing noise.
 """
@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments.common import SIZES, Context, setup_torch  # noqa: E402
 
-EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality")
+EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality",
+               "flat_faces")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +58,13 @@ TITLES = {
     "silhouette": "5. Silhouette deformation",
     "performance": "6. Performance",
     "surface_quality": "7. Surface quality on meshes of many kinds",
+    "flat_faces": "8. Flat faces: where the bumps come from",
 }
 MEASUREMENTS = {
     # benchmarks of their own (not experiments of this script): results folder -> (title, command)
-    "mesh_deform": ("8. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
-    "gpu_train": ("9. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
-    "stress": ("10. Stress: scale and faults", "python benchmarks/stress.py"),
+    "mesh_deform": ("9. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
+    "gpu_train": ("10. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
+    "stress": ("11. Stress: scale and faults", "python benchmarks/stress.py"),
 }
 
 
