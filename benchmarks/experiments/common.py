@@ -174,6 +174,14 @@ def image_grid(
     return canvas
 
 
+def render_tiles(meshes: Sequence[Any], size: int) -> list[np.ndarray]:
+    """The meshes rendered side by side (same camera and scale), cut into one (size, size, 3) tile each."""
+    from sape_geom.viz.render import render_mesh_image
+
+    image = render_mesh_image(list(meshes), size=size)
+    return [image[:, i * size:(i + 1) * size] for i in range(len(meshes))]
+
+
 def save_png(image, path: Path, max_kb: int = 300) -> Path:
     """Save a PIL image as PNG; shrink it (and finally quantise it) until it is under ``max_kb``."""
     from PIL import Image

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .common import Context, image_grid, markdown_table, save_png, write_outputs
+from .common import Context, image_grid, markdown_table, render_tiles, save_png, write_outputs
 
 RUNS = (("SAPE", "sape", None, 1000, {}), ("SAPE 2000 steps", "sape", None, 2000, {}),
         ("SAPE, mask blur 9", "sape", None, 1000, {"progress.blur_kernel": 9}),
@@ -23,6 +23,7 @@ RUNS = (("SAPE", "sape", None, 1000, {}), ("SAPE 2000 steps", "sape", None, 2000
 GRID = 0.0025  # probe spacing on the face (unit frame)
 BORDER = 0.03  # probes this close to the face's border are left out (edges, holes)
 TILE = 300
+FACE_NORMAL = np.array([0.0, 0.0, 1.0])  # the probed faces face +z
 
 
 def meshes() -> list[tuple[str, object]]:
@@ -31,11 +32,12 @@ def meshes() -> list[tuple[str, object]]:
     return [("thin plate", shapes.thin_plate()), ("bracket (CAD)", shapes.bracket())]
 
 
-def face_probes(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points on the interior of the largest flat face facing +z (unit frame), and that face's normal."""
-    import igl
+def face_probes(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Points on the interior of the largest flat face facing +z (unit frame)."""
     import trimesh
     from scipy import ndimage
+
+    from sape_geom.mesh.queries import MeshQueries
 
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     up = mesh.face_normals[:, 2] > 0.999
@@ -46,19 +48,19 @@ def face_probes(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     (x0, y0, _), (x1, y1, _) = face.bounds
     X, Y = np.meshgrid(np.arange(x0, x1, GRID), np.arange(y0, y1, GRID), indexing="ij")
     probes = np.stack([X.ravel(), Y.ravel(), np.full(X.size, height)], axis=1)
-    squared, _, _ = igl.point_mesh_squared_distance(probes, face.vertices, face.faces)
+    squared, _ = MeshQueries(face.vertices, face.faces).squared_distance(probes)
     interior = ndimage.binary_erosion((squared < 1e-12).reshape(X.shape), iterations=int(BORDER / GRID))
-    return probes[interior.ravel()], np.array([0.0, 0.0, 1.0])
+    return probes[interior.ravel()]
 
 
-def probe_field(fit, probes: np.ndarray, normal: np.ndarray) -> dict:
-    """Angle of the field's gradient to ``normal`` (degrees), distance error and open share at ``probes``."""
+def probe_field(fit, probes: np.ndarray) -> dict:
+    """Angle of the field's gradient to the face normal (degrees), distance error and open share at ``probes``."""
     import torch
 
     x = torch.tensor(probes, dtype=torch.float32, device=fit.device, requires_grad=True)
     output = fit.model(x)[:, 0]
     gradient = torch.autograd.grad(output.sum(), x)[0].detach().cpu().double().numpy()
-    cosine = gradient @ normal / np.linalg.norm(gradient, axis=1).clip(1e-12)
+    cosine = gradient @ FACE_NORMAL / np.linalg.norm(gradient, axis=1).clip(1e-12)
     angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
     error = fit.field(probes)
     with torch.no_grad():
@@ -71,8 +73,6 @@ def run(ctx: Context) -> dict:
     import torch
 
     from sape_geom import fit_occupancy, mesh_metrics, occupancy_preset
-    from sape_geom.viz.render import render_mesh_image
-
     from .surface_quality import flat_normal_consistency
 
     folder = ctx.folder("flat_faces")
@@ -84,9 +84,9 @@ def run(ctx: Context) -> dict:
             t0 = time.perf_counter()
             fit = fit_occupancy(reference, cfg)
             seconds = time.perf_counter() - t0
-            probes, normal = face_probes(fit.normalization.apply(reference.vertices), np.asarray(reference.faces))
+            probes = face_probes(fit.normalization.apply(reference.vertices), np.asarray(reference.faces))
             record = {"mesh": name, "run": label, "train_s": fit.timings["train_s"], "fit_s": seconds,
-                      "threads": torch.get_num_threads(), **probe_field(fit, probes, normal)}
+                      "threads": torch.get_num_threads(), **probe_field(fit, probes)}
             surface = fit.extract(colors=False)
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
             record.update(normal_consistency=m["normal_consistency"], chamfer_l1=m["chamfer_l1"],
@@ -97,8 +97,7 @@ def run(ctx: Context) -> dict:
                   f"NC {record['normal_consistency']:.4f}, {seconds:.0f} s", flush=True)
             row_meshes.append(surface)
             row_labels.append(f"{label}\nface {record['angle_mean']:.1f}° mean")
-        image = render_mesh_image(row_meshes, size=TILE)
-        tiles.append([image[:, i * TILE:(i + 1) * TILE] for i in range(len(row_meshes))])
+        tiles.append(render_tiles(row_meshes, TILE))
         labels.append(row_labels)
     header = ["mesh", "run", "gradient angle on the face (°, mean)", "(°, 90th percentile)",
               "distance error std (×1e-4)", "frequencies open on the face", "normal consistency",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import MESHES, Context, bunny_path, image_grid, markdown_table, save_png, write_outputs
+from .common import MESHES, Context, bunny_path, image_grid, markdown_table, render_tiles, save_png, write_outputs
 
 RUNS = (("SAPE", "sape", None, None), ("FF", "ff", None, None), ("SAPE 15 s", "sape", 15.0, None),
         ("FF 15 s", "ff", 15.0, None), ("SAPE 200 steps", "sape", None, 200))
@@ -126,7 +126,6 @@ def run(ctx: Context) -> dict:
 
     from sape_geom import fit_occupancy, mesh_metrics, occupancy_preset
     from sape_geom.mesh.extract import FaceBudgetExceeded
-    from sape_geom.viz.render import render_mesh_image
 
     folder = ctx.folder("surface_quality")
     records, tiles, labels = [], [], []
@@ -158,8 +157,7 @@ def run(ctx: Context) -> dict:
                 row_meshes.append(surface)
                 row_labels.append(f"{label}: NC {m['normal_consistency']:.3f}, CD {m['chamfer_l1'] * 1000:.2f}e-3\n"
                                   f"{m['components']} piece(s), input {m['components_input']}")
-        image = render_mesh_image(row_meshes, size=TILE)
-        tiles.append([image[:, i * TILE:(i + 1) * TILE] for i in range(len(row_meshes))])
+        tiles.append(render_tiles(row_meshes, TILE))
         labels.append(row_labels)
         # after every mesh, so a long run keeps what it measured
         _write(ctx, folder, *_gather(store, index, records, tiles, labels))
