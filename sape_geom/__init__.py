@@ -53,6 +53,7 @@ _API = {
     "save_mesh": "mesh.io",
     "Normalization": "mesh.io",
     "extract_surface": "mesh.extract",
+    "smooth_surface": "mesh.smoothing",
     "mesh_metrics": "mesh.metrics",
     "load_contour": "curve",
     "curve_metrics": "curve",

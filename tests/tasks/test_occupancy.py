@@ -51,7 +51,8 @@ def test_fitted_sphere_has_high_iou(sphere_fit):
 def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
     occupancy = tiny_config(target="occupancy", **{"progress.epsilon": 0.1})  # the method's BCE threshold
     fit = sphere_fit if target == "sdf" else fit_occupancy(sphere(0.8), occupancy)
-    fit = dataclasses.replace(fit, support=None)  # every piece, as dense marching cubes sees them
+    # every piece, as dense marching cubes sees them, not smoothed
+    fit = dataclasses.replace(fit, support=None, config=dataclasses.replace(fit.config, smooth_surface=False))
     sparse, stats = fit.extract(64, colors=False, return_stats=True)
 
     # the field itself (distance or logit) with the cube's faces outside, as extraction contours it
@@ -61,6 +62,20 @@ def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
     # Same vertices, up to float noise: the network is evaluated in different batches in the two runs.
     difference = np.abs(np.sort(sparse.vertices, axis=0) - np.sort(dense.vertices, axis=0))
     assert difference.max() < 2e-3 and np.mean(difference < 1e-6) > 0.999
+
+
+def test_the_surface_is_smoothed_unless_asked_not_to(sphere_fit):
+    smoothed = sphere_fit.extract(64, colors=False)
+    raw = dataclasses.replace(sphere_fit, config=dataclasses.replace(sphere_fit.config, smooth_surface=False)).extract(64, colors=False)
+    assert np.array_equal(raw.faces, smoothed.faces) and not np.allclose(raw.vertices, smoothed.vertices)
+
+    def off_radial(mesh) -> float:  # degrees between face normals and the sphere's, by area (as shading sees it)
+        centres = mesh.triangles_center / np.linalg.norm(mesh.triangles_center, axis=1, keepdims=True)
+        angles = np.degrees(np.arccos(np.clip(np.sum(mesh.face_normals * centres, axis=1), -1, 1)))
+        return float(np.average(angles, weights=mesh.area_faces))
+
+    assert off_radial(smoothed) < 0.8 * off_radial(raw)
+    assert not occupancy_preset("paper").smooth_surface  # the method as published: marching cubes only
 
 
 def test_outputs_are_in_the_input_coordinates():
@@ -124,10 +139,10 @@ def test_presets_and_overrides():
     assert (paper.points_per_set, paper.steps, paper.batch_size, paper.lr) == (1_000_000, 100_000, 5000, 1e-4)
     assert (paper.progress.epsilon, paper.progress.grid_resolution, paper.progress.block_period) == (0.1, 64, 200)
     assert (paper.field.hidden_layers, paper.field.sigma) == (4, 20.0)
-    assert (paper.target, paper.open_input, paper.remove_unsupported) == ("occupancy", "solid", False)
+    assert (paper.target, paper.open_input, paper.remove_unsupported, paper.smooth_surface) == ("occupancy", "solid", False, False)
     quality = occupancy_preset("quality")
     assert (quality.points_per_set, quality.steps, quality.progress.block_period) == (1_000_000, 100_000, 200)
-    assert (quality.target, quality.open_input, quality.remove_unsupported) == ("sdf", "auto", True)
+    assert (quality.target, quality.open_input, quality.remove_unsupported, quality.smooth_surface) == ("sdf", "auto", True, True)
     with pytest.raises(ConfigError, match="preset"):
         occupancy_preset("turbo")
     with pytest.raises(ConfigError, match="unknown option"):
@@ -175,6 +190,9 @@ def test_cli_fit_json_and_extract(tmp_path):
     assert np.allclose(out.bounds.mean(axis=0), [1, 2, 3], atol=0.05)
     assert main(["extract", str(ckpt), "-o", str(tmp_path / "ball96.obj"), "--resolution", "96"]) == 0
     assert len(trimesh.load(tmp_path / "ball96.obj").faces) > len(out.faces)
+    assert main(["extract", str(ckpt), "-o", str(tmp_path / "raw.ply"), "--resolution", "48", "--no-smooth"]) == 0
+    raw = trimesh.load(tmp_path / "raw.ply")
+    assert len(raw.faces) == len(out.faces) and not np.allclose(raw.vertices, out.vertices)
 
 
 def test_batch_resume_and_failure_isolation(tmp_path):

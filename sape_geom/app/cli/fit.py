@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ...mesh.smoothing import FEATURE_ANGLE
 from ...tasks.occupancy.config import OPEN_INPUT_MODES, PRESETS, TARGETS
 from .common import callbacks, common_training_args, report, usage_error
 
@@ -37,6 +38,9 @@ def add_fit(sub) -> None:
 def _extraction_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-all", action="store_true",
                         help="keep every extracted piece (default: drop pieces away from the input surface)")
+    parser.add_argument("--no-smooth", action="store_true",
+                        help="keep the surface as marching cubes gives it (default: smoothed where it bends by "
+                             f"less than {FEATURE_ANGLE:g} degrees, edges kept; the paper preset never smooths)")
     parser.add_argument("--heatmap", action="store_true", help="colour vertices by the SAPE frequency level")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected piece")
     parser.add_argument("--max-faces", type=int, default=None, help="decimate to at most this many faces (pymeshlab)")
@@ -60,7 +64,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         args.preset, encoding=args.encoding, sigma=args.sigma, steps=args.steps, time_budget=args.time_budget,
         resolution=args.resolution, device=args.device, seed=args.seed, target=args.target,
         open_input=args.open_input, shell_thickness=args.shell_thickness,
-        remove_unsupported=False if args.keep_all else None, face_budget=args.face_budget,
+        remove_unsupported=False if args.keep_all else None, smooth_surface=False if args.no_smooth else None,
+        face_budget=args.face_budget,
     )
     mesh = load_mesh(args.mesh)
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
@@ -143,8 +148,11 @@ def _run_extract(args: argparse.Namespace) -> int:
         raise usage_error(f"resolution must be between 8 and 2048, got {args.resolution}")
     _check_outputs(Path(args.out))
     fit = OccupancyFit.load(args.checkpoint, device=args.device or "auto")
-    if args.keep_all:
-        fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, remove_unsupported=False))
+    changes = {"remove_unsupported": False} if args.keep_all else {}
+    if args.no_smooth:
+        changes["smooth_surface"] = False
+    if changes:
+        fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, **changes))
     surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
                                  max_faces=args.max_faces, return_stats=True, face_budget=args.face_budget)
     save_mesh(surface, args.out)

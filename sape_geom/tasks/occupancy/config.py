@@ -69,6 +69,9 @@ class OccupancyConfig:
     at most ``points_per_set``)."""
     remove_unsupported: bool = False
     """Drop extracted pieces that lie away from the input surface (spurious pieces of the field)."""
+    smooth_surface: bool = False
+    """Smooth the extracted surface, keeping its edges and creases (``mesh.smoothing``, docs/method.md
+    §6.3): a fitted field ripples slightly where the shape is simple, which shading shows."""
     face_budget: int | None = None
     """Extraction stops with a clear error when the field would give more faces: None = 20 x
     resolution^2, at least 1M (a smooth shape gives under 10 x), 0 = no limit (a noisy field can give millions)."""
@@ -102,11 +105,13 @@ class OccupancyConfig:
             raise ConfigError(f"resolution must be between 8 and 2048, got {self.resolution}")
 
 
-SURFACE_DEFAULTS = {"target": "sdf", "open_input": "auto", "remove_unsupported": True}
+SURFACE_DEFAULTS = {"target": "sdf", "open_input": "auto", "remove_unsupported": True, "smooth_surface": True}
 """What the ``fast`` and ``quality`` presets change from the method (README, "How it works"): a signed
 distance instead of occupancy, so that SAPE can tell simple from detailed regions (the L1 error on a flat
 face falls under epsilon, the BCE next to any surface does not); open input read as a shell when it has
-large holes; pieces away from the input surface dropped."""
+large holes; pieces away from the input surface dropped; the surface smoothed where it bends by
+less than 25 degrees between neighbouring faces (the field's ripples on flat and gently curved parts go,
+edges and creases stay)."""
 
 PLATEAU_RATIO = 0.8
 """SAPE nodes open their next block only once their loss falls by less than 20 % per period

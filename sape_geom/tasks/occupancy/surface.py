@@ -19,6 +19,7 @@ import trimesh
 from ...mesh.cleanup import decimate, largest_component
 from ...mesh.extract import extract_surface, face_budget as allowed_faces
 from ...mesh.io import Normalization
+from ...mesh.smoothing import smooth_surface
 from ...mesh.support import SupportGrid, remove_unsupported_pieces
 from ...nn.model import EncodedField
 from ...viz.colors import colorize_by_values
@@ -111,7 +112,8 @@ def extract_mesh(
     ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
     :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_level`).
 
-    With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``).
+    With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``); with
+    the config's ``smooth_surface`` the surface is then smoothed, edges kept (:mod:`...mesh.smoothing`).
     ``face_budget`` (None: the config's; 0: no limit) stops a noisy field with ``FaceBudgetExceeded``;
     ``should_cancel`` is asked between batches of queries (``TrainingCancelled``).
     """
@@ -133,6 +135,8 @@ def extract_mesh(
     stats["pieces_removed"] = 0
     if support is not None:
         mesh, stats["pieces_removed"] = remove_unsupported_pieces(mesh, support)
+    if config.smooth_surface and len(mesh.faces):
+        mesh.vertices = smooth_surface(mesh.vertices, mesh.faces, should_cancel=should_cancel)
     if keep_largest and len(mesh.faces):
         mesh = largest_component(mesh)
     if max_faces is not None and len(mesh.faces) > max_faces:
