@@ -85,9 +85,13 @@ def fit_settings(
     preview_every_s: float,
     extra: str,
     keep_largest: bool = False,
+    skip_smoothing: bool = False,
 ) -> dict[str, Any]:
-    """Settings of the worker's ``fit_surface`` task; ``budget`` is ``PRESET``, ``STEPS`` or ``TIME``."""
+    """Settings of the worker's ``fit_surface`` task; ``budget`` is ``PRESET``, ``STEPS`` or ``TIME``.
+    ``skip_smoothing`` keeps the surface as marching cubes gives it (the preset decides otherwise)."""
     overrides: dict[str, Any] = {"encoding": encoding}
+    if skip_smoothing:
+        overrides["smooth_surface"] = False
     if device != DEFAULT_DEVICE:
         overrides["device"] = device
     if budget == "STEPS":

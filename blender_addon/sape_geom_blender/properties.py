@@ -35,6 +35,10 @@ class SAPE_Settings(bpy.types.PropertyGroup):
                                  default=js.DEFAULT_PREVIEW_EVERY_S, min=0.5, soft_max=60.0, subtype="TIME_ABSOLUTE")
     keep_largest: BoolProperty(name="Keep Largest Piece", description="Drop every piece of the result but the largest",
                                default=False)
+    skip_smoothing: BoolProperty(name="Skip Smoothing",
+                                 description="Keep the surface as marching cubes gives it (the Fast and Quality "
+                                             "presets smooth its flat and gently curved parts, keeping edges)",
+                                 default=False)
     hide_source: BoolProperty(name="Hide Source", description="Hide the fitted object in the viewport when its "
                               "result arrives (the object itself is not changed)", default=False)
     max_faces: IntProperty(name="Max Faces", description="At most this many faces, through a Decimate modifier on the "
@@ -82,7 +86,7 @@ class SAPE_Settings(bpy.types.PropertyGroup):
             preset=self.preset, encoding=self.encoding, device=self.device, budget=self.budget, steps=self.steps,
             time_budget=self.time_budget, resolution=self.resolution,
             preview_every_s=self.preview_every if self.live_preview else 0.0, extra=self.extra_settings,
-            keep_largest=self.keep_largest,
+            keep_largest=self.keep_largest, skip_smoothing=self.skip_smoothing,
         )
 
 

@@ -116,6 +116,7 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         draw_resolution(col, context, _fit_radius(context), at_most=True)
         col = layout.column(heading="Result")
         col.prop(s, "keep_largest", text="Largest Piece")
+        col.prop(s, "skip_smoothing")
         col.prop(s, "hide_source")
         col.prop(s, "max_faces")
         col = layout.column(heading="Preview")

@@ -139,6 +139,14 @@ def test_keep_largest_reaches_the_worker_settings():
     assert parse_settings(FitSurfaceSettings, "fit_surface", settings).keep_largest is True
 
 
+def test_skip_smoothing_reaches_the_fit_config():
+    common = dict(preset="fast", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
+                  resolution=64, preview_every_s=0.0, extra="")
+    smoothed = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common))
+    raw = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, skip_smoothing=True))
+    assert smoothed.occupancy_config().smooth_surface and not raw.occupancy_config().smooth_surface
+
+
 def test_deform_extra_settings_example_passes_the_worker_parsing():
     from sape_geom.app.worker_tasks import DeformSettings
 
