@@ -25,9 +25,10 @@ NORMAL_ITERATIONS = 5
 """Rounds of normal averaging: each widens the reach by one ring of faces."""
 VERTEX_ITERATIONS = 10
 """Rounds of moving the vertices towards the planes of the averaged faces."""
-CHUNK_FACES = 1 << 18
-"""Faces handled at a time, so that the pairs of neighbours (about 13 a face) are never all held: the
-working memory stays near 100 bytes a face however large the mesh."""
+CHUNK_FACES = 1 << 16
+"""Faces handled at a time, so that the pairs of neighbours (about 13 a face) are never all held: beside
+about 60 bytes a face for the whole mesh (normals, the vertex-to-face table, the vertex copies), a chunk
+takes about 50 MB however large the mesh (and is faster than larger chunks)."""
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +51,8 @@ def smooth_surface(
     """(V, 3) smoothed vertex positions of a triangle mesh; the faces are unchanged.
 
     ``should_cancel`` is asked between rounds (``TrainingCancelled``)."""
-    V = np.array(vertices, dtype=np.float64)
+    original = np.asarray(vertices, dtype=np.float64)
+    V = original.copy()
     F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(F) == 0:
         return V
@@ -68,16 +70,18 @@ def smooth_surface(
                 for axis in range(3):
                     moves[:, axis] += np.bincount(Fc[:, corner], weights=nc[:, axis] * along, minlength=len(V))
         V += moves / uses[:, None]
-    return _unfold(V, np.asarray(vertices, dtype=np.float64), F)
+    del normals, uses
+    return _unfold(V, original, F)
 
 
 def _unfold(V: np.ndarray, original: np.ndarray, F: np.ndarray) -> np.ndarray:
     """``V`` with the corners of every face that the smoothing turned over put back where they were,
     until none is. (Marching cubes makes slivers: moving a sliver's corners by a hair can turn it over,
     a fold that a renderer shows as a dark speck.) Ends: a face with all its corners back is as it was."""
-    before = face_normals(original, F)[0]
     while True:
-        turned = np.einsum("ij,ij->i", face_normals(V, F)[0], before) < 0
+        turned = np.concatenate([
+            np.einsum("ij,ij->i", face_normals(V, F[chunk])[0], face_normals(original, F[chunk])[0]) < 0
+            for chunk in _chunks(len(F))])
         if not turned.any():
             return V
         corners = F[turned].ravel()
@@ -88,16 +92,22 @@ def _averaged_normals(V: np.ndarray, F: np.ndarray, cos_limit: float, iterations
                       should_cancel: Callable[[], bool] | None) -> np.ndarray:
     """(F, 3) float32 face normals, each averaged ``iterations`` times with those of the faces sharing a
     vertex with it, by area and by ``(cos - cos_limit)^2`` where their angle is under the limit."""
-    normals, areas = (a.astype(np.float32) for a in face_normals(V, F))
     n_faces = len(F)
-    incidence = csr_matrix((np.ones(3 * n_faces, dtype=np.float32), (np.repeat(np.arange(n_faces), 3), F.ravel())),
-                           shape=(n_faces, len(V)))
-    transposed = incidence.T.tocsr()
+    normals = np.empty((n_faces, 3), dtype=np.float32)
+    areas = np.empty(n_faces, dtype=np.float32)
+    for chunk in _chunks(n_faces):
+        normals[chunk], areas[chunk] = face_normals(V, F[chunk])
+    # vertex -> the faces around it; a chunk's faces times this gives the pairs sharing a vertex
+    around = csr_matrix((np.ones(3 * n_faces, dtype=np.float32),
+                         (F.ravel(), np.repeat(np.arange(n_faces, dtype=np.int32), 3))), shape=(len(V), n_faces))
     for _ in range(iterations):
         _check_cancel(should_cancel)
         averaged = np.empty_like(normals)
         for chunk in _chunks(n_faces):
-            pairs = incidence[chunk] @ transposed  # faces of the chunk x faces sharing a vertex with them
+            size = chunk.stop - chunk.start
+            corners = csr_matrix((np.ones(3 * size, dtype=np.float32), F[chunk].ravel(), np.arange(0, 3 * size + 1, 3)),
+                                 shape=(size, len(V)))
+            pairs = corners @ around  # faces of the chunk x faces sharing a vertex with them
             rows = np.repeat(np.arange(chunk.start, chunk.stop), np.diff(pairs.indptr))
             agreement = np.einsum("ij,ij->i", normals[rows], normals[pairs.indices])
             pairs.data = areas[pairs.indices] * np.square(np.maximum(agreement - cos_limit, 0.0))
