@@ -15,6 +15,7 @@ from .cleanup import count_components
 from .outer import outer_surface, solid_pieces
 from .queries import MeshQueries
 from .sampling import inside_outside, sample_surface
+from .surface_points import triangle_normals
 
 __all__ = ["mesh_metrics", "reference_frame"]
 
@@ -34,10 +35,7 @@ def reference_frame(ref_mesh: trimesh.Trimesh) -> tuple[np.ndarray, float]:
 def _surface_samples(V: np.ndarray, F: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted points (n,3) and the unit normals (n,3) of the faces they lie on."""
     pts, face = sample_surface(V, F, n, rng, mode="area")
-    tri = V[F[face]]
-    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
-    return pts, nrm
+    return pts, triangle_normals(V[F[face]])[0]
 
 
 def _empty_metrics(threshold: float) -> dict:
@@ -99,10 +97,7 @@ def _iou(Vp, Fp, Vr, Fr, n: int, padding: float, rng: np.random.Generator, refer
 def _closest_on_mesh(points: np.ndarray, V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact distance from each point to the triangle mesh (V, F), and the unit normal of the closest face."""
     squared, face = MeshQueries(V, F).squared_distance(points)  # libigl's, in parts for a big mesh
-    tri = V[F[face]]
-    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
-    return np.sqrt(np.maximum(squared, 0.0)), nrm
+    return np.sqrt(np.maximum(squared, 0.0)), triangle_normals(V[F[face]])[0]
 
 
 def _surface_metrics(Vp, Fp, Vr, Fr, n: int, tau: float, rng: np.random.Generator) -> dict:

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .cleanup import face_components
 from .queries import MeshQueries
-from .surface_points import sample_surface
+from .surface_points import sample_surface, triangle_normals
 
 __all__ = ["OuterSurface", "outer_surface", "solid_pieces"]
 
@@ -85,13 +85,6 @@ def _split_to(corners: np.ndarray, edge: float) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(done), np.concatenate(done_from)
 
 
-def _normals(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals (m, 3) and areas (m,) of triangles."""
-    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    length = np.linalg.norm(normal, axis=1)
-    return normal / np.maximum(length, 1e-300)[:, None], 0.5 * length
-
-
 def _separates(points: np.ndarray, normals: np.ndarray, queries: MeshQueries, threshold: float) -> np.ndarray:
     """Whether the surface at each point (with its face's normal) has the solid on one side only."""
     step = OFFSET * normals
@@ -111,14 +104,14 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     V = np.asarray(vertices, dtype=np.float64)
     F = np.asarray(faces, dtype=np.int64)
     points, face = sample_surface(V, F, SCREEN_POINTS, np.random.default_rng(seed))
-    normal, _ = _normals(V[F[face]])
+    normal, _ = triangle_normals(V[F[face]])
     if np.mean(~_separates(points, normal, queries, threshold)) <= SCREEN_TOLERANCE:
         return OuterSurface(V, F, 0.0)
     pieces, piece_from = _split_to(V[F], TEST_EDGE)
     # The split surface has the same winding number, and its tree answers faster near long faces.
     split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
                         should_cancel=queries.should_cancel)
-    normal, area = _normals(pieces)
+    normal, area = triangle_normals(pieces)
     separates = _separates(pieces.mean(axis=1), normal, split, threshold) | (area <= 1e-14)  # no area: no error
     if not separates.any():
         return OuterSurface(V, F, 0.0)  # nothing bounds a solid here (an inverted or flat input): leave it be

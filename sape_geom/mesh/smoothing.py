@@ -16,6 +16,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..errors import TrainingCancelled
+from .surface_points import triangle_normals
 
 __all__ = ["FEATURE_ANGLE", "NORMAL_ITERATIONS", "VERTEX_ITERATIONS", "smooth_surface"]
 
@@ -31,14 +32,6 @@ CHUNK_FACES = 1 << 16
 """Faces handled at a time, so that the pairs of neighbours (about 13 a face) are never all held: beside
 about 60 bytes a face for the whole mesh (normals, the vertex-to-face table, the vertex copies), a chunk
 takes about 50 MB however large the mesh (and is faster than larger chunks)."""
-
-
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(F, 3) unit normals and (F,) areas of the triangles (a degenerate one gets a zero normal)."""
-    corners = vertices[faces]
-    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    doubled = np.linalg.norm(cross, axis=1)
-    return cross / np.maximum(doubled, 1e-30)[:, None], 0.5 * doubled
 
 
 def smooth_surface(
@@ -83,7 +76,7 @@ def _unfold(V: np.ndarray, original: np.ndarray, F: np.ndarray) -> np.ndarray:
     a fold that a renderer shows as a dark speck.) Ends: a face with all its corners back is as it was."""
     while True:
         turned = np.concatenate([
-            np.einsum("ij,ij->i", face_normals(V, F[chunk])[0], face_normals(original, F[chunk])[0]) < 0
+            np.einsum("ij,ij->i", triangle_normals(V[F[chunk]])[0], triangle_normals(original[F[chunk]])[0]) < 0
             for chunk in _chunks(len(F))])
         if not turned.any():
             return V
@@ -99,7 +92,7 @@ def _averaged_normals(V: np.ndarray, F: np.ndarray, cos_limit: float, iterations
     normals = np.empty((n_faces, 3), dtype=np.float32)
     areas = np.empty(n_faces, dtype=np.float32)
     for chunk in _chunks(n_faces):
-        normals[chunk], areas[chunk] = face_normals(V, F[chunk])
+        normals[chunk], areas[chunk] = triangle_normals(V[F[chunk]])
     # vertex -> the faces around it; a chunk's faces times this gives the pairs sharing a vertex
     around = csr_matrix((np.ones(3 * n_faces, dtype=np.float32),
                          (F.ravel(), np.repeat(np.arange(n_faces, dtype=np.int32), 3))), shape=(len(V), n_faces))

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_vf", "sample_surface", "triangle_areas"]
+__all__ = ["as_vf", "sample_surface", "triangle_areas", "triangle_normals"]
 
 
 def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +55,11 @@ def triangle_areas(V: np.ndarray, F: np.ndarray, chunk: int = 1 << 20) -> np.nda
         tri = V[F[start:start + chunk]]
         area[start:start + len(tri)] = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     return area
+
+
+def triangle_normals(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (m, 3) and areas (m,) of triangles given as their (m, 3, 3) corners; a degenerate
+    triangle gets a zero normal."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    return normal / np.maximum(length, 1e-300)[:, None], 0.5 * length

@@ -109,9 +109,9 @@ SURFACE_DEFAULTS = {"target": "sdf", "open_input": "auto", "remove_unsupported":
 """What the ``fast`` and ``quality`` presets change from the method (README, "How it works"): a signed
 distance instead of occupancy, so that SAPE can tell simple from detailed regions (the L1 error on a flat
 face falls under epsilon, the BCE next to any surface does not); open input read as a shell when it has
-large holes; pieces away from the input surface dropped; the surface smoothed where it bends by
-less than 25 degrees between neighbouring faces (the field's ripples on flat and gently curved parts go,
-edges and creases stay)."""
+large holes; pieces away from the input surface dropped; the surface smoothed where it bends by less
+than ``mesh.smoothing.FEATURE_ANGLE`` between neighbouring faces (the field's ripples on flat and
+gently curved parts go, edges and creases stay)."""
 
 PLATEAU_RATIO = 0.8
 """SAPE nodes open their next block only once their loss falls by less than 20 % per period
