@@ -56,7 +56,7 @@ def _bce(prediction: torch.Tensor, target: torch.Tensor, _x: torch.Tensor):
 def build(case: str, steps: int, width: int, device: torch.device, tf32: bool) -> EncodedField:
     preset_name, encoding, levels = CASES[case]
     preset = PRESETS[preset_name]
-    field = dataclasses.replace(preset.field, encoding=encoding, hidden_width=width, allow_tf32=tf32)
+    field = dataclasses.replace(preset.field, encoding=encoding, hidden_width=width, allow_tf32=tf32, precision="float32")
     progress = preset.progress
     if levels:  # every node freezes at the first boundary, so the scattered levels stay all through the run
         progress = dataclasses.replace(progress, epsilon=1e9)

@@ -22,6 +22,8 @@ from .errors import ConfigError
 ENCODINGS = ("sape", "progressive", "ff", "pe", "rbf", "prbf", "none", "siren")
 BASE_ENCODINGS = ("ff", "pe", "rbf", "prbf", "none")
 FF_SAMPLINGS = ("reference", "tancik")
+#: Names accepted by ``FieldConfig.precision`` and ``--precision`` (resolved in ``nn.precision``).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,19 @@ class FieldConfig:
     """SIREN's frequency factor omega_0 (first layer)."""
     allow_tf32: bool = False
     """Let the network's matrix products use TF32 while training on a CUDA GPU (about 3x the float32
-    speed on recent GPUs); the Fourier angles are computed in float32 all the same (docs/method.md §5.9).
-    Off: float32 everywhere, as before."""
+    speed on recent GPUs); the Fourier angles are computed in float32 all the same (docs/method.md §5.10).
+    Off: float32 everywhere."""
+    precision: str = "float32"
+    """The precision of the network's matrix products (one of ``PRECISIONS``, docs/method.md §5.10):
+    ``float32`` (the method's), ``bfloat16`` or ``float16`` under autocast, or ``auto``: bfloat16 where the
+    device computes it natively, float32 elsewhere. The encoding, the loss, SAPE's feedback and the
+    optimiser state stay float32."""
 
     def __post_init__(self) -> None:
         _check_choice("encoding", self.encoding, ENCODINGS)
         _check_choice("base", self.base, BASE_ENCODINGS)
         _check_choice("ff_sampling", self.ff_sampling, FF_SAMPLINGS)
+        _check_choice("precision", self.precision, PRECISIONS)
         _check_positive("num_frequencies", self.num_frequencies)
         _check_positive("hidden_width", self.hidden_width)
         _check_positive("hidden_layers", self.hidden_layers)
@@ -200,6 +208,7 @@ def _dataclass_in(hint: Any) -> type | None:
 __all__ = [
     "ENCODINGS",
     "BASE_ENCODINGS",
+    "PRECISIONS",
     "FieldConfig",
     "ProgressConfig",
     "to_dict",

@@ -19,6 +19,10 @@ class ConfigError(InputError):
     """A configuration has an unknown key or a value outside its allowed range."""
 
 
+class EmptySurfaceError(SapeGeomError):
+    """A fitted field has no surface worth writing (too little training): nothing is written."""
+
+
 class TrainingCancelled(SapeGeomError):
     """The user asked to stop; not a failure, callers show no error for it."""
 

@@ -34,6 +34,14 @@ DEVICES = (
     ("cuda", "CUDA", ""),
     ("mps", "Apple Metal", ""),
 )
+#: ``sape_geom.config.PRECISIONS``, in order: (name, label, tooltip).
+PRECISIONS = (
+    ("auto", "Auto", "bfloat16 where the device multiplies it natively, float32 elsewhere (the Paper preset: "
+                     "float32)"),
+    ("float32", "Float32", ""),
+    ("bfloat16", "BFloat16", ""),
+    ("float16", "Float16", ""),
+)
 
 DEFAULT_PRESET = "fast"
 """``occupancy_preset()``'s default."""
@@ -41,6 +49,9 @@ DEFAULT_ENCODING = "sape"
 """``FieldConfig``'s default."""
 DEFAULT_DEVICE = "auto"
 """``choose_device()``'s default."""
+DEFAULT_PRECISION = "auto"
+"""The ``fast`` preset's ``FieldConfig.precision``; sent only when another is chosen, so that each
+preset keeps its own."""
 DEFAULT_PREVIEW_EVERY_S = 3.0
 """The worker's default ``preview_every_s``."""
 RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_DEFAULT = 16, 1024, 128
@@ -86,12 +97,16 @@ def fit_settings(
     extra: str,
     keep_largest: bool = False,
     skip_smoothing: bool = False,
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
     """Settings of the worker's ``fit_surface`` task; ``budget`` is ``PRESET``, ``STEPS`` or ``TIME``.
-    ``skip_smoothing`` keeps the surface as marching cubes gives it (the preset decides otherwise)."""
+    ``skip_smoothing`` keeps the surface as marching cubes gives it (the preset decides otherwise);
+    ``precision`` other than the default replaces the preset's."""
     overrides: dict[str, Any] = {"encoding": encoding}
     if skip_smoothing:
         overrides["smooth_surface"] = False
+    if precision != DEFAULT_PRECISION:
+        overrides["precision"] = precision
     if device != DEFAULT_DEVICE:
         overrides["device"] = device
     if budget == "STEPS":

@@ -28,6 +28,8 @@ class SAPE_Settings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=2000, min=1, soft_max=100000)
     time_budget: FloatProperty(name="Seconds", default=60.0, min=1.0, soft_max=3600.0, subtype="TIME_ABSOLUTE")
     device: EnumProperty(name="Device", items=js.DEVICES, default=js.DEFAULT_DEVICE)
+    precision: EnumProperty(name="Precision", items=js.PRECISIONS, default=js.DEFAULT_PRECISION,
+                            description="Precision of the network's matrix products")
     live_preview: BoolProperty(name="Live Preview", description="Show a coarse mesh while training", default=True)
     preview_every: FloatProperty(name="Every",
                                  description="Seconds between live previews, at least: fewer come while Blender "
@@ -86,7 +88,7 @@ class SAPE_Settings(bpy.types.PropertyGroup):
             preset=self.preset, encoding=self.encoding, device=self.device, budget=self.budget, steps=self.steps,
             time_budget=self.time_budget, resolution=self.resolution,
             preview_every_s=self.preview_every if self.live_preview else 0.0, extra=self.extra_settings,
-            keep_largest=self.keep_largest, skip_smoothing=self.skip_smoothing,
+            keep_largest=self.keep_largest, skip_smoothing=self.skip_smoothing, precision=self.precision,
         )
 
 

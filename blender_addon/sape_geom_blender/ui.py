@@ -113,6 +113,7 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         elif s.budget == "TIME":
             col.prop(s, "time_budget")
         col.prop(s, "device")
+        col.prop(s, "precision")
         draw_resolution(col, context, _fit_radius(context), at_most=True)
         col = layout.column(heading="Result")
         col.prop(s, "keep_largest", text="Largest Piece")

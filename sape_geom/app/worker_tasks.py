@@ -280,23 +280,14 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
     out, stats = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
                              return_stats=True, face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
     preview.clean()
-    _check_surface(out, s.resolution)
     mesh_path = write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors)
     checkpoint = fit.save(ctx.output_dir / "checkpoint.pt")
     metrics = {**fit.timings, "vertices": len(out.vertices), "faces": len(out.faces),
                "pieces_removed": stats["pieces_removed"], "input_read_as": fit.reading["mode"],
-               "input_reading": fit.reading["reason"]}
+               "input_reading": fit.reading["reason"], "precision": fit.model.precision}
     if fit.stats is not None:
         metrics.update(steps=fit.stats.steps, final_loss=fit.stats.final_loss)
     return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": metrics}
-
-
-def _check_surface(mesh: trimesh.Trimesh, resolution: int | None) -> None:
-    if len(mesh.faces) == 0:
-        raise JobError(
-            f"the fitted field has no surface at resolution {resolution or 'default'}: "
-            "train longer (more steps or a larger time budget) or try another preset"
-        )
 
 
 class Previewer:
@@ -352,7 +343,6 @@ def task_extract(ctx: TaskContext) -> dict[str, Any]:
     ctx.emit("progress", step=0, total=1, loss=None, elapsed_s=None, eta_s=None, stage="extract")
     out = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
                       face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
-    _check_surface(out, s.resolution)
     return {"mesh": str(write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors))}
 
 

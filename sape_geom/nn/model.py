@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config import FieldConfig, ProgressConfig
 from .encodings import Encoding, build_encoding
+from .precision import compute_dtype, resolve_precision
 from .progressive import SpatialProgression, build_controller
 
 
@@ -65,7 +66,8 @@ class EncodedField(nn.Module):
 
     ``observe(x, per_sample_loss)`` feeds the controller after each optimiser step; ``open_fraction(x)``
     gives the fraction of encoding channels open at ``x`` (1 without a controller). The whole state,
-    controller grid included, is in ``state_dict()``.
+    controller grid included, is in ``state_dict()``. The network runs in ``config.precision``
+    (docs/method.md §5.10); everything else, and the output, is float32.
     """
 
     def __init__(
@@ -80,6 +82,8 @@ class EncodedField(nn.Module):
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
         self.config = config
+        self.requested_precision = config.precision
+        """``FieldConfig.precision`` as asked (``auto`` unresolved); see :attr:`precision`."""
         self.encoding: Encoding = build_encoding(config, in_dim, generator)
         self.controller = build_controller(config.control, self.encoding.out_dim, in_dim, total_steps, progress)
         if config.encoding == "siren":
@@ -91,7 +95,22 @@ class EncodedField(nn.Module):
         features = self.encoding(x)
         if self.controller is not None:
             features = self.controller.apply(x, features)
-        return self.network(features)
+        dtype = compute_dtype(self.requested_precision, x.device)
+        if dtype is None:
+            return self.network(features)
+        with torch.autocast(x.device.type, dtype=dtype):
+            output = self.network(features)
+        return output.float()
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in on its present device (``auto`` resolved)."""
+        return resolve_precision(self.requested_precision, next(self.parameters()).device)
+
+    def set_precision(self, precision: str) -> None:
+        """Run the network in ``precision`` from now on (e.g. extracting a float32 fit in bfloat16)."""
+        resolve_precision(precision, torch.device("cpu"))  # an unknown name is an error now
+        self.requested_precision = precision
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor, per_sample_loss: torch.Tensor) -> None:

@@ -147,6 +147,25 @@ def test_skip_smoothing_reaches_the_fit_config():
     assert smoothed.occupancy_config().smooth_surface and not raw.occupancy_config().smooth_surface
 
 
+def test_precisions_are_the_library_list_and_reach_the_fit_config(monkeypatch):
+    from sape_geom.config import PRECISIONS
+    from sape_geom.nn import precision
+    from sape_geom.tasks.occupancy import occupancy_preset
+
+    assert tuple(name for name, _, _ in js.PRECISIONS) == PRECISIONS
+    assert occupancy_preset(js.DEFAULT_PRESET).field.precision == js.DEFAULT_PRECISION
+    assert occupancy_preset("paper").field.precision == "float32"  # as the Auto tooltip says
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "bfloat16"
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "float32"
+    common = dict(preset="paper", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
+                  resolution=64, preview_every_s=0.0, extra="")
+    for chosen, expected in [("auto", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16")]:
+        settings = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, precision=chosen))
+        assert settings.occupancy_config().field.precision == expected
+
+
 def test_deform_extra_settings_example_passes_the_worker_parsing():
     from sape_geom.app.worker_tasks import DeformSettings
 

@@ -277,3 +277,15 @@ def test_a_shell_gets_its_own_frequencies_and_batch_and_its_checkpoint_rebuilds_
     np.testing.assert_allclose(loaded.field(points), fit.field(points), atol=1e-6)
     solid = fit_occupancy(sphere(0.8), config)  # a closed input keeps the main field
     assert solid.config.field == config.field and solid.config.batch_size == config.batch_size
+
+
+def test_a_fit_that_found_no_surface_writes_nothing_and_says_so(tmp_path, capsys):
+    mesh_path = tmp_path / "ball.ply"
+    sphere(0.5).export(mesh_path)
+    out = tmp_path / "ball_sape.ply"
+    code = main(["fit", str(mesh_path), "-o", str(out), "--steps", "3", "--resolution", "32", "--device", "cpu",
+                 "--quiet", "--checkpoint", str(tmp_path / "ball.ckpt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists() and not (tmp_path / "ball.ckpt").exists()
+    assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps"), err
+    assert "train longer" in err[-1]

@@ -21,7 +21,7 @@ from ...fileio import atomic_write
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 CSV_COLUMNS = [
     "name", "status", "input", "surface", "checkpoint", "preview", "iou", "chamfer_l1", "normal_consistency",
-    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "host", "node", "error",
+    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "precision", "host", "node", "error",
 ]
 
 
@@ -89,6 +89,7 @@ def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]
         "extract_s": round(stats["extract_s"], 2),
         "steps": fit.stats.steps if fit.stats else "",
         "device": str(fit.device),
+        "precision": fit.model.precision,
         "host": socket.gethostname(),
     }
     if job.preview:

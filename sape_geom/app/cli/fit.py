@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ...config import PRECISIONS
 from ...mesh.smoothing import FEATURE_ANGLE
 from ...tasks.occupancy.config import OPEN_INPUT_MODES, PRESETS, TARGETS
 from .common import callbacks, common_training_args, report, usage_error
@@ -21,6 +22,7 @@ def add_fit(sub) -> None:
                              "method exactly: occupancy target, no clean-up)")
     common_training_args(parser)
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training instead of --steps")
+    _precision_arg(parser, "(default: the preset's; auto = bfloat16 where the device computes it natively)")
     parser.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default 256)")
     parser.add_argument("--target", choices=TARGETS, default=None, help="what the network learns (default: the preset's)")
     parser.add_argument("--open-input", choices=OPEN_INPUT_MODES, default=None,
@@ -33,6 +35,11 @@ def add_fit(sub) -> None:
     parser.add_argument("--preview", help="also render a PNG preview (input and fit side by side)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the metrics against the input")
     parser.set_defaults(handler=_run_fit)
+
+
+def _precision_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"precision of the network's matrix products {default}")
 
 
 def _extraction_args(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +72,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         resolution=args.resolution, device=args.device, seed=args.seed, target=args.target,
         open_input=args.open_input, shell_thickness=args.shell_thickness,
         remove_unsupported=False if args.keep_all else None, smooth_surface=False if args.no_smooth else None,
-        face_budget=args.face_budget,
+        face_budget=args.face_budget, precision=args.precision,
     )
     mesh = load_mesh(args.mesh)
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
@@ -80,6 +87,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         "preset": args.preset,
         "encoding": config.field.encoding,
         "device": str(fit.device),
+        "precision": fit.model.precision,
         "steps": fit.stats.steps if fit.stats else None,
         "vertices": len(surface.vertices),
         "faces": len(surface.faces),
@@ -136,6 +144,7 @@ def add_extract(sub) -> None:
     parser.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default 256)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: as fitted, else auto)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _precision_arg(parser, "(default: as fitted)")
     _extraction_args(parser)
     parser.set_defaults(handler=_run_extract)
 
@@ -151,12 +160,16 @@ def _run_extract(args: argparse.Namespace) -> int:
     changes = {"remove_unsupported": False} if args.keep_all else {}
     if args.no_smooth:
         changes["smooth_surface"] = False
+    if args.precision:
+        changes["field"] = dataclasses.replace(fit.config.field, precision=args.precision)
+        fit.model.set_precision(args.precision)
     if changes:
         fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, **changes))
     surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
                                  max_faces=args.max_faces, return_stats=True, face_budget=args.face_budget)
     save_mesh(surface, args.out)
     payload = {"output": args.out, "resolution": args.resolution, "faces": len(surface.faces),
+               "precision": fit.model.precision,
                "extract_s": round(stats["extract_s"], 3), "pieces_removed": stats["pieces_removed"]}
     report(args, payload, [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats['extract_s']:.1f} s)"])
     return 0

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import trimesh
 
-from ...errors import InputError
+from ...errors import EmptySurfaceError, InputError
 from ...mesh.io import Normalization, normalization_for, validate_mesh
 from ...mesh.sampling import PointSetBuffer, hole_area_fraction
+from ...mesh.surface_points import triangle_areas
 from ...mesh.support import SupportGrid, build_support
 from ...nn.model import EncodedField
 from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_device, seed_everything, train
@@ -37,6 +38,10 @@ SHELL_ABOVE_HOLE_AREA = 0.05
 of the same perimeter) add up to more than this fraction of its surface area, and as a solid otherwise:
 a scan with small holes stays a solid, a container without its lid or a car body without windows
 becomes a shell instead of a blob with films across its openings."""
+
+LEAST_AREA_FRACTION = 0.05
+"""A fit's surface with less area than this fraction of the input's is a fragment of a field that has
+not found the shape yet (too few steps), not a result: :meth:`OccupancyFit.extract` refuses it."""
 
 
 @dataclass
@@ -78,14 +83,34 @@ class OccupancyFit:
         many) as RGBA vertex colours. ``keep_largest`` drops every piece but the largest; ``max_faces``
         decimates (needs pymeshlab). With ``return_stats`` also returns extraction statistics.
         ``face_budget`` overrides the config's (0 = no limit); ``should_cancel`` can stop the extraction.
+        Raises :class:`EmptySurfaceError` when the surface is empty or, unless ``keep_largest``, a fragment
+        (less than :data:`LEAST_AREA_FRACTION` of the input's area): the field has not found the shape yet.
         """
         support = self.support if self.config.remove_unsupported else None
-        return extract_mesh(
+        result = extract_mesh(
             self.model, self.normalization, self.config, resolution or self.config.resolution,
             colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
             return_stats=return_stats, face_budget=face_budget, should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
         )
+        self._check_surface(result[0] if return_stats else result, whole=not keep_largest)
+        return result
+
+    def _check_surface(self, surface: trimesh.Trimesh, whole: bool) -> None:
+        """Raise :class:`EmptySurfaceError` for an empty surface, or a fragment where the ``whole``
+        surface was asked for (see :meth:`extract`)."""
+        # The input's area in the unit frame (checkpoints written before it was recorded lack it).
+        input_area = self.reading.get("area") if whole else None
+        area = float(triangle_areas(self.normalization.apply(surface.vertices), surface.faces).sum()) if len(surface.faces) else 0.0
+        if len(surface.faces) and not (input_area and area < LEAST_AREA_FRACTION * input_area):
+            return
+        steps = self.stats.steps if self.stats is not None else None
+        trained = f"after {steps} training steps" if steps is not None else "in this checkpoint"
+        if self.config.time_budget is not None and steps is not None:
+            trained += f" (all that {self.config.time_budget:g} s bought)"
+        found = "no surface" if not len(surface.faces) else f"only a fragment of a surface ({100 * area / input_area:.1f}% of the input's area)"
+        raise EmptySurfaceError(f"the fitted field has {found} {trained}: nothing written; train longer "
+                                "(more steps or a larger time budget)")
 
     @property
     def sheet_half_thickness(self) -> float | None:
@@ -127,7 +152,8 @@ def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig)
     half_thickness = 0.5 * config.shell_thickness * diagonal if mode == "shell" else 0.0
     if mode == "shell":
         reason += f"; a sheet {config.shell_thickness:g} of the diagonal thick"
-    return {"mode": mode, "hole_area": holes, "half_thickness": half_thickness, "reason": reason}
+    area = float(triangle_areas(vertices, np.asarray(faces)).sum())
+    return {"mode": mode, "hole_area": holes, "half_thickness": half_thickness, "reason": reason, "area": area}
 
 
 def _loss_function(config: OccupancyConfig):
