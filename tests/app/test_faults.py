@@ -26,9 +26,10 @@ from sape_geom.errors import OutputError
 from sape_geom.fileio import is_temporary
 
 ROOT = Path(__file__).resolve().parents[2]
-#: A batch mesh in a few seconds: tiny network, few points, no dense grid.
-QUICK = {"steps": 20, "points_per_set": 3000, "num_sets": 1, "batch_size": 1000, "resolution": 24, "device": "cpu",
-         "field.hidden_width": 32, "field.hidden_layers": 1}
+#: A batch mesh in a couple of seconds: small network, few points, no dense grid; enough training to find
+#: the shape (a fit without a surface writes nothing).
+QUICK = {"steps": 200, "points_per_set": 3000, "num_sets": 1, "batch_size": 1000, "resolution": 24, "device": "cpu",
+         "field.hidden_width": 128, "field.hidden_layers": 2, "sigma": 5.0}
 
 
 def meshes(folder: Path, count: int = 2) -> Path:
@@ -174,7 +175,8 @@ def test_a_read_only_folder_gives_one_line_and_keeps_what_was_there(tmp_path, ca
 def test_a_full_disk_stops_the_batch_with_one_line_and_keeps_earlier_outputs(tmp_path, capsys):
     with mounted_tmpfs(tmp_path / "small", "200k") as out:
         (out / "earlier.txt").write_text("kept")
-        code = main(["batch", str(meshes(tmp_path / "in", 3)), "-o", str(out), "--quiet", "--steps", "5",
+        # 200 steps: the preset's field finds the sphere (and the first write fills the disk)
+        code = main(["batch", str(meshes(tmp_path / "in", 3)), "-o", str(out), "--quiet", "--steps", "200",
                      "--resolution", "24"])
         lines = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and "no space left" in lines[0] and "rerun to resume" in lines[0], lines
