@@ -65,6 +65,7 @@ MEASUREMENTS = {
     "mesh_deform": ("9. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
     "gpu_train": ("10. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
     "stress": ("11. Stress: scale and faults", "python benchmarks/stress.py"),
+    "speed": ("12. Fit speed per precision", "python benchmarks/speed.py"),
 }
 
 

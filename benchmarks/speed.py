@@ -57,11 +57,11 @@ def step_cost(config, device, steps: int, queries: int) -> dict:
     from sape_geom.tasks.occupancy.fit import _loss_function
 
     generator = torch.Generator().manual_seed(0)
-    model = build_model(config, steps + 3, generator).to(device)
+    model = build_model(config, steps + 10, generator).to(device)
     x = (torch.rand(config.batch_size, 3, generator=generator) * 1.9 - 0.95).to(device)
     target = (x.norm(dim=1, keepdim=True) - 0.5).to(device)
     loss = _loss_function(config)
-    train(model, lambda step: (x, target), loss, lr=config.lr, steps=3)  # warm-up: kernels, allocator
+    train(model, lambda step: (x, target), loss, lr=config.lr, steps=10)  # warm-up: kernels, allocator, caches
     stats = train(model, lambda step: (x, target), loss, lr=config.lr, steps=steps)
     points = (torch.rand(queries, 3, generator=generator) * 2 - 1).to(device)
     model.evaluate(points[:32768])
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="speed", help="results folder under --out")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2: what a user's fit uses here)")
-    ap.add_argument("--cost-steps", type=int, default=20)
+    ap.add_argument("--cost-steps", type=int, default=40)
     ap.add_argument("--quick", action="store_true", help="small sizes: a dry run in seconds")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
