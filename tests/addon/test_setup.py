@@ -127,11 +127,9 @@ def test_set_up_reports_an_unreachable_index_and_leaves_nothing(setup_env, tmp_p
     p = prefs()
     p.worker_python, p.setup_base_python = "", sys.executable
     p.package_index = "http://127.0.0.1:9/simple"
-    t0 = time.monotonic()
     with pytest.raises(RuntimeError, match=r"pip cannot reach http://127\.0\.0\.1:9/simple \(.*\) while installing "
                                            r"torch==2\.13\.0: check the network"):
         bpy.ops.sape.setup_worker(wait=True)
-    assert time.monotonic() - t0 < 120
     assert not setup_env.exists() and not setup_env.with_name(setup_env.name + ".partial").exists()
     assert "Connection refused" in Path(mod("setup_ops").setup_log_path()).read_text()
     p.package_index = ""

@@ -153,7 +153,6 @@ def test_cancel_gives_cancelled_event(tmp_path, how):
     proc = _start(job)
     try:
         _wait_for_progress(proc)
-        t0 = time.monotonic()
         if how == "stdin":
             proc.stdin.write("cancel\n")
             proc.stdin.flush()
@@ -168,7 +167,6 @@ def test_cancel_gives_cancelled_event(tmp_path, how):
     assert code == EXIT_CANCELLED
     assert rest[-1]["event"] == "cancelled"
     assert not any(e["event"] == "result" for e in rest)
-    assert time.monotonic() - t0 < 10
     assert not (tmp_path / "out" / "curves.npz").exists()
 
 

@@ -45,13 +45,10 @@ def test_nearest_surface_wins():
     assert img[32, 32, 0] > img[32, 32, 2]  # red box in front of the blue one
 
 
-def test_large_mesh_is_fast(tmp_path):
-    import time
-
-    mesh = trimesh.creation.icosphere(subdivisions=7)  # 327k faces
-    t0 = time.perf_counter()
-    render_mesh_png(mesh, tmp_path / "big.png", size=256)
-    assert time.perf_counter() - t0 < 10
+def test_large_mesh_renders(tmp_path):
+    mesh = trimesh.creation.icosphere(subdivisions=7)  # 327k faces (its time: benchmarks/stress.py)
+    path = render_mesh_png(mesh, tmp_path / "big.png", size=256)
+    assert path.stat().st_size > 0
 
 
 def test_bad_arguments(tmp_path):
