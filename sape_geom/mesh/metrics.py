@@ -38,9 +38,15 @@ def _surface_samples(V: np.ndarray, F: np.ndarray, n: int, rng: np.random.Genera
     return pts, triangle_normals(V[F[face]])[0]
 
 
+DEVIATING_ANGLE = 30.0
+"""Degrees: fitted surface whose normal is further than this from the reference's is a pit, a bump or a
+fold that shading shows at once (``deviating_area``)."""
+
+
 def _empty_metrics(threshold: float) -> dict:
     return {"iou": 0.0, "chamfer_l1": float("inf"), "accuracy": float("inf"),
-            "completeness": float("inf"), "normal_consistency": 0.0, "fscore": 0.0,
+            "completeness": float("inf"), "normal_consistency": 0.0, "normal_angle_p50": 180.0,
+            "normal_angle_p90": 180.0, "deviating_area": 1.0, "fscore": 0.0,
             "precision": 0.0, "recall": 0.0, "fscore_threshold": threshold, "fscore_fine": 0.0, "components": 0}
 
 
@@ -61,6 +67,10 @@ def mesh_metrics(
     * ``chamfer_l1`` = 0.5 * (``accuracy`` + ``completeness``): mean Euclidean distance from ``n_points``
       area-weighted surface samples of the prediction to the reference surface, and back;
     * ``normal_consistency``: mean |n_sample . n_closest_face|, averaged over both directions;
+    * ``normal_angle_p50`` and ``normal_angle_p90``: the median and 90th percentile, over the prediction's
+      samples, of the angle in degrees between the sample's normal and its closest reference face's (sides
+      ignored), which show the bumps and pits that the mean hides; ``deviating_area``, the fraction of the
+      prediction's area where that angle exceeds :data:`DEVIATING_ANGLE`;
     * ``fscore`` (with ``precision``, ``recall``) at distance ``fscore_threshold`` (1 % of the side), and
       ``fscore_fine`` at half that distance (0.5 %), which still tells good fits apart when 1 % saturates;
     * ``components`` and ``components_input``: face-connected pieces of the prediction, and the separate
@@ -115,11 +125,15 @@ def _surface_metrics(Vp, Fp, Vr, Fr, n: int, tau: float, rng: np.random.Generato
     d_pr, n_at_ref = _closest_on_mesh(pp, Vr, Fr)  # pred -> ref: accuracy
     d_rp, n_at_pred = _closest_on_mesh(pr, Vp, Fp)  # ref -> pred: completeness
     accuracy, completeness = float(d_pr.mean()), float(d_rp.mean())
-    nc_p = np.abs(np.sum(np_ * n_at_ref, axis=1)).mean()
+    cos_p = np.abs(np.sum(np_ * n_at_ref, axis=1))
+    nc_p = cos_p.mean()
     nc_r = np.abs(np.sum(nr * n_at_pred, axis=1)).mean()
+    angle = np.degrees(np.arccos(np.clip(cos_p, 0.0, 1.0)))  # area-weighted samples: percentiles by area
     precision, recall = float((d_pr < tau).mean()), float((d_rp < tau).mean())
     return {"chamfer_l1": 0.5 * (accuracy + completeness), "accuracy": accuracy,
             "completeness": completeness, "normal_consistency": float(0.5 * (nc_p + nc_r)),
+            "normal_angle_p50": float(np.percentile(angle, 50)), "normal_angle_p90": float(np.percentile(angle, 90)),
+            "deviating_area": float((angle > DEVIATING_ANGLE).mean()),
             "fscore": _fscore(precision, recall), "precision": precision, "recall": recall,
             "fscore_threshold": tau, "fscore_fine": _fscore(float((d_pr < tau / 2).mean()), float((d_rp < tau / 2).mean()))}
 

@@ -51,3 +51,21 @@ def test_empty_prediction_does_not_crash(sphere):
     m = mesh_metrics(trimesh.Trimesh(), sphere, n_points=N, iou_points=N)
     assert m["iou"] == 0.0 and math.isinf(m["chamfer_l1"]) and m["fscore"] == 0.0 and m["components"] == 0
     assert m["components_input"] == 1  # the fit summary prints it (it raised a KeyError for an empty fit)
+
+
+def test_normal_angles_show_pits_that_normal_consistency_hides():
+    import numpy as np
+
+    box = trimesh.creation.box(extents=[1, 1, 1]).subdivide_to_size(0.02)
+    clean = mesh_metrics(box, box, n_points=N, iou_points=N)
+    assert clean["normal_angle_p50"] < 0.1 and clean["normal_angle_p90"] < 0.1 and clean["deviating_area"] == 0.0
+    pitted = box.copy()
+    top = np.flatnonzero(pitted.vertices[:, 2] > 0.499)
+    rng = np.random.default_rng(0)
+    for centre in pitted.vertices[rng.choice(top, 12, replace=False), :2]:  # a dozen small dents in the top
+        near = top[np.linalg.norm(pitted.vertices[top, :2] - centre, axis=1) < 0.03]
+        pitted.vertices[near, 2] -= 0.02
+    m = mesh_metrics(pitted, box, n_points=N, iou_points=N)
+    assert m["normal_consistency"] > 0.99  # the mean barely moves...
+    assert 0.003 < m["deviating_area"] < 0.1  # ...while the dents' walls are steep
+    assert m["normal_angle_p90"] < 1.0 and m["normal_angle_p50"] < 0.1  # most of the surface is untouched

@@ -119,7 +119,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         lines.append(
             f"IoU {metrics['iou']:.4f}  Chamfer-L1 {metrics['chamfer_l1']:.5f}  normal consistency"
             f" {metrics['normal_consistency']:.4f}  F-score@1% {metrics['fscore']:.4f}  F-score@0.5%"
-            f" {metrics['fscore_fine']:.4f}  pieces {metrics['components']} (input {metrics['components_input']})"
+            f" {metrics['fscore_fine']:.4f}  normal angle p50 {metrics['normal_angle_p50']:.1f} p90"
+            f" {metrics['normal_angle_p90']:.1f} deg  pieces {metrics['components']} (input {metrics['components_input']})"
         )
     report(args, payload, lines)
     return 0
