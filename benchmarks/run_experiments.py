@@ -5,7 +5,7 @@ results.json and figure.png into ``<out>/<experiment>/``.
     .venv/bin/python benchmarks/run_experiments.py all --size paper --device cuda
 
 Experiments: encodings (1), sigma (2), sample_rate (3), occupancy (4), silhouette (5), performance (6),
-surface_quality (7, also `benchmarks/surface_quality.py`), flat_faces (8).
+surface_quality (7, also `benchmarks/surface_quality.py`), flat_faces (8), peers (9: needs the ``peers`` extra).
 ``--size small`` (default) is sized for 2 CPU cores; ``--size paper`` uses the method's settings (docs/method.md §7; for a GPU).
 Seeds are fixed (0) everywhere, so reruns agree up to floating-point and timing noise.
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments.common import SIZES, Context, setup_torch  # noqa: E402
 
 EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality",
-               "flat_faces")
+               "flat_faces", "peers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,19 +59,23 @@ TITLES = {
     "performance": "6. Performance",
     "surface_quality": "7. Surface quality on meshes of many kinds",
     "flat_faces": "8. Flat faces: where the bumps come from",
+    "peers": "9. Against what users have: Voxel Remesh, screened Poisson, Manifold",
 }
 MEASUREMENTS = {
     # benchmarks of their own (not experiments of this script): results folder -> (title, command)
-    "mesh_deform": ("9. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
-    "gpu_train": ("10. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
-    "stress": ("11. Stress: scale and faults", "python benchmarks/stress.py"),
-    "speed": ("12. Fit speed per precision", "python benchmarks/speed.py"),
+    "mesh_deform": ("10. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
+    "gpu_train": ("11. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
+    "stress": ("12. Stress: scale and faults", "python benchmarks/stress.py"),
+    "speed": ("13. Fit speed per precision", "python benchmarks/speed.py"),
 }
 
 
-def write_results(out: Path, readme: bool) -> int:
-    """Concatenate the experiments' tables (with their figures) into ``RESULTS.md``; optionally the README."""
-    repo = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def results_text(out: Path) -> str:
+    """The experiments' tables (with their figures) as one Markdown text: README's Results section body."""
+    repo = REPO
     notes = out / "NOTES.md"
     parts = [notes.read_text().strip()] if notes.is_file() else []
     sections = {name: (TITLES[name], f"python benchmarks/run_experiments.py {name}") for name in EXPERIMENTS}
@@ -85,16 +89,31 @@ def write_results(out: Path, readme: bool) -> int:
         figure = out / name / "figure.png"
         shown = f"\n\n![{name}]({figure.resolve().relative_to(repo)})" if figure.is_file() else ""
         parts.append(f"### {title}\n\n`{command}`\n\n{body}{shown}")
-    text = "\n\n".join(parts) + "\n"
-    (out / "RESULTS.md").write_text(text.replace("](benchmarks/results/", "]("))
+    return "\n\n".join(parts) + "\n"
+
+
+def results_file_text(text: str) -> str:
+    """``RESULTS.md`` beside the tables: the same text with figure paths relative to it."""
+    return text.replace("](benchmarks/results/", "](")
+
+
+def readme_results(readme: str) -> tuple[str, str, str]:
+    """README split into (up to its Results body, that body, the rest from the next section on)."""
+    head, sep, rest = readme.partition("\n## Results\n")
+    if not sep:
+        raise SystemExit("README.md has no '## Results' section")
+    body, nxt, tail = rest.partition("\n## ")
+    return head + sep + "\n", body[1:] if body.startswith("\n") else body, ("\n## " + tail if nxt else "")
+
+
+def write_results(out: Path, readme: bool) -> int:
+    """Write ``RESULTS.md`` from the experiments' tables; with ``readme`` also README's Results section."""
+    text = results_text(out)
+    (out / "RESULTS.md").write_text(results_file_text(text))
     if readme:
-        path = repo / "README.md"
-        current = path.read_text()
-        head, sep, rest = current.partition("\n## Results\n")
-        if not sep:
-            raise SystemExit("README.md has no '## Results' section")
-        _, nxt, tail = rest.partition("\n## ")
-        path.write_text(head + sep + "\n" + text + ("\n## " + tail if nxt else ""))
+        path = REPO / "README.md"
+        head, _, tail = readme_results(path.read_text())
+        path.write_text(head + text + tail)
     print(f"wrote {out / 'RESULTS.md'}" + (" and README.md's Results section" if readme else ""))
     return 0
 

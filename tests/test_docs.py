@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,3 +142,23 @@ def test_nothing_cites_the_outside_design_document():
             if any(pattern.search(line) for pattern in _OUTSIDE):
                 offending.append(f"{name}:{number}: {line.strip()[:120]}")
     assert not offending, "cite docs/method.md instead:\n" + "\n".join(offending)
+
+
+def test_readme_results_and_results_md_are_what_the_generator_writes():
+    """README's Results section and RESULTS.md come from benchmarks/results/*/table.md, never typed by hand:
+    `python benchmarks/run_experiments.py readme --write-readme` regenerates both."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "run_experiments.py"
+    spec = importlib.util.spec_from_file_location("run_experiments", path)
+    generator = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(generator)
+    finally:
+        sys.path.remove(str(path.parent))
+    results = ROOT / "benchmarks" / "results"
+    text = generator.results_text(results)
+    _, body, _ = generator.readme_results((ROOT / "README.md").read_text())
+    assert body == text, "README's Results differ from the tables: run run_experiments.py readme --write-readme"
+    assert (results / "RESULTS.md").read_text() == generator.results_file_text(text)
