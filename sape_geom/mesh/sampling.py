@@ -14,6 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
+from .cleanup import face_components
 from .outer import OuterSurface, outer_surface
 from .queries import MeshQueries
 from .surface_points import as_vf, triangle_areas, sample_surface
@@ -136,12 +137,15 @@ def field_targets(
 
 
 def hole_area_fraction(vertices: Any, faces: Any) -> float:
-    """How open a surface is: the area of its holes over its own area.
+    """How open a surface is: the area of its open holes over its own area.
 
     Each boundary loop (a cycle of edges that have one face) is taken to close with a disc of the same
     perimeter, area ``L^2 / (4 pi)``. A closed mesh scores 0; a scan with a few small holes a fraction
     of a percent; a container without its lid or a car body without its windows several percent or more.
     Reading such an input as a solid (inside = winding number > 0.5) spans each large hole with a film.
+    A hole whose rim lies inside the solid that the mesh's *other* pieces make (an eyeball open at the
+    back, set into a head; a part pushed into another) spans its film inside that solid, where no one
+    sees it, and is not counted.
     """
     V, F = as_vf(vertices, faces)
     edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
@@ -156,8 +160,30 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     graph = coo_matrix((np.ones(len(boundary)), (boundary[:, 0], boundary[:, 1])), shape=(len(V), len(V)))
     _, loop_of_vertex = connected_components(graph, directed=False)
     loop_length = np.bincount(loop_of_vertex[boundary[:, 0]], weights=lengths)
+    loop_length[_buried_loops(V, F, boundary, loop_of_vertex, len(loop_length))] = 0.0
     area = triangle_areas(V, F).sum()
     return float((loop_length**2).sum() / (4.0 * np.pi) / max(area, 1e-30))
+
+
+def _buried_loops(V: np.ndarray, F: np.ndarray, boundary: np.ndarray, loop_of_vertex: np.ndarray,
+                  loops: int) -> np.ndarray:
+    """(loops,) bool: the boundary loops whose rim lies inside the other pieces of the mesh (the mean
+    winding number of those pieces over the rim's vertices is above 0.5)."""
+    rim = np.unique(boundary.reshape(-1))
+    piece_of_face = face_components(F)
+    buried = np.zeros(loops, dtype=bool)
+    if piece_of_face.max(initial=0) < 1:
+        return buried
+    piece_of_vertex = np.zeros(len(V), dtype=np.int64)
+    piece_of_vertex[F.reshape(-1)] = np.repeat(piece_of_face, 3)
+    for piece in np.unique(piece_of_vertex[rim]):
+        others = F[piece_of_face != piece]
+        mine = rim[piece_of_vertex[rim] == piece]
+        inside = MeshQueries(V, others).winding_number(V[mine])
+        loop = loop_of_vertex[mine]
+        mean = np.bincount(loop, weights=inside, minlength=loops) / np.maximum(np.bincount(loop, minlength=loops), 1)
+        buried |= (mean > 0.5) & (np.bincount(loop, minlength=loops) > 0)
+    return buried
 
 
 class PointSetBuffer:

@@ -1,6 +1,7 @@
 """Support grid and clean-up of unsupported pieces; solid/shell reading of open input."""
 
 import numpy as np
+import pytest
 import trimesh
 
 from sape_geom.mesh.cleanup import count_components
@@ -43,6 +44,24 @@ def test_hole_area_tells_closed_from_open():
     assert abs(hole_area_fraction(shell.vertices, shell.faces) - 0.5) < 0.2
     small_hole = closed.submesh([np.arange(1, len(closed.faces))], append=True)  # one triangle missing
     assert 0 < hole_area_fraction(small_hole.vertices, small_hole.faces) < 0.01
+
+
+def test_a_hole_inside_another_piece_is_not_open():
+    """An eyeball open at the back, set into a head, spans no visible film; the same eye in the open does."""
+    import trimesh
+
+    head = sphere(0.8, 3)
+    eye = hemisphere(3)
+    eye.apply_scale(0.2)
+    inside = trimesh.util.concatenate([head, eye.copy().apply_translation([0.0, 0.0, 0.65])])  # rim at z 0.65
+    outside = trimesh.util.concatenate([head, eye.copy().apply_translation([0.0, 0.0, 0.9])])  # rim at z 0.9
+    assert hole_area_fraction(inside.vertices, inside.faces) == 0.0
+    assert hole_area_fraction(outside.vertices, outside.faces) > 0.01
+    # a hole in the head itself still counts, eye or no eye (the same hole over more area)
+    holed = head.submesh([np.arange(1, len(head.faces))], append=True)
+    with_eye = trimesh.util.concatenate([holed, eye.copy().apply_translation([0.0, 0.0, 0.65])])
+    hole = hole_area_fraction(holed.vertices, holed.faces)
+    assert hole > 0 and hole_area_fraction(with_eye.vertices, with_eye.faces) == pytest.approx(hole * holed.area / with_eye.area)
 
 
 def test_shell_targets_are_inside_within_the_half_thickness():

@@ -289,3 +289,42 @@ def test_a_fit_that_found_no_surface_writes_nothing_and_says_so(tmp_path, capsys
     assert code == 2 and not out.exists() and not (tmp_path / "ball.ckpt").exists()
     assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps"), err
     assert "train longer" in err[-1]
+
+
+def _suzanne(levels: int) -> trimesh.Trimesh:
+    """Blender's Suzanne with its separate eyes (open at the back), Catmull-Clark subdivided ``levels``
+    times through a temporary object that is removed again."""
+    bpy = pytest.importorskip("bpy")
+    import bmesh
+
+    data = bpy.data.meshes.new("suzanne_test")
+    bm = bmesh.new()
+    bmesh.ops.create_monkey(bm)
+    bm.to_mesh(data)
+    bm.free()
+    obj = bpy.data.objects.new("suzanne_test", data)
+    bpy.context.scene.collection.objects.link(obj)
+    try:
+        modifier = obj.modifiers.new("subdivide", "SUBSURF")
+        modifier.levels = levels
+        evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+        evaluated.calc_loop_triangles()
+        vertices = np.array([v.co[:] for v in evaluated.vertices])
+        faces = np.array([t.vertices[:] for t in evaluated.loop_triangles])
+    finally:
+        bpy.data.objects.remove(obj)
+        bpy.data.meshes.remove(data)
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("levels", [0, 1, 2])
+def test_suzanne_with_its_eyes_is_read_as_a_solid(levels):
+    from sape_geom.mesh.io import normalization_for
+    from sape_geom.tasks.occupancy.fit import read_input
+
+    monkey = _suzanne(levels)
+    head = max(monkey.split(only_watertight=False), key=lambda piece: len(piece.faces))
+    for mesh in (monkey, head):  # eyes or no eyes: only the head's own small holes count
+        reading = read_input(normalization_for(mesh).apply(mesh.vertices), mesh.faces, occupancy_preset("fast"))
+        assert reading["mode"] == "solid" and reading["hole_area"] < 0.03, reading
