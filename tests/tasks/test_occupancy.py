@@ -287,7 +287,7 @@ def test_a_fit_that_found_no_surface_writes_nothing_and_says_so(tmp_path, capsys
                  "--quiet", "--checkpoint", str(tmp_path / "ball.ckpt")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists() and not (tmp_path / "ball.ckpt").exists()
-    assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps"), err
+    assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps at 32^3"), err
     assert "train longer" in err[-1]
 
 

@@ -87,16 +87,17 @@ class OccupancyFit:
         (less than :data:`LEAST_AREA_FRACTION` of the input's area): the field has not found the shape yet.
         """
         support = self.support if self.config.remove_unsupported else None
+        resolution = resolution or self.config.resolution
         result = extract_mesh(
-            self.model, self.normalization, self.config, resolution or self.config.resolution,
+            self.model, self.normalization, self.config, resolution,
             colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
             return_stats=return_stats, face_budget=face_budget, should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
         )
-        self._check_surface(result[0] if return_stats else result, whole=not keep_largest)
+        self._check_surface(result[0] if return_stats else result, resolution, whole=not keep_largest)
         return result
 
-    def _check_surface(self, surface: trimesh.Trimesh, whole: bool) -> None:
+    def _check_surface(self, surface: trimesh.Trimesh, resolution: int, whole: bool) -> None:
         """Raise :class:`EmptySurfaceError` for an empty surface, or a fragment where the ``whole``
         surface was asked for (see :meth:`extract`)."""
         # The input's area in the unit frame (checkpoints written before it was recorded lack it).
@@ -109,8 +110,8 @@ class OccupancyFit:
         if self.config.time_budget is not None and steps is not None:
             trained += f" (all that {self.config.time_budget:g} s bought)"
         found = "no surface" if not len(surface.faces) else f"only a fragment of a surface ({100 * area / input_area:.1f}% of the input's area)"
-        raise EmptySurfaceError(f"the fitted field has {found} {trained}: nothing written; train longer "
-                                "(more steps or a larger time budget)")
+        raise EmptySurfaceError(f"the fitted field has {found} {trained} at {resolution}^3: nothing written; "
+                                "train longer (more steps or a larger time budget), or extract finer")
 
     @property
     def sheet_half_thickness(self) -> float | None:
