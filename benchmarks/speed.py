@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--meshes", default="bunny,slic3r,bracket,overlapping",
                     help=f"comma-separated, of {', '.join(MESH_NAMES)} (--quick: sphere)")
     ap.add_argument("--name", default="speed", help="results folder under --out")
+    ap.add_argument("--sets", type=int, default=None,
+                    help="point sets instead of the preset's (labelling time; the steps and batch stay the preset's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2: what a user's fit uses here)")
     ap.add_argument("--cost-steps", type=int, default=40)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown mesh(es) {sorted(set(names) - set(MESH_NAMES))}; choose from {', '.join(MESH_NAMES)}")
     ctx = Context("quick" if args.quick else "small", args.out, setup_torch(args.threads, args.device), args.threads)
     device = torch.device(ctx.device)
-    config = occupancy_preset(args.preset, device=ctx.device)
+    config = occupancy_preset(args.preset, device=ctx.device, num_sets=args.sets)
     if args.quick:
         config = occupancy_preset(args.preset, device=ctx.device, steps=300, points_per_set=20_000, num_sets=2,
                                   batch_size=2000, resolution=64)
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                          row["nc"], f"{row['pieces']} ({row['pieces_input']})"])
     folder = ctx.folder(args.name)
     cpu = "native" if native_bf16(torch.device("cpu")) else "no native"
-    preamble = (f"`{args.preset}` preset ({config.steps} steps, batch {config.batch_size}, extraction at "
+    preamble = (f"`{args.preset}` preset ({config.steps} steps, batch {config.batch_size}, {config.num_sets} point sets "
+                f"of {config.points_per_set}, extraction at "
                 f"{config.resolution}^3 with smoothing); this CPU has {cpu} bf16, so `auto` is "
                 f"{resolved('auto', device)} on {device.type}. Ratios are against float32 in the same run, "
                 "every case alone on the machine.")
