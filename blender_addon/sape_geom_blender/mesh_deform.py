@@ -79,7 +79,7 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
         if problem:
             self.report({"ERROR"}, f"SAPE: {problem}")
             return {"CANCELLED"}
-        data = {"source": source.name, "target": target.name, "matrix_world": source.matrix_world.copy(),
+        data = {"source": source.name, "target": target.name, "matrix_world": result_matrix(source, target),
                 "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),
                 "frame_end": int(self.frame_end)}
         arrays = {"source_vertices": src_v, "source_faces": src_f, "target_vertices": tgt_v, "target_faces": tgt_f}
@@ -89,6 +89,14 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"INFO"}, f"SAPE: deforming {source.name} onto {target.name}")
         return {"FINISHED"}
+
+
+def result_matrix(source: bpy.types.Object, target: bpy.types.Object):
+    """The deformed copy's placement: the source's rotation and scale with its origin at the target's
+    origin, where its mesh ends up (the source's own origin would be left behind, away from the mesh)."""
+    matrix = source.matrix_world.copy()
+    matrix.translation = target.matrix_world.translation
+    return matrix
 
 
 def _set_key(obj: bpy.types.Object, name: str, local: np.ndarray) -> bpy.types.ShapeKey:

@@ -48,7 +48,10 @@ def test_deform_onto_target_keeps_order_uvs_and_the_scene(addon):
     assert keys[0].name == "Basis" and len(keys) == 5  # start, 2 snapshots, end
     co = np.empty(len(keys[-1].data) * 3, np.float32)
     keys[-1].data.foreach_get("co", co)
-    assert np.abs(co.reshape(-1, 3).mean(axis=0) - [4.0, 0.0, 1.0]).max() < 0.6  # on the target, world space
+    matrix = np.array(result.matrix_world)
+    world = co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+    assert np.abs(world.mean(axis=0) - [4.0, 0.0, 1.0]).max() < 0.6  # on the target, world space
+    assert np.allclose(matrix[:3, 3], [4.0, 0.0, 1.0])  # and its origin is the target's, not the source's
     after = snapshot_scene()["objects"]
     assert after["Source"] == before["objects"]["Source"] and after["Target"] == before["objects"]["Target"]
 
