@@ -15,7 +15,7 @@ import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import convert, results, runner
-from .operators import submit_worker_job
+from .operators import refuse, submit_worker_job
 
 
 def own_mesh_world_arrays(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
@@ -64,20 +64,20 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
         target = context.active_object
         sources = [o for o in context.selected_objects if o is not target]
         if target is None or target.type != "MESH":
-            self.report({"ERROR"}, "SAPE: make the target mesh the active object")
+            refuse(self, "make the target mesh the active object")
             return {"CANCELLED"}
         if len(sources) != 1 or sources[0].type != "MESH":
-            self.report({"ERROR"}, "SAPE: select one source mesh and the target mesh (active)")
+            refuse(self, "select one source mesh and the target mesh (active)")
             return {"CANCELLED"}
         if self.snapshots and self.frame_end <= self.frame_start:
-            self.report({"ERROR"}, "SAPE: the animation's end frame must come after its start frame")
+            refuse(self, "the animation's end frame must come after its start frame")
             return {"CANCELLED"}
         source = sources[0]
         src_v, src_f = own_mesh_world_arrays(source)
         tgt_v, tgt_f = convert.mesh_world_arrays(target, context.evaluated_depsgraph_get())
         problem = _usable(source, src_v, src_f) or _usable(target, tgt_v, tgt_f)
         if problem:
-            self.report({"ERROR"}, f"SAPE: {problem}")
+            refuse(self, str(problem))
             return {"CANCELLED"}
         data = {"source": source.name, "target": target.name, "matrix_world": result_matrix(source, target),
                 "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),

@@ -10,9 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 import bpy
-from . import convert, results, runner
+from . import convert, reports, results, runner
 from .preferences import resolve_worker_python, work_dir_base
 from .job_settings import merge_extra
+
+
+def refuse(op, text: str) -> None:
+    """Refuse ``op``'s request with ``text``: reported (a popup that closes when the mouse moves, and
+    Info) and, while no job runs, the panel's status line too, where it stays until the next outcome."""
+    op.report({"ERROR"}, f"SAPE: {text}")
+    if not runner.RUNNER.busy:
+        runner.RUNNER.state.status, runner.RUNNER.state.level = text, "ERROR"
+        reports.tag_redraw()
 
 
 def _worker_python_or_report(op, context) -> str | None:
@@ -21,7 +30,7 @@ def _worker_python_or_report(op, context) -> str | None:
     python, where = resolve_worker_python(context)
     problem = check_python(python)
     if problem:
-        op.report({"ERROR"}, f"SAPE: {problem} ({where})")
+        refuse(op, f"{problem} ({where})")
         return None
     return python
 
@@ -33,7 +42,7 @@ def submit_worker_job(op, context, *, kind: str, label: str, settings: dict, ext
     try:
         settings = merge_extra(settings, extra)
     except ValueError as exc:
-        op.report({"ERROR"}, f"SAPE: {exc}")
+        refuse(op, str(exc))
         return False
     python = _worker_python_or_report(op, context)
     if python is None:
@@ -64,18 +73,18 @@ class SAPE_OT_fit_selected(bpy.types.Operator):
     def execute(self, context):
         selected = list(context.selected_objects)
         if not selected:
-            self.report({"ERROR"}, "SAPE: select one or more mesh objects to fit")
+            refuse(self, "select one or more mesh objects to fit")
             return {"CANCELLED"}
         meshes = [o for o in selected if o.type == "MESH"]
         skipped = [o.name for o in selected if o.type != "MESH"]
         if not meshes:
-            self.report({"ERROR"}, f"SAPE: no mesh in the selection ({', '.join(skipped)} is not a mesh)")
+            refuse(self, f"no mesh in the selection ({', '.join(skipped)} is not a mesh)")
             return {"CANCELLED"}
         settings = context.scene.sape_geom
         try:
             job_settings = settings.fit_settings()
         except ValueError as exc:
-            self.report({"ERROR"}, f"SAPE: {exc}")
+            refuse(self, str(exc))
             return {"CANCELLED"}
         python = _worker_python_or_report(self, context)
         if python is None:
@@ -104,7 +113,7 @@ class SAPE_OT_fit_selected(bpy.types.Operator):
             ))
         notes = problems + [f"'{n}' is not a mesh" for n in skipped]
         if not items:
-            self.report({"ERROR"}, "SAPE: nothing to fit: " + "; ".join(notes))
+            refuse(self, "nothing to fit: " + "; ".join(notes))
             return {"CANCELLED"}
         if notes:
             self.report({"WARNING"}, "SAPE: skipped " + "; ".join(notes))
@@ -148,10 +157,10 @@ class SAPE_OT_reextract(bpy.types.Operator):
         obj = context.active_object
         checkpoint = results.checkpoint_path(obj) if obj is not None else ""
         if not checkpoint:
-            self.report({"ERROR"}, "SAPE: the active object is not a SAPE result (no checkpoint)")
+            refuse(self, "the active object is not a SAPE result (no checkpoint)")
             return {"CANCELLED"}
         if not Path(checkpoint).is_file():
-            self.report({"ERROR"}, f"SAPE: the checkpoint of '{obj.name}' is gone: {checkpoint}")
+            refuse(self, f"the checkpoint of '{obj.name}' is gone: {checkpoint}")
             return {"CANCELLED"}
         python = _worker_python_or_report(self, context)
         if python is None:
@@ -195,15 +204,15 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
         if s.target_kind == "OBJECT":
             target = s.target_object
             if target is None or target.type != "CURVE":
-                self.report({"ERROR"}, "SAPE: choose a target curve object")
+                refuse(self, "choose a target curve object")
                 return {"CANCELLED"}
             try:
                 loops = convert.curve_world_loops(target, depsgraph)  # every spline: outlines and holes
             except ValueError as exc:
-                self.report({"ERROR"}, f"SAPE: {exc}")
+                refuse(self, str(exc))
                 return {"CANCELLED"}
             if not loops:
-                self.report({"ERROR"}, f"SAPE: target curve '{target.name}' has fewer than 3 points")
+                refuse(self, f"target curve '{target.name}' has fewer than 3 points")
                 return {"CANCELLED"}
             loops = [loop @ rotation for loop in loops]
             pts = np.vstack(loops)
@@ -214,7 +223,7 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
             center = (lo + hi) / 2
             scale = float(np.linalg.norm(pts[:, :2] - center, axis=1).max())
             if not scale > 0:
-                self.report({"ERROR"}, f"SAPE: target curve '{target.name}' is degenerate")
+                refuse(self, f"target curve '{target.name}' is degenerate")
                 return {"CANCELLED"}
             arrays["target_points"] = (pts[:, :2] - center) / scale
             data.update(z=float(pts[:, 2].mean()), center=tuple(center), scale=scale)
@@ -224,29 +233,29 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
             import os
 
             if not s.target_image or not os.path.isfile(path):
-                self.report({"ERROR"}, f"SAPE: target image not found: {path or '(none)'}")
+                refuse(self, f"target image not found: {path or '(none)'}")
                 return {"CANCELLED"}
             settings["target_image"] = path
             label = bpy.path.display_name_from_filepath(path) or "image"
         if s.source_kind == "OBJECT":
             source = s.source_object
             if source is None or source.type != "CURVE":
-                self.report({"ERROR"}, "SAPE: choose a source curve object (or use the circle)")
+                refuse(self, "choose a source curve object (or use the circle)")
                 return {"CANCELLED"}
             try:
                 src = convert.curve_world_points(source, depsgraph)
             except ValueError as exc:
-                self.report({"ERROR"}, f"SAPE: {exc}")
+                refuse(self, str(exc))
                 return {"CANCELLED"}
             if len(src) < 3:
-                self.report({"ERROR"}, f"SAPE: source curve '{source.name}' has fewer than 3 points")
+                refuse(self, f"source curve '{source.name}' has fewer than 3 points")
                 return {"CANCELLED"}
             src = src @ rotation
             center, scale = np.asarray(data["center"]), data["scale"]
             arrays["source_points"] = (src[:, :2] - center) / scale
         if s.animate:
             if s.frame_end <= s.frame_start:
-                self.report({"ERROR"}, "SAPE: the animation's end frame must come after its start frame")
+                refuse(self, "the animation's end frame must come after its start frame")
                 return {"CANCELLED"}
             data.update(animate=s.animation_mode, frame_start=int(s.frame_start), frame_end=int(s.frame_end))
         if not submit_worker_job(self, context, kind="deform", label=label, settings=settings,

@@ -313,6 +313,9 @@ def test_no_selection_non_mesh_and_empty_mesh_are_refused(addon):
     before = snapshot_scene()
     with pytest.raises(RuntimeError, match="select one or more mesh objects"):
         fit_selected()
+    # the popup closes when the mouse moves: the panel's status line keeps the reason
+    state = runner().RUNNER.state
+    assert (state.status, state.level) == ("select one or more mesh objects to fit", "ERROR")
     bpy.ops.object.empty_add()
     select_only(bpy.context.active_object)
     with pytest.raises(RuntimeError, match="no mesh in the selection"):
@@ -323,6 +326,7 @@ def test_no_selection_non_mesh_and_empty_mesh_are_refused(addon):
     before = snapshot_scene()
     with pytest.raises(RuntimeError, match="'Nothing' has no faces"):
         fit_selected()
+    assert "'Nothing' has no faces" in runner().RUNNER.state.status  # the newest refusal replaces the last
     assert snapshot_scene() == before
     assert not runner().RUNNER.busy
 
