@@ -59,27 +59,34 @@ def _report_in_window(level: str, text: str) -> None:
 
 
 ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "INFO"}
+WORKING = "SAPE: working (SAPE tab; Esc cancels)"
+
+#: What the status bar was last asked to redraw for: (icon, text).
+SHOWN: dict = {"entry": ("", "")}
+
+
+def status_bar_entry() -> tuple[str, str]:
+    """``(icon, text)`` of SAPE's status-bar entry now: that a job runs, else the last message, else nothing."""
+    from . import runner
+
+    if runner.RUNNER.busy:
+        return "TIME", WORKING
+    level, text = current()
+    return (ICONS.get(level, "INFO"), text[:120]) if text else ("", "")
 
 
 def draw_status_bar(self, context) -> None:
     """Appended to the status bar: the last SAPE message, or that a job runs (its progress is in the
-    sidebar: the status bar is redrawn by Blender's own events only, so a percentage would go stale)."""
-    from . import runner
-
-    layout = self.layout
-    run = runner.RUNNER
-    if run.busy:
-        layout.label(text="SAPE: working (SAPE tab; Esc cancels)", icon="TIME")
-        return
-    level, text = current()
+    sidebar: the status bar is redrawn only when its entry changes, so a percentage would go stale)."""
+    icon, text = status_bar_entry()
     if text:
-        layout.label(text=text[:120], icon=ICONS.get(level, "INFO"))
+        self.layout.label(text=text, icon=icon)
 
 
 def tag_redraw() -> None:
     """Redraw what shows SAPE's progress and messages: the 3D view's sidebar (not its scene: a new
     preview mesh redraws that by itself, and redrawing the scene a few times a second costs a CPU core
-    under software OpenGL), the status bar, the Info editor and the preferences."""
+    under software OpenGL), the Info editor and the preferences; the status bar when its entry changed."""
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
@@ -89,8 +96,29 @@ def tag_redraw() -> None:
                 for region in area.regions:
                     if region.type == "UI":
                         region.tag_redraw()
-            elif area.type in ("STATUSBAR", "PREFERENCES", "INFO"):
+            elif area.type in ("PREFERENCES", "INFO"):
                 area.tag_redraw()
+    entry = status_bar_entry()
+    if entry != SHOWN["entry"]:  # a job started or ended, or a message came: never on mere progress
+        SHOWN["entry"] = entry
+        redraw_status_bar()
+
+
+def redraw_status_bar() -> None:
+    """Redraw every window's status bar. It is a global area of the window, not one of its screen's
+    areas, so no ``area.tag_redraw()`` reaches it (a cancelled job's "working" stayed there for good);
+    resetting the workspace's status text to Blender's own (None) redraws it. Called only when SAPE's
+    entry changes, since it would also reset the text of a tool that is running at that moment."""
+    wm = getattr(bpy.context, "window_manager", None)
+    for window in (wm.windows if wm is not None else ()):
+        workspace = getattr(window, "workspace", None)
+        if workspace is None or not hasattr(workspace, "status_text_set"):
+            continue
+        try:
+            with bpy.context.temp_override(window=window, screen=window.screen):
+                workspace.status_text_set(None)
+        except (RuntimeError, TypeError, AttributeError):  # no usable context for this window
+            pass
 
 
 class SAPE_OT_report(bpy.types.Operator):

@@ -131,6 +131,7 @@ class Runner:
             self._finish(item, worker, ok=False)
         self.current = None
         self._drop_preview()
+        _redraw()
 
     def file_changed(self) -> None:
         """Another file is being opened (or File > New): cancel and tidy; later events are dropped."""
@@ -178,6 +179,7 @@ class Runner:
             self._finish(item, worker, ok=worker.final.get("event") == "result" and self.applied)
             self.current = None
             self._start_next()
+            _redraw()  # again now that the job is no longer current: the status bar's "working" goes
         return POLL_INTERVAL_S if self.busy else None
 
     def _start_next(self) -> None:

@@ -340,3 +340,35 @@ def test_deform_in_the_front_plane_keeps_a_curve_drawn_in_front_view(addon):
     assert np.allclose(world[:, 1], 3.0, atol=1e-4)  # in the target's plane
     assert np.ptp(world[:, 0]) > 0.1 and np.ptp(world[:, 2]) > 0.1  # a ring in that plane, not a line
     assert np.allclose([world[:, 0].mean(), world[:, 2].mean()], [1.0, 0.5], atol=0.6)
+
+
+SLOW_WORKER = """#!/bin/sh
+echo '{"event": "started", "protocol": 1, "task": "fit_surface"}'
+echo '{"event": "progress", "step": 1, "total": 100, "loss": 1.0, "elapsed_s": 0.1, "eta_s": 10.0, "stage": "training"}'
+exec sleep 60
+"""
+
+
+def test_the_status_bar_is_redrawn_when_a_job_starts_and_ends_and_never_for_progress(addon, tmp_path, monkeypatch):
+    """Blender 3.4 keeps the status bar out of ``screen.areas``: its "working" outlived a cancelled job until
+    the add-on redrew it itself; now it is redrawn on every change of its entry, and only then."""
+    reports = mod("reports")
+    redrawn = []
+    monkeypatch.setattr(reports, "redraw_status_bar", lambda: redrawn.append(reports.status_bar_entry()))
+    reports.tag_redraw()  # what the bar shows before the job (earlier tests leave their last message)
+    redrawn.clear()
+    use_python(fake_worker(tmp_path, SLOW_WORKER))
+    select_only(add_cube())
+    assert bpy.ops.sape.fit_selected() == {"FINISHED"}
+    drive_until(lambda: runner().RUNNER.state.stage == "training")
+    drive_until(lambda: bool(redrawn))  # progress redraws come at most once a second (PROGRESS_REDRAW_S)
+    assert redrawn[-1] == ("TIME", reports.WORKING) == reports.status_bar_entry()
+    count = len(redrawn)
+    for _ in range(3):
+        reports.tag_redraw()  # progress: the entry is the same
+    assert len(redrawn) == count
+    assert bpy.ops.sape.cancel() == {"FINISHED"}
+    drive()
+    assert not runner().RUNNER.busy
+    assert reports.status_bar_entry()[1] != reports.WORKING  # "working" does not outlive its job...
+    assert redrawn[-1] == reports.status_bar_entry()  # ...and the bar was redrawn to show what holds now
