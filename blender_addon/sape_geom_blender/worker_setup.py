@@ -315,7 +315,7 @@ class SetupJob:
                 continue
             output.append(line)
             self._write(line)
-            self.last_line = line[:200]
+            self.last_line = shown_line(line, self.last_line)
             if line.startswith(("Collecting", "Downloading", "Processing", "Installing", "Successfully")):
                 self.progress = min(start + share * 0.95, self.progress + share * 0.08)
         code = self._wait()
@@ -359,3 +359,17 @@ def _remove(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path, ignore_errors=True)
+
+
+RETRYING = "Retrying the package index (network)..."
+
+
+def shown_line(line: str, previous: str) -> str:
+    """What the panel shows for a line of pip's output (every line goes to the log as it is): pip's own
+    progress ("Collecting torch==2.13.0"), but a retry of the package index in the add-on's words and no
+    other warning, which would look like a failure while pip goes on."""
+    if line.startswith("WARNING: Retrying"):
+        return RETRYING
+    if line.startswith(("WARNING:", "DEPRECATION:")):
+        return previous
+    return line[:200]

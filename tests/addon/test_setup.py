@@ -291,3 +291,14 @@ def test_a_worker_beside_blenders_window_leaves_blender_a_core(addon, tmp_path, 
     assert wc.run_check(sys.executable, tmp_path / "own")["threads"] >= 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting wins
     assert wc.run_check(sys.executable, tmp_path / "user", threads=1)["threads"] == 2
+
+
+def test_pip_warnings_are_not_shown_as_progress(addon):
+    shown = mod("worker_setup").shown_line
+    line = "Collecting torch==2.13.0"
+    assert shown(line, "") == line
+    retry = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
+             "connection broken by 'NewConnectionError(...)': /simple/torch/")
+    assert shown(retry, line) == mod("worker_setup").RETRYING == "Retrying the package index (network)..."
+    assert shown("WARNING: The script f2py is installed in '/x/bin' which is not on PATH.", line) == line
+    assert shown("DEPRECATION: a legacy install", line) == line
