@@ -179,7 +179,7 @@ class Runner:
             self._finish(item, worker, ok=worker.final.get("event") == "result" and self.applied)
             self.current = None
             self._start_next()
-            _redraw()  # again now that the job is no longer current: the status bar's "working" goes
+            _redraw()  # now that the job is no longer current, so the status bar's "working" goes
         return POLL_INTERVAL_S if self.busy else None
 
     def _start_next(self) -> None:
@@ -273,8 +273,7 @@ class Runner:
         else:
             self.state.status, self.state.level = "Failed", "ERROR"
         _remove_dir(item.work_dir)  # a fit's checkpoint was moved out (results.keep_checkpoint)
-        self._tidy_collection()
-        _redraw()
+        self._tidy_collection()  # its callers redraw once the job is no longer current
 
     def _redraw_progress(self) -> None:
         """Redraw for progress, at most every :data:`PROGRESS_REDRAW_S` (what is owed is drawn later)."""

@@ -181,8 +181,9 @@ def _buried_loops(V: np.ndarray, F: np.ndarray, boundary: np.ndarray, loop_of_ve
         mine = rim[piece_of_vertex[rim] == piece]
         inside = MeshQueries(V, others).winding_number(V[mine])
         loop = loop_of_vertex[mine]
-        mean = np.bincount(loop, weights=inside, minlength=loops) / np.maximum(np.bincount(loop, minlength=loops), 1)
-        buried |= (mean > 0.5) & (np.bincount(loop, minlength=loops) > 0)
+        count = np.bincount(loop, minlength=loops)
+        mean = np.bincount(loop, weights=inside, minlength=loops) / np.maximum(count, 1)
+        buried |= (mean > 0.5) & (count > 0)
     return buried
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -82,8 +83,6 @@ class EncodedField(nn.Module):
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
         self.config = config
-        self.requested_precision = config.precision
-        """``FieldConfig.precision`` as asked (``auto`` unresolved); see :attr:`precision`."""
         self.encoding: Encoding = build_encoding(config, in_dim, generator)
         self.controller = build_controller(config.control, self.encoding.out_dim, in_dim, total_steps, progress)
         if config.encoding == "siren":
@@ -95,7 +94,7 @@ class EncodedField(nn.Module):
         features = self.encoding(x)
         if self.controller is not None:
             features = self.controller.apply(x, features)
-        dtype = compute_dtype(self.requested_precision, x.device)
+        dtype = compute_dtype(self.config.precision, x.device)
         if dtype is None:
             return self.network(features)
         with torch.autocast(x.device.type, dtype=dtype):
@@ -105,12 +104,12 @@ class EncodedField(nn.Module):
     @property
     def precision(self) -> str:
         """The precision the network runs in on its present device (``auto`` resolved)."""
-        return resolve_precision(self.requested_precision, next(self.parameters()).device)
+        return resolve_precision(self.config.precision, next(self.parameters()).device)
 
     def set_precision(self, precision: str) -> None:
-        """Run the network in ``precision`` from now on (e.g. extracting a float32 fit in bfloat16)."""
-        resolve_precision(precision, torch.device("cpu"))  # an unknown name is an error now
-        self.requested_precision = precision
+        """Run the network in ``precision`` from now on (e.g. extracting a float32 fit in bfloat16); an
+        unknown name is a ``ConfigError`` (the field config checks it)."""
+        self.config = dataclasses.replace(self.config, precision=precision)
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor, per_sample_loss: torch.Tensor) -> None:

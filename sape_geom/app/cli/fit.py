@@ -162,8 +162,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     if args.no_smooth:
         changes["smooth_surface"] = False
     if args.precision:
-        changes["field"] = dataclasses.replace(fit.config.field, precision=args.precision)
         fit.model.set_precision(args.precision)
+        changes["field"] = fit.model.config
     if changes:
         fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, **changes))
     surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
