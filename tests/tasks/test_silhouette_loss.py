@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sape_geom import curve as C  # noqa: E402
+from sape_geom.curve.metrics import crossing_pairs as reference_pairs  # noqa: E402
 from sape_geom.tasks.silhouette import distance as D  # noqa: E402
 from sape_geom.tasks.silhouette.loss import (  # noqa: E402
     chamfer_terms,
@@ -90,10 +91,18 @@ def test_fold_term_does_not_depend_on_how_densely_the_curve_is_sampled():
 
 def test_crossing_pairs_and_penalty():
     rng = np.random.default_rng(1)
-    for _ in range(5):
-        pts = C.circle(120) + rng.normal(scale=0.03, size=(120, 2))
-        i, j = crossing_pairs(torch.tensor(pts))
-        assert len(i) == C.count_self_intersections(pts)
+    # Sizes around the search's chunk of 16 edges (a padded last chunk, one chunk, several), and a
+    # figure eight whose far-apart stretches cross: the same pairs as the all-pairs reference.
+    for n in (5, 16, 17, 120, 333):
+        for scale in (0.03, 0.3):
+            pts = C.circle(n) + rng.normal(scale=scale, size=(n, 2))
+            i, j = crossing_pairs(torch.tensor(pts))
+            ref_i, ref_j = reference_pairs([pts])
+            assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(ref_i.tolist(), ref_j.tolist()))
+            assert torch.all(i < j) and torch.all(torch.diff(i * n + j) > 0)  # ascending ids, each pair once
+    t = np.linspace(0, 2 * np.pi, 200, endpoint=False) + 0.01  # the crossing falls inside two edges
+    eight = np.stack([np.sin(t), np.sin(2 * t)], axis=1)
+    assert len(crossing_pairs(torch.tensor(eight))[0]) == C.count_self_intersections(eight) == 1
     clean = torch.tensor(C.circle(100), requires_grad=True)
     assert float(crossing_penalty(clean, *crossing_pairs(clean)).detach()) == 0.0
     bow = torch.tensor([[0, 0], [1, 1], [1, 0], [0, 1]], dtype=torch.float64, requires_grad=True)

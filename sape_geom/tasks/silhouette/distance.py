@@ -22,7 +22,7 @@ import torch
 
 CHUNK = 16
 """Consecutive elements per chunk of the search structure."""
-CANDIDATE_CHUNKS = 6
+CANDIDATE_CHUNKS = 3
 """Chunks examined per query before the certificate; more = fewer fall-backs, more work per query."""
 _BLOCK = 1 << 20
 """Query x element pairs evaluated at once by the brute-force fall-back (bounds its memory)."""
@@ -45,7 +45,9 @@ class Elements:
     radius: torch.Tensor
     """(C,) radius of a circle around ``centre`` holding every element of the chunk."""
     columns: torch.Tensor
-    """(4, S) start x, start y, edge x, edge y as contiguous rows (fast gathers)."""
+    """(4, S) start x, start y, edge x, edge y as contiguous rows (all elements at once)."""
+    rows: torch.Tensor
+    """(S, 5) start x, start y, edge x, edge y, 1 / |edge|² per element (gathers of a few elements)."""
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -77,12 +79,13 @@ def _elements(start: torch.Tensor, edge: torch.Tensor) -> Elements:
     centre = (ends.amin(1) + ends.amax(1)) / 2
     radius = (ends - centre[:, None]).norm(dim=2).amax(1)
     columns = torch.cat([start.T, edge.T]).contiguous()
-    return Elements(start, edge, inv, members, centre, radius, columns)
+    rows = torch.cat([start, edge, inv[:, None]], dim=1).contiguous()
+    return Elements(start, edge, inv, members, centre, radius, columns, rows)
 
 
-def _squared_xy(qx: torch.Tensor, qy: torch.Tensor, columns: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+def _squared_xy(qx: torch.Tensor, qy: torch.Tensor, columns, inv: torch.Tensor) -> torch.Tensor:
     """Squared distances from query coordinates ``qx``, ``qy`` (N, 1) to segments given as ``columns``
-    (4, ...) = (start x, start y, edge x, edge y), broadcast against the queries."""
+    (start x, start y, edge x, edge y: a (4, ...) tensor or four tensors), broadcast against the queries."""
     ax, ay, ex, ey = columns
     dx = qx - ax
     dy = qy - ay
@@ -119,8 +122,12 @@ def nearest(query: torch.Tensor, elements: Elements, candidates: int = CANDIDATE
     cx, cy = elements.centre.T
     lower = ((qx - cx) ** 2).add_((qy - cy) ** 2).sqrt_().sub_(elements.radius)
     bound, chunk = lower.topk(candidates + 1, dim=1, largest=False)
-    members = elements.members[chunk[:, :candidates]].flatten(1)  # (N, candidates * CHUNK)
-    d2 = _squared_xy(qx, qy, elements.columns[:, members], elements.inv_len2[members])
+    chosen = chunk[:, :candidates].reshape(-1)
+    members = elements.members.index_select(0, chosen).view(len(q), -1)  # (N, candidates * CHUNK)
+    # One row gather (index_select) of (start, edge, 1/len²) per candidate: several times faster on the
+    # CPU than indexing each column with the 2-D index.
+    ax, ay, ex, ey, inv = elements.rows.index_select(0, members.reshape(-1)).view(*members.shape, 5).unbind(-1)
+    d2 = _squared_xy(qx, qy, (ax, ay, ex, ey), inv)
     value, pos = d2.min(1)
     index = members.gather(1, pos[:, None])[:, 0]
     # Certified when no unexamined chunk can hold anything closer (a small margin absorbs rounding).

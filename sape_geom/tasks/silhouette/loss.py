@@ -55,30 +55,49 @@ def _cross(ox, oy, ax, ay, bx, by):
     return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
 
 
+CROSSING_CHUNK = 16
+"""Consecutive edges per chunk of the crossing search: only edges of chunks whose bounding boxes overlap
+are tested against each other (a curve's own neighbours and its near contacts, a few percent of all pairs)."""
+
+
 @torch.no_grad()
-def crossing_pairs(curve: torch.Tensor, block: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def crossing_pairs(curve: torch.Tensor, block: int = 1 << 18) -> tuple[torch.Tensor, torch.Tensor]:
     """Index pairs (i, j), i < j, of non-adjacent edges of the closed curve that properly cross.
 
-    Edge i runs from point i to i + 1 (mod P). Same rule as ``curve.count_self_intersections``.
+    Edge i runs from point i to i + 1 (mod P). Same rule as ``curve.count_self_intersections``; the
+    candidates are the edge pairs of chunks with overlapping bounding boxes (:data:`CROSSING_CHUNK`),
+    tested ``block`` pairs at a time.
     """
     p = curve.detach()
     n = p.shape[0]
-    x0, y0 = p[:, 0], p[:, 1]
-    x1, y1 = torch.roll(x0, -1), torch.roll(y0, -1)
-    all_i, all_j = [], []
-    j = torch.arange(n, device=p.device)
-    for s in range(0, n, block):
-        i = j[s : s + block, None]
-        a0x, a0y, a1x, a1y = x0[i], y0[i], x1[i], y1[i]
-        d1 = _cross(a0x, a0y, a1x, a1y, x0, y0)
-        d2 = _cross(a0x, a0y, a1x, a1y, x1, y1)
-        d3 = _cross(x0, y0, x1, y1, a0x, a0y)
-        d4 = _cross(x0, y0, x1, y1, a1x, a1y)
-        hit = (d1 * d2 < 0) & (d3 * d4 < 0) & (j > i + 1) & ~((i == 0) & (j == n - 1))
-        ii, jj = torch.nonzero(hit, as_tuple=True)
-        all_i.append(ii + s)
-        all_j.append(jj)
-    return torch.cat(all_i), torch.cat(all_j)
+    nxt = torch.roll(p, -1, 0)
+    count = -(-n // CROSSING_CHUNK)
+    members = torch.arange(count * CROSSING_CHUNK, device=p.device).view(count, CROSSING_CHUNK)
+    real = members < n
+    members = members.clamp(max=n - 1)
+    ends = torch.cat([p[members], nxt[members]], dim=1)  # (C, 2K, 2)
+    low, high = ends.amin(1), ends.amax(1)
+    overlap = ((low[:, None] <= high[None]) & (low[None] <= high[:, None])).all(2)
+    a, b = torch.nonzero(torch.triu(overlap), as_tuple=True)
+    i = members[a][:, :, None].expand(-1, -1, CROSSING_CHUNK).reshape(-1)
+    j = members[b][:, None, :].expand(-1, CROSSING_CHUNK, -1).reshape(-1)
+    valid = (real[a][:, :, None] & real[b][:, None, :]).reshape(-1)
+    keep = valid & (j > i + 1) & ~((i == 0) & (j == n - 1))
+    i, j = i[keep], j[keep]
+    found_i, found_j = [i[:0]], [j[:0]]
+    for s in range(0, len(i), block):
+        ii, jj = i[s : s + block], j[s : s + block]
+        a0, a1, b0, b1 = p[ii], nxt[ii], p[jj], nxt[jj]
+        d1 = _cross(a0[:, 0], a0[:, 1], a1[:, 0], a1[:, 1], b0[:, 0], b0[:, 1])
+        d2 = _cross(a0[:, 0], a0[:, 1], a1[:, 0], a1[:, 1], b1[:, 0], b1[:, 1])
+        d3 = _cross(b0[:, 0], b0[:, 1], b1[:, 0], b1[:, 1], a0[:, 0], a0[:, 1])
+        d4 = _cross(b0[:, 0], b0[:, 1], b1[:, 0], b1[:, 1], a1[:, 0], a1[:, 1])
+        hit = (d1 * d2 < 0) & (d3 * d4 < 0)
+        found_i.append(ii[hit])
+        found_j.append(jj[hit])
+    i, j = torch.cat(found_i), torch.cat(found_j)
+    order = torch.argsort(i * n + j)  # ascending pair ids, as ``DeformLoss`` matches them between searches
+    return i[order], j[order]
 
 
 def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
@@ -192,7 +211,7 @@ def chamfer_terms(kind: str, target: torch.Tensor, subset: int, generator: torch
             d_pq = distance_to(curve, segments, seg)
             q = target[calls % stride :: stride]  # every target sample once per ``stride`` steps
             calls += 1
-            vertex, _ = nearest_brute(q, point_elements(curve))
+            vertex = nearest(q, point_elements(curve))
             return d_pq, _point_distance(q, curve[vertex]), seg
 
         return exact
