@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import FieldConfig, ProgressConfig
@@ -25,8 +26,15 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, used_inputs: int | None = None) -> torch.Tensor:
+        """``used_inputs``: only the first this many input columns can be non-zero (a progressive mask
+        has the rest closed everywhere), so the first layer multiplies only those: the same sums without
+        the zero terms, and the closed columns' weights get the zero gradient they would get anyway."""
+        if used_inputs is None or used_inputs >= x.shape[1]:
+            return self.net(x)
+        first = self.net[0]
+        hidden = F.linear(x[:, :used_inputs], first.weight[:, :used_inputs], first.bias)
+        return self.net[1:](hidden)
 
 
 class SineLayer(nn.Module):
@@ -96,10 +104,17 @@ class EncodedField(nn.Module):
             features = self.controller.apply(x, features)
         dtype = compute_dtype(self.config.precision, x.device)
         if dtype is None:
-            return self.network(features)
+            return self._network(features)
         with torch.autocast(x.device.type, dtype=dtype):
-            output = self.network(features)
+            output = self._network(features)
         return output.float()
+
+    def _network(self, features: torch.Tensor) -> torch.Tensor:
+        """The network on the masked features; an MLP skips the channels the mask has closed everywhere
+        (SAPE's unopened blocks, docs/method.md §5.11)."""
+        if isinstance(self.network, MLP) and isinstance(self.controller, SpatialProgression):
+            return self.network(features, self.controller.open_width())
+        return self.network(features)
 
     @property
     def precision(self) -> str:
@@ -131,6 +146,16 @@ class EncodedField(nn.Module):
         return self.controller if isinstance(self.controller, SpatialProgression) else None
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, batch_size: int = 32768) -> torch.Tensor:
-        """Forward pass in chunks without gradients (for dense evaluation of large point sets)."""
-        return torch.cat([self(chunk) for chunk in x.split(batch_size)]) if len(x) else self(x)
+    def evaluate(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Forward pass in chunks without gradients (for dense evaluation of large point sets); chunks of
+        ``batch_size`` rows, by default :func:`query_rows` of the device."""
+        rows = batch_size or query_rows(x.device)
+        return torch.cat([self(chunk) for chunk in x.split(rows)]) if len(x) else self(x)
+
+
+def query_rows(device: torch.device) -> int:
+    """Rows per forward pass when a field is evaluated at many points. On the CPU a chunk's activations
+    stay under glibc's largest heap allocation (32 MB; 8192 x 256 floats is 8 MB), so they reuse memory
+    instead of arriving as fresh zeroed pages at every chunk, which made 32768-row chunks slower
+    (benchmarks/results, the speed section); accelerators take larger chunks."""
+    return 8192 if device.type == "cpu" else 65536

@@ -230,6 +230,12 @@ class SpatialProgression(nn.Module):
         rank_of[torch.tensor(ranked)] = torch.arange(1, len(ranked) + 1)
         return rank_of.to(self.level.device).index_select(0, self.level.long())
 
+    def open_width(self) -> int:
+        """Channels ``[0, open_width())`` hold every channel any sample can have open now (a host value,
+        no device read): the blocks up to the highest level a node holds or the schedule has reached."""
+        self._ranked()  # on the CPU this brings the highest held level up to date
+        return self._ends[min(self._top, len(self._ends) - 1)]
+
     def _block_columns(self) -> list[int]:
         """Per block b, the number of ranked levels whose blocks cover it (levels >= b)."""
         ranked = self._ranked()

@@ -243,3 +243,34 @@ def test_apply_equals_features_times_mask(ramp):
     features = torch.randn(50, 27)
     expected = features * control.mask(x)
     torch.testing.assert_close(control.apply(x, features.clone()), expected)
+
+
+@pytest.mark.parametrize("device_like", [True, False])
+def test_open_width_bounds_every_open_channel_and_the_field_skips_the_rest(device_like):
+    """Channels past ``open_width()`` are closed at every point, so the field's MLP may skip them: its
+    output and its gradients equal those of the full product (the closed weights' gradients are zero)."""
+    from sape_geom.nn.model import EncodedField
+
+    torch.manual_seed(0)
+    field = EncodedField(2, 1, FieldConfig(num_frequencies=32, hidden_width=16, hidden_layers=2),
+                         ProgressConfig(grid_resolution=8, num_blocks=6), 600)
+    control = field.controller
+    control.compact_levels = not device_like  # both ways of finding the highest level
+    x = torch.rand(300, 2) * 2 - 1
+    widths = []
+    for top in range(len(control.block_ends)):
+        control.level.copy_(torch.randint(0, top + 1, control.level.shape, dtype=torch.int16))
+        control._current_block = top
+        control._mirror()
+        control._invalidate()
+        width = control.open_width()
+        widths.append(width)
+        assert not control.mask(x)[:, width:].any()
+        full = field.network(control.apply(x, field.encoding(x)))
+        sliced = field(x)
+        torch.testing.assert_close(sliced, full)
+        (grad_full,) = torch.autograd.grad(full.square().sum(), field.network.net[0].weight)
+        (grad_sliced,) = torch.autograd.grad(sliced.square().sum(), field.network.net[0].weight)
+        torch.testing.assert_close(grad_sliced, grad_full)
+        assert not grad_sliced[:, width:].any()
+    assert widths[0] < widths[-1] == field.encoding.out_dim

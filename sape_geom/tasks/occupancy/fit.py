@@ -62,7 +62,7 @@ class OccupancyFit:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def field(self, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+    def field(self, points: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """(N,) field values at (N, 3) unit-frame points: positive outside, the surface at 0."""
         return field_values(self.model, self.config, points, batch_size)
 

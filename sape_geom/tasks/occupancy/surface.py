@@ -58,32 +58,33 @@ def _unsquash(values: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _network_output(model: EncodedField, points: np.ndarray, batch_size: int) -> torch.Tensor:
+def _network_output(model: EncodedField, points: np.ndarray, batch_size: int | None) -> torch.Tensor:
     device = next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(device)
     return model.evaluate(x, batch_size)[:, 0]
 
 
-def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarray,
+                 batch_size: int | None = None) -> np.ndarray:
     """(N,) field at (N, 3) unit-frame points, positive outside: the logit, or the distance (unit frame)."""
     out = _network_output(model, points, batch_size)
     scale = config.sdf_band if config.target == "sdf" else 1.0
     return (out * scale).cpu().double().numpy()  # on the host first: MPS has no float64
 
 
-def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int = 32768) -> np.ndarray:
+def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """(N,) P(outside) = sigmoid(logit) of an occupancy field at (N, 3) points of the unit frame."""
     return torch.sigmoid(_network_output(model, points, batch_size)).cpu().numpy()
 
 
-def surface_field(model: EncodedField, config: OccupancyConfig, batch_size: int = 32768, level: float = 0.0):
+def surface_field(model: EncodedField, config: OccupancyConfig, level: float = 0.0):
     """The field that extraction contours at 0, as a query on (N, 3) unit-frame points: the network's
     distance (less ``level``) or logit, with the faces of the cube set outside. (The shape lies inside the
     unit sphere, so every extracted piece is closed, even a spurious one touching the border of the grid.)"""
     outside = config.sdf_band if config.target == "sdf" else OUTSIDE_LOGIT
 
     def query(points: np.ndarray) -> np.ndarray:
-        values = field_values(model, config, points, batch_size) - level
+        values = field_values(model, config, points) - level
         values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
         return values
 
@@ -121,7 +122,7 @@ def extract_mesh(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    field = surface_field(model, config, batch_size, sheet_level(config, resolution, sheet_half_thickness))
+    field = surface_field(model, config, sheet_level(config, resolution, sheet_half_thickness))
     if config.target == "sdf":
         # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
         # but not as far as the band's edge, where the field only has to stay at or above the band.
