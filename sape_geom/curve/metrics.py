@@ -23,7 +23,7 @@ def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = 4_000_000) -> n
 
 
 def distances_to_polyline(points: np.ndarray, vertices: np.ndarray, closed: bool = True,
-                          block: int = 2_000_000) -> np.ndarray:
+                          block: int = 250_000) -> np.ndarray:
     """For every point the exact distance to the polyline through ``vertices`` (point-to-segment, from
     coordinate differences in float64; all pairs, blocked)."""
     p = np.asarray(points, dtype=np.float64)
