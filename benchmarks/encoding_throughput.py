@@ -34,9 +34,9 @@ CASES = {
 
 
 def run_case(case: dict, steps: int, device: str, threads: int) -> dict:
-    import torch
-
     from dataclasses import replace
+
+    import torch
 
     from sape_geom.nn.model import EncodedField
     from sape_geom.nn.trainer import choose_device

@@ -22,7 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiments.common import MESHES, Context, bunny_path, image_grid, markdown_table, save_png, setup_torch, write_outputs  # noqa: E402
+from experiments.common import (
+    MESHES,
+    Context,
+    bunny_path,
+    image_grid,
+    markdown_table,
+    save_png,
+    setup_torch,
+    write_outputs,
+)
 
 ENCODINGS = (("SAPE", "sape"), ("FF", "ff"), ("no encoding", "none"))
 TILE = 240

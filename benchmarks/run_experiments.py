@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiments.common import SIZES, Context, setup_torch  # noqa: E402
+from experiments.common import SIZES, Context, setup_torch
 
 EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality",
                "flat_faces", "peers")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiments.common import MESHES, Context, bunny_path, markdown_table, setup_torch, write_outputs  # noqa: E402
+from experiments.common import MESHES, Context, bunny_path, markdown_table, setup_torch, write_outputs
 
 VARIANTS = ("float32", "auto", "bfloat16", "float16", "tf32")
 

@@ -211,7 +211,7 @@ def _complete(path: Path) -> bool:
 
             Image.open(path).load()
         return True
-    except Exception:  # noqa: BLE001 - any failure to read back means partial
+    except Exception:
         return False
 
 

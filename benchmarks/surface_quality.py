@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run_experiments import main  # noqa: E402
+from run_experiments import main
 
 if __name__ == "__main__":
     sys.exit(main(["surface_quality", *sys.argv[1:]]))

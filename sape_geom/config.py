@@ -12,8 +12,9 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
@@ -206,13 +207,13 @@ def _dataclass_in(hint: Any) -> type | None:
 
 
 __all__ = [
-    "ENCODINGS",
     "BASE_ENCODINGS",
+    "ENCODINGS",
     "PRECISIONS",
     "FieldConfig",
     "ProgressConfig",
-    "to_dict",
+    "dumps",
     "from_dict",
     "replace",
-    "dumps",
+    "to_dict",
 ]

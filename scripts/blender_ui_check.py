@@ -77,7 +77,7 @@ def screenshot(name):
 def open_sape_tab(steps=3):
     """Show the sidebar on its SAPE tab (Blender 3.4 has no API for the tab: ctrl+wheel over the sidebar
     cycles Item, Tool, View, SAPE; one simulated event per timer tick, or some are lost)."""
-    win, area, region = view3d()
+    win, area, _region = view3d()
     area.spaces.active.show_region_ui = True
     ui = next(r for r in area.regions if r.type == "UI")
     if hasattr(ui, "active_panel_category"):  # newer Blender
@@ -182,7 +182,7 @@ def watch_fit():
                         "collection": result.users_collection[0].name,
                         "undo_steps": [s for s in _undo_names()]}
     bpy.data.objects["Suzanne"].hide_set(True)
-    win, area, region = view3d()
+    _win, _area, _region = view3d()
     for o in bpy.context.view_layer.objects:
         o.select_set(o is result)
     bpy.context.view_layer.objects.active = result

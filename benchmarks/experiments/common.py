@@ -8,9 +8,10 @@ import math
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def bunny_path() -> Path:
     spec = importlib.util.find_spec("pymeshlab")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("pymeshlab is not installed: its sample bunny is needed")
-    return Path(list(spec.submodule_search_locations)[0]) / "tests" / "sample_meshes" / "bunny.obj"
+    return Path(next(iter(spec.submodule_search_locations))) / "tests" / "sample_meshes" / "bunny.obj"
 
 
 @dataclass

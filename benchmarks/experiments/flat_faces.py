@@ -73,6 +73,7 @@ def run(ctx: Context) -> dict:
     import torch
 
     from sape_geom import fit_occupancy, mesh_metrics, occupancy_preset
+
     from .surface_quality import flat_normal_consistency
 
     folder = ctx.folder("flat_faces")

@@ -58,7 +58,6 @@ def _trained_bunny(ctx: Context, s: dict, encoding: str = "sape", callbacks=None
 def extraction(fit, res: int) -> dict:
 
     from sape_geom.mesh.extract import extract_surface, extract_surface_dense
-
     from sape_geom.tasks.occupancy import outside_probability
 
     model = fit.model.eval()

@@ -33,8 +33,21 @@ if "bpy" in locals():  # script reload (F8 / reload_scripts): refresh the submod
 import bpy  # noqa: E402
 
 from . import (  # noqa: E402,F401
-    convert, handlers, job_settings, mesh_deform, operators, preferences, properties, reports, results, runner,
-    setup_ops, ui, worker_client, worker_find, worker_setup,
+    convert,
+    handlers,
+    job_settings,
+    mesh_deform,
+    operators,
+    preferences,
+    properties,
+    reports,
+    results,
+    runner,
+    setup_ops,
+    ui,
+    worker_client,
+    worker_find,
+    worker_setup,
 )
 
 classes = (*properties.classes, *preferences.classes, *reports.classes, *setup_ops.classes, *operators.classes,

@@ -7,12 +7,12 @@ it was and says why in the report area. Work happens in the worker process; resu
 
 from __future__ import annotations
 
+import bpy
 import numpy as np
 
-import bpy
 from . import convert, reports, results, runner
-from .preferences import resolve_worker_python, work_dir_base
 from .job_settings import merge_extra
+from .preferences import resolve_worker_python, work_dir_base
 
 
 def refuse(op, text: str) -> None:

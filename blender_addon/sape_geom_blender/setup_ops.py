@@ -29,7 +29,7 @@ class _Check:
         self.background = bpy.app.background  # read here: the thread must not touch bpy
         self._thread = threading.Thread(target=self._run, name="sape-geom-check", daemon=True)
 
-    def start(self) -> "_Check":
+    def start(self) -> _Check:
         self._thread.start()
         return self
 

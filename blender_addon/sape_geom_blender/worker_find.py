@@ -105,7 +105,7 @@ class CandidateChecks:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sape-geom-find-pythons", daemon=True)
 
-    def start(self) -> "CandidateChecks":
+    def start(self) -> CandidateChecks:
         self._thread.start()
         return self
 

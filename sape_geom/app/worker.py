@@ -102,9 +102,10 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 from ..errors import SapeGeomError, TrainingCancelled
 from ..fileio import check_writable, describe_os_error, json_safe, output_error

@@ -24,13 +24,13 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Contour:
     def __len__(self) -> int:
         return len(self.points)
 
-    def normalization(self) -> "CurveNormalization":
+    def normalization(self) -> CurveNormalization:
         """The docs/method.md §6.4 normalisation of these points (y flipped for y-down frames)."""
         return CurveNormalization.fit(self.points, flip_y=self.y_down)
 
@@ -119,13 +119,13 @@ class ContourSet:
         outer = [k for k, hole in enumerate(self.holes) if not hole]
         return self.contour(outer[0] if outer else 0)
 
-    def normalization(self) -> "CurveNormalization":
+    def normalization(self) -> CurveNormalization:
         """One normalisation for the whole shape (all loops' points), y flipped for y-down frames."""
         return CurveNormalization.fit(self.points, flip_y=self.y_down)
 
     @classmethod
     def from_loops(cls, loops: list[np.ndarray], min_area: float = DEFAULT_MIN_LOOP_AREA,
-                   **frame: Any) -> "ContourSet":
+                   **frame: Any) -> ContourSet:
         """Holes found by nesting; loops with an area below ``min_area`` x the largest one's are dropped."""
         kept: list[np.ndarray] = []
         dropped = 0
@@ -188,7 +188,7 @@ class CurveNormalization:
         object.__setattr__(self, "flip_y", bool(self.flip_y))
 
     @classmethod
-    def fit(cls, points: np.ndarray, flip_y: bool = False) -> "CurveNormalization":
+    def fit(cls, points: np.ndarray, flip_y: bool = False) -> CurveNormalization:
         p = as_points(points, "curve")
         lo, hi = p.min(axis=0), p.max(axis=0)
         center = (lo + hi) / 2.0
@@ -198,7 +198,7 @@ class CurveNormalization:
         return cls((float(center[0]), float(center[1])), scale, flip_y)
 
     @classmethod
-    def identity(cls) -> "CurveNormalization":
+    def identity(cls) -> CurveNormalization:
         return cls((0.0, 0.0), 1.0, False)
 
     def _sign(self) -> np.ndarray:
@@ -216,7 +216,7 @@ class CurveNormalization:
         return {"center": list(self.center), "scale": self.scale, "flip_y": self.flip_y}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CurveNormalization":
+    def from_dict(cls, data: Mapping[str, Any]) -> CurveNormalization:
         unknown = set(data) - {"center", "scale", "flip_y"}
         if unknown:
             raise InputError(f"unknown normalisation key(s): {', '.join(sorted(unknown))}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .contour import as_points
+
 
 def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = 4_000_000) -> np.ndarray:
     """For every point of ``a`` the Euclidean distance to its nearest point of ``b`` (blocked numpy)."""

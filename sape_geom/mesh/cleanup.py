@@ -63,7 +63,7 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     if len(mesh.faces) <= target:
         return mesh.copy()
     try:
-        import pymeshlab  # noqa: PLC0415 - lazy on purpose: it must not load before bpy
+        import pymeshlab
     except ImportError:
         raise InputError("decimation needs pymeshlab: pip install sape-geom[meshlab]") from None
     ms = pymeshlab.MeshSet()

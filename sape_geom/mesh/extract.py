@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mcubes
 import numpy as np
@@ -402,11 +403,11 @@ def extract_surface(
         budget_check(FACES_PER_SURFACE_CELL * crossed * 4.0 ** (len(steps) - 1 - index), "would give about")
         new = levels.axes[index + 1]
         tq = time.perf_counter()
-        values = _evaluate(query, len(todo), lambda a, b: _grid_points(todo[a:b], new, res, lo, hi), batch_size,
+        values = _evaluate(query, len(todo), lambda a, b, todo=todo, new=new: _grid_points(todo[a:b], new, res, lo, hi), batch_size,
                            should_cancel)
         query_s += time.perf_counter() - tq
         levels.queried.append(_compact(todo, values, len(new)))
-        per_level.append(int(len(todo)))
+        per_level.append(len(todo))
     marcher = SlabMarcher((res, res, res), level)
     top, step = len(steps) - 1, levels.slab_planes(len(steps) - 1)
     for a in range(0, res - 1, step):

@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from ..fileio import atomic_write
 from ..errors import InputError
+from ..fileio import atomic_write
 
 __all__ = [
+    "SAVE_SUFFIXES",
+    "UNIT_RADIUS",
     "Normalization",
     "load_mesh",
     "normalization_for",
     "save_mesh",
     "validate_mesh",
-    "UNIT_RADIUS",
-    "SAVE_SUFFIXES",
 ]
 
 #: Distance of the farthest vertex from the origin after normalisation (docs/method.md §6.3).
@@ -175,7 +175,7 @@ class Normalization:
         return {"center": [float(c) for c in self.center], "scale": float(self.scale)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalization":
+    def from_dict(cls, data: dict) -> Normalization:
         """Inverse of :meth:`to_dict`."""
         try:
             return cls(center=np.asarray(data["center"], dtype=np.float64), scale=float(data["scale"]))

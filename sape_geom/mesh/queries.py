@@ -12,7 +12,8 @@ fast approximation, so labels can differ from one tree's where the value is clos
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import igl
 import numpy as np

@@ -17,7 +17,7 @@ from ..errors import InputError
 from .cleanup import face_components
 from .outer import OuterSurface, outer_surface
 from .queries import MeshQueries
-from .surface_points import as_vf, triangle_areas, sample_surface
+from .surface_points import as_vf, sample_surface, triangle_areas
 
 __all__ = [
     "FIELD_TARGETS",

@@ -10,7 +10,8 @@ Nothing slides along the surface and a smooth region does not shrink.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix

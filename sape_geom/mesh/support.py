@@ -51,7 +51,7 @@ class SupportGrid:
         return np.packbits(self.mask.reshape(-1))
 
     @classmethod
-    def from_array(cls, packed: Any, resolution: int) -> "SupportGrid":
+    def from_array(cls, packed: Any, resolution: int) -> SupportGrid:
         bits = np.unpackbits(np.asarray(packed, dtype=np.uint8))[: resolution**3]
         if len(bits) != resolution**3:
             raise InputError(f"support grid holds {len(bits)} voxels, expected {resolution}^3")

@@ -9,9 +9,8 @@ a CPU without native bf16 emulates it, many times slower than float32 (benchmark
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import platform
+from functools import cache
 
 import torch
 
@@ -29,7 +28,7 @@ def _torch_cpu_check(name: str) -> bool:
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 natively, as torch's own dispatch sees it (never /proc)."""
     if platform.machine().lower() in ("x86_64", "amd64"):  # without these oneDNN emulates bf16 on x86
@@ -40,7 +39,7 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cuda_has_bf16(index: int) -> bool:
     major, _ = torch.cuda.get_device_capability(index)
     return major >= 8  # Ampere and later multiply bf16 in their tensor cores

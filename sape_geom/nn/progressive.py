@@ -32,12 +32,12 @@ from ..config import ProgressConfig
 from ..errors import ConfigError
 from .stencil import (  # noqa: F401  (re-exported: the public names lived here first)
     axis_stencil as _axis_stencil,
+)
+from .stencil import (
     block_partition,
     box_filter,
     box_filter_channels,
-    combine_axes as _combine_axes,
     corner_stencil,
-    grid_continuous_index,
 )
 
 
@@ -190,7 +190,7 @@ class SpatialProgression(nn.Module):
         state_dict.setdefault(prefix + "previous_loss", torch.zeros_like(self.previous_loss))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
-    def train(self, mode: bool = True) -> "SpatialProgression":
+    def train(self, mode: bool = True) -> SpatialProgression:
         if not mode:
             self._mirror()
         return super().train(mode)

@@ -36,7 +36,7 @@ def _has_bool_index(args) -> bool:
 
 
 class _Ops(TorchDispatchMode):
-    def __init__(self, owner: "SyncCounter") -> None:
+    def __init__(self, owner: SyncCounter) -> None:
         super().__init__()
         self.owner = owner
 
@@ -58,7 +58,7 @@ class _Ops(TorchDispatchMode):
 
 
 class _Calls(TorchFunctionMode):
-    def __init__(self, owner: "SyncCounter") -> None:
+    def __init__(self, owner: SyncCounter) -> None:
         super().__init__()
         self.owner = owner
 
@@ -87,7 +87,7 @@ class SyncCounter:
         self.ops = 0
         self.syncs.clear()
 
-    def __enter__(self) -> "SyncCounter":
+    def __enter__(self) -> SyncCounter:
         for mode in self._modes:
             mode.__enter__()
         return self

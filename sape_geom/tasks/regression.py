@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..viz.colors import coolwarm
 from ..config import FieldConfig, ProgressConfig
 from ..errors import ConfigError, InputError
 from ..fileio import atomic_write
 from ..nn.model import EncodedField
 from ..nn.trainer import TrainCallbacks, TrainStats, choose_device, seed_everything, train
+from ..viz.colors import coolwarm
 
 
 # --------------------------------------------------------------------------------------------- configs

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from ..curve.contour import as_points
 from ..errors import InputError
 from ..fileio import atomic_write
 from .colors import coolwarm
+
 
 class _Canvas:
     """Maps curve coordinates into a square image with a margin (y flipped when ``y_up``)."""

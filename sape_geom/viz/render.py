@@ -8,8 +8,9 @@ tested at once, so 500k-face meshes take a few seconds without any Python loop o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import trimesh

@@ -6,8 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
-from test_addon import addon, drive, runner, select_only, snapshot_scene  # noqa: F401  (pytest puts tests/addon on sys.path)
+from blender_scene import (  # tests/addon/blender_scene.py
+    drive,
+    runner,
+    select_only,
+    snapshot_scene,
+)
 
 pytestmark = pytest.mark.blender
 
@@ -31,7 +35,7 @@ def sphere_and_target():
 
 
 def test_deform_onto_target_keeps_order_uvs_and_the_scene(addon):
-    source, target = sphere_and_target()
+    source, _target = sphere_and_target()
     before = snapshot_scene()
     uv = np.empty(len(source.data.loops) * 2, np.float32)
     source.data.uv_layers.active.data.foreach_get("uv", uv)
@@ -57,7 +61,7 @@ def test_deform_onto_target_keeps_order_uvs_and_the_scene(addon):
 
 
 def test_a_wrong_selection_is_refused_and_changes_nothing(addon):
-    source, target = sphere_and_target()
+    _source, target = sphere_and_target()
     before = snapshot_scene()
     select_only(target)
     with pytest.raises(RuntimeError, match="select one source mesh"):

@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from test_addon import (  # noqa: F401 (addon: fixture)
-    FAKE_PYTHON, NAME, Recorder, add_cube, addon, draw_panel, drive, drive_until, fake_worker, runner, select_only,
+from blender_scene import (  # tests/addon/blender_scene.py
+    FAKE_PYTHON,
+    NAME,
+    TINY_DEFORM,
+    Recorder,
+    add_cube,
+    draw_panel,
+    drive,
+    drive_until,
+    fake_worker,
+    runner,
+    select_only,
     use_python,
 )
 
@@ -320,7 +329,6 @@ def test_voxel_size_is_shown_in_scene_units(addon):
 
 def test_deform_in_the_front_plane_keeps_a_curve_drawn_in_front_view(addon):
     """A circle standing in the XZ plane (drawn in front view): read and rebuilt in that plane."""
-    from test_addon import TINY_DEFORM
 
     bpy.ops.curve.primitive_bezier_circle_add(radius=2.0, location=(1.0, 3.0, 0.5), rotation=(np.pi / 2, 0.0, 0.0))
     target = bpy.context.active_object

@@ -18,8 +18,16 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from test_addon import NAME, add_cube, addon, fake_worker, runner, select_only, use_python  # noqa: F401 (addon: fixture)
+from blender_scene import (  # tests/addon/blender_scene.py
+    NAME,
+    Recorder,
+    add_cube,
+    drive,
+    fake_worker,
+    runner,
+    select_only,
+    use_python,
+)
 
 pytestmark = pytest.mark.blender
 
@@ -142,7 +150,7 @@ def test_a_failed_rebuild_keeps_the_working_environment(setup_env, tmp_path, mon
     other = tmp_path / "other"
     other.mkdir()
     p.setup_base_python = fake_base_python(other, venv_fails="Error: Command '['x', '-m', 'ensurepip']' failed")
-    with pytest.raises(RuntimeError, match="cannot create environments with pip.*python3-venv"):
+    with pytest.raises(RuntimeError, match=r"cannot create environments with pip.*python3-venv"):
         bpy.ops.sape.setup_worker(wait=True, rebuild=True)
     assert (setup_env / "sape_setup.json").is_file()  # the old one still works
     assert mod("preferences").resolve_worker_python()[1] == "Set Up Worker"
@@ -158,7 +166,6 @@ def test_set_up_in_the_background_shows_progress_and_cancel_removes_it(setup_env
     while not job.last_line.startswith("Collecting torch"):
         assert time.monotonic() < deadline and not job.done, job.error
         time.sleep(0.05)
-    from test_addon import Recorder
 
     layout = Recorder()
     mod("setup_ops").draw_setup(layout, bpy.context)
@@ -193,7 +200,6 @@ def test_a_worker_of_another_protocol_is_refused(addon, tmp_path):
     use_python(other)
     select_only(add_cube())
     assert bpy.ops.sape.fit_selected() == {"FINISHED"}
-    from test_addon import drive
 
     drive(timeout=30)
     assert "protocol 99" in runner().RUNNER.state.status and runner().RUNNER.state.level == "ERROR"
@@ -262,7 +268,6 @@ def test_pip_failures_are_explained_in_one_line():
 
 
 def test_preferences_list_the_checked_candidates_with_a_use_button(setup_env, tmp_path):
-    from test_addon import Recorder
 
     no_torch = fake_worker(tmp_path, "#!/bin/sh\necho 'No module named torch' >&2\nexit 1\n", name="python")
     find = mod("worker_find").CandidateChecks([(sys.executable, "here"), (no_torch, "there")]).start()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from sape_geom.app.batch import jobs as batch_jobs, local as batch_local
+from sape_geom.app.batch import jobs as batch_jobs
+from sape_geom.app.batch import local as batch_local
 from sape_geom.app.batch import run_batch
 from sape_geom.app.batch.jobs import read_metrics
 from sape_geom.app.cli import main

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from test_worker import run_worker  # pytest puts this folder on sys.path
 
 from sape_geom.app.worker import TASKS
 from sape_geom.app.worker_mesh_deform import DeformMeshSettings, task_deform_mesh
 from sape_geom.app.worker_tasks import JobError, TaskContext, parse_settings
-
-from test_worker import run_worker  # pytest puts this folder on sys.path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_worker import TINY_DEFORM, TINY_FIT, flower  # pytest puts this folder on sys.path
 
 from sape_geom.app.worker_tasks import (
     DeformSettings,
@@ -18,8 +19,6 @@ from sape_geom.app.worker_tasks import (
     task_fit_surface,
 )
 from sape_geom.errors import ConfigError
-
-from test_worker import TINY_DEFORM, TINY_FIT, flower  # pytest puts this folder on sys.path
 
 
 def test_settings_are_typed_with_the_documented_defaults():

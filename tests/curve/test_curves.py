@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sape_geom import curve as C
+from sape_geom.errors import InputError
 from sape_geom.viz.colors import coolwarm
 from sape_geom.viz.curves import draw_overlay_png, save_gif
-from sape_geom.errors import InputError
 
 
 def star_polygon(cx=100.0, cy=100.0, r_out=80.0, r_in=35.0, spikes=5) -> np.ndarray:
@@ -113,13 +113,12 @@ def test_trace_mask_closed_loops_random():
         steps = np.linalg.norm(np.roll(loop, -1, 0) - loop, axis=1)
         assert np.all(np.isclose(steps, 1.0) | np.isclose(steps, math.sqrt(0.5)))
     # sum of signed areas = (pixel count) - (corner cuts); outer positive, holes negative
-    total = sum(C.signed_area(l) for l in loops)
+    total = sum(C.signed_area(loop) for loop in loops)
     assert abs(total - m.sum()) < 0.25 * m.sum()
 
 
 def test_real_silhouettes_if_present():
     import os
-
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[3] / "shared" / "assets" / "sape-official" / "silhouettes")

@@ -18,7 +18,7 @@ def test_a_local_twist_is_undone_in_place_keeping_the_orientation():
     twisted = points.copy()
     twisted[[50, 51]] = twisted[[51, 50]]  # two neighbours swapped: a small bow-tie on the circle
     assert count_self_intersections(twisted) > 0
-    order, moves = uncross(twisted)
+    order, _moves = uncross(twisted)
     assert count_self_intersections(twisted[order]) == 0
     assert np.abs(twisted[order] - points).max() < 1e-12  # the circle back, in its own order
     assert signed_area(twisted[order]) > 0

@@ -55,7 +55,7 @@ def test_any_tangle_ends_simple_with_as_many_points():
     rng = np.random.default_rng(0)
     points = rng.random((120, 2))
     assert count_self_intersections(points) > 100
-    out, how = resolve_crossings(points, points)
+    out, _how = resolve_crossings(points, points)
     assert count_self_intersections(out.points) == 0 and len(out.points) == 120
 
 

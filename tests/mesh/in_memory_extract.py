@@ -97,7 +97,7 @@ def extract_in_memory(query, resolution, *, bounds=(-1.0, 1.0), level=0.0, batch
         pts = _coords(tuple(new[t] for t in todo), res, lo, hi)
         values[todo] = _evaluate(query, pts, batch_size)
         exact[todo] = True
-        per_level.append(int(len(pts)))
+        per_level.append(len(pts))
         axis = new
     verts, faces = mcubes.marching_cubes(np.ascontiguousarray(values, dtype=np.float64), float(level))
     return verts, np.asarray(faces, dtype=np.int64), per_level

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from in_memory_extract import extract_in_memory
 from scipy.spatial import cKDTree
 
 from sape_geom.errors import InputError, TrainingCancelled
@@ -12,8 +13,6 @@ from sape_geom.mesh.cleanup import count_components, decimate, largest_component
 from sape_geom.mesh.extract import FaceBudgetExceeded, extract_surface, extract_surface_dense, face_budget
 from sape_geom.mesh.marching import SlabMarcher
 from sape_geom.viz.colors import colorize_by_values
-
-from in_memory_extract import extract_in_memory
 
 
 def sphere_sdf(p):
@@ -125,7 +124,7 @@ def test_a_noisy_field_stops_at_the_face_budget_before_the_fine_levels():
         calls.append(len(p))
         return np.sin(40 * p[:, 0]) * np.sin(37 * p[:, 1]) * np.sin(33 * p[:, 2]) + 0.2
 
-    with pytest.raises(FaceBudgetExceeded, match="face budget of 20,000.*0 for no limit"):
+    with pytest.raises(FaceBudgetExceeded, match=r"face budget of 20,000.*0 for no limit"):
         extract_surface(noisy, 128, face_budget=20_000)
     assert sum(calls) < 0.05 * 128**3  # stopped on the coarse levels' estimate, not after the fine ones
     mesh = extract_surface(noisy, 64, face_budget=None)

@@ -135,7 +135,7 @@ def test_bad_files_raise_input_error_naming_the_file(tmp_path, kind, words):
 def test_validate_mesh_arrays():
     V, F = validate_mesh(np.eye(3).tolist() + [[0, 0, 0]], [[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]])
     assert V.dtype == np.float64 and F.dtype == np.int64
-    with pytest.raises(InputError, match="blender_obj.*out of range"):
+    with pytest.raises(InputError, match=r"blender_obj.*out of range"):
         validate_mesh(np.eye(3), [[0, 1, 5]], name="blender_obj")
     with pytest.raises(InputError, match="no faces"):
         validate_mesh(np.eye(3), np.zeros((0, 3)))

@@ -87,7 +87,7 @@ def test_point_set_buffer_reuses_sets_and_reshuffles(unit_sphere, monkeypatch):
     assert buf.generated == 2 and len(calls) == 2  # labels computed once per set
     for pts, labels in epochs:
         assert pts.shape == (900, 3) and labels.shape == (900,) and labels.dtype == np.float32
-    key = lambda p: np.sort(p.view(np.dtype((np.void, 12))).ravel())  # noqa: E731
+    key = lambda p: np.sort(p.view(np.dtype((np.void, 12))).ravel())
     assert np.array_equal(key(epochs[0][0]), key(epochs[2][0]))  # epoch 2 reuses set 0
     assert not np.array_equal(epochs[0][0], epochs[2][0])  # in a new order
     assert not np.array_equal(key(epochs[0][0]), key(epochs[1][0]))  # set 1 differs

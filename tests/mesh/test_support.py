@@ -7,7 +7,7 @@ import trimesh
 from sape_geom.mesh.cleanup import count_components
 from sape_geom.mesh.io import normalization_for
 from sape_geom.mesh.sampling import field_targets, hole_area_fraction
-from sape_geom.mesh.shapes import hemisphere, open_box, several_pieces, sphere
+from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere
 from sape_geom.mesh.support import SupportGrid, build_support, remove_unsupported_pieces
 
 

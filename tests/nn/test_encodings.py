@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sape_geom.config import FieldConfig
+from sape_geom.errors import ConfigError
 from sape_geom.nn.encodings import (
     FourierFeatures,
     IdentityPrefix,
@@ -14,7 +15,6 @@ from sape_geom.nn.encodings import (
     RBFEncoding,
     build_encoding,
 )
-from sape_geom.errors import ConfigError
 
 
 def test_fourier_features_are_interleaved_sin_cos_with_sorted_norms():

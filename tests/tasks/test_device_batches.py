@@ -16,7 +16,7 @@ def test_device_batches_equal_the_host_epochs_for_the_same_seed():
     batch, steps_per_epoch = 200, 900 // 200
     batches = DeviceBatches(device, batch, torch.device("cpu"))
     for step in range(5 * steps_per_epoch):  # five epochs: both sets, each twice or more
-        epoch, index = divmod(step, steps_per_epoch)
+        _epoch, index = divmod(step, steps_per_epoch)
         if index == 0:
             points, targets = host.next_epoch()
         rows = slice(index * batch, (index + 1) * batch)

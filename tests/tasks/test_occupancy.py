@@ -13,12 +13,12 @@ from sape_geom.app.batch import run_batch
 from sape_geom.app.batch.jobs import read_metrics
 from sape_geom.app.cli import main
 from sape_geom.errors import ConfigError
+from sape_geom.mesh.cleanup import count_components
 from sape_geom.mesh.extract import extract_surface_dense
 from sape_geom.mesh.metrics import mesh_metrics
+from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
 from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
 from sape_geom.tasks.occupancy.surface import surface_field
-from sape_geom.mesh.cleanup import count_components
-from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
 
 # A small network and a short run: seconds on a CPU. Sigma 10 because a 400-step run opens its blocks
 # faster than the field settles; the fast preset's 1000 steps handle sigma 20 (see benchmarks/).

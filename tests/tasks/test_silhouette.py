@@ -14,9 +14,9 @@ torch = pytest.importorskip("torch")
 
 from sape_geom import config as config_mod  # noqa: E402
 from sape_geom import curve as C  # noqa: E402
+from sape_geom.app.cli import main as cli_main  # noqa: E402
 from sape_geom.config import FieldConfig, ProgressConfig  # noqa: E402
 from sape_geom.errors import ConfigError, InputError, TrainingCancelled  # noqa: E402
-from sape_geom.app.cli import main as cli_main  # noqa: E402
 from sape_geom.tasks.silhouette import DeformConfig, deform_curve, paper_config, save_outputs  # noqa: E402
 
 
@@ -267,7 +267,7 @@ def test_generated_star_has_no_self_intersection_with_the_fold_and_crossing_term
                                                      uncross=False, seed=seed)))
     assert min(r.metrics["self_intersections"] for r in plain) > 0  # what the terms are for (10 and 30 here)
     assert [r.metrics["self_intersections"] for r in res] == [0, 0]
-    mean_chamfer = lambda runs: np.mean([r.metrics["chamfer"] for r in runs])  # noqa: E731
+    mean_chamfer = lambda runs: np.mean([r.metrics["chamfer"] for r in runs])
     assert mean_chamfer(res) <= mean_chamfer(plain) * 1.05  # and they cost no accuracy
     res = res[0]
     assert res.metrics["iou"] >= 0.95

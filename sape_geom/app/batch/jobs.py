@@ -11,9 +11,10 @@ import errno
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ...errors import InputError, OutputError
 from ...fileio import atomic_write
@@ -112,7 +113,7 @@ def fit_or_fail(job: MeshJob, threads: int | None = None) -> dict[str, Any]:
         torch.set_num_threads(threads)
     try:
         return fit_mesh_file(job)
-    except Exception as error:  # noqa: BLE001 - recorded per mesh, the batch goes on
+    except Exception as error:
         row = failed_row(job, f"{error.__class__.__name__}: {error}", traceback.format_exc())
         if stops_the_batch(error):
             row["stop"] = str(error)  # not a CSV column: the driver stops instead of failing every mesh

@@ -30,7 +30,7 @@ class BatchLock:
         self.path = Path(out_dir) / LOCK_NAME
         self._fd: int | None = None
 
-    def __enter__(self) -> "BatchLock":
+    def __enter__(self) -> BatchLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:

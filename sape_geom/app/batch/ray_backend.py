@@ -19,9 +19,10 @@ import math
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ...errors import InputError
 from ...fileio import atomic_write
@@ -45,7 +46,7 @@ def fit_threads(cpus_per_fit: float) -> int:
     The local backend passes ``cpu_count // workers`` threads; a Ray fit with the same thread count
     gives the same result.
     """
-    return max(1, int(math.floor(cpus_per_fit)))
+    return max(1, math.floor(cpus_per_fit))
 
 
 def make_ray_backend(
@@ -184,7 +185,7 @@ def _task_body(job: MeshJob, filename: str, data: bytes, threads: int) -> tuple[
         source.write_bytes(data)
         try:
             row = fit_mesh_file(replace(job, out_dir=str(Path(tmp) / "out")), input_path=str(source))
-        except Exception as error:  # noqa: BLE001 - recorded per mesh, like fit_or_fail
+        except Exception as error:
             # Name the user's file, not this node's temporary copy of it.
             message = f"{error.__class__.__name__}: {error}".replace(str(source), job.input)
             row = failed_row(job, message, traceback.format_exc().replace(str(source), job.input))

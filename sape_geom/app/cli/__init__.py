@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ...errors import SapeGeomError, TrainingCancelled
 from ...fileio import describe_os_error

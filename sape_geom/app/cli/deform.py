@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from ...config import ENCODINGS
-import sys
-
 from ...curve import count_crossings, load_contours
 from ...tasks.silhouette import DeformConfig, deform_shape, paper_config, save_outputs
 from .common import report
+
 
 def add_deform(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``deform`` to an ``argparse`` sub-parser set."""

@@ -182,7 +182,7 @@ def default_demo_mesh() -> Path:
 
     spec = importlib.util.find_spec("pymeshlab")
     if spec and spec.submodule_search_locations:
-        bunny = Path(list(spec.submodule_search_locations)[0]) / "tests" / "sample_meshes" / "bunny.obj"
+        bunny = Path(next(iter(spec.submodule_search_locations))) / "tests" / "sample_meshes" / "bunny.obj"
         if bunny.is_file():
             return bunny
     from ...mesh.shapes import write_demo_shape

@@ -62,5 +62,5 @@ def deformation_metrics(deformed: trimesh.Trimesh, target: trimesh.Trimesh, sour
     distortion = np.abs(np.log(np.maximum(after, 1e-300) / np.maximum(before, 1e-300)) - scale)
     for q in (50, 95, 99):
         out[f"edge_distortion_p{q}"] = float(np.percentile(distortion, q))
-    out["faces"], out["vertices"] = int(len(F)), int(len(V))
+    out["faces"], out["vertices"] = len(F), len(V)
     return out

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ import trimesh
 from ...errors import EmptySurfaceError, InputError
 from ...mesh.io import Normalization, normalization_for, validate_mesh
 from ...mesh.sampling import PointSetBuffer, hole_area_fraction
-from ...mesh.surface_points import triangle_areas
 from ...mesh.support import SupportGrid, build_support
+from ...mesh.surface_points import triangle_areas
 from ...nn.model import EncodedField
 from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_device, seed_everything, train
 from .batches import DeviceBatches
@@ -123,7 +124,7 @@ class OccupancyFit:
         return save_checkpoint(self, path)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> "OccupancyFit":
+    def load(cls, path: str | Path, device: str | None = None) -> OccupancyFit:
         return cls(**load_checkpoint(path, device))
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import trimesh
 
 from ...mesh.cleanup import decimate, largest_component
-from ...mesh.extract import extract_surface, face_budget as allowed_faces
+from ...mesh.extract import extract_surface
+from ...mesh.extract import face_budget as allowed_faces
 from ...mesh.io import Normalization
 from ...mesh.smoothing import smooth_surface
 from ...mesh.support import SupportGrid, remove_unsupported_pieces

@@ -14,10 +14,10 @@ __all__ = [
     "ShapeResult",
     "as_contour_set",
     "as_shape_result",
+    "deform_curve",
     "deform_shape",
     "paper_config",
-    "deform_curve",
-    "prepare_target",
     "prepare_source",
+    "prepare_target",
     "save_outputs",
 ]
