@@ -175,6 +175,28 @@ def replace_mesh(obj: bpy.types.Object, mesh: bpy.types.Mesh) -> None:
         bpy.data.meshes.remove(old)
 
 
+PREVIEW_COLOR = (1.0, 0.5, 0.15, 1.0)
+"""The live preview's viewport colour: an orange no default material or theme uses, so the coarse mesh
+reads as work in progress at a glance (its source is hidden meanwhile, see ``runner``)."""
+
+
+PREVIEW_MATERIAL = "SAPE preview"
+
+
+def preview_material() -> bpy.types.Material:
+    """The live preview's material (shared by every preview): its viewport display colour only."""
+    mat = bpy.data.materials.get(PREVIEW_MATERIAL) or bpy.data.materials.new(PREVIEW_MATERIAL)
+    mat.diffuse_color = PREVIEW_COLOR
+    return mat
+
+
+def remove_unused_material(name: str) -> None:
+    """Remove the add-on's material ``name`` once nothing uses it (the file keeps nothing of a preview)."""
+    mat = bpy.data.materials.get(name)
+    if mat is not None and mat.users == 0:
+        bpy.data.materials.remove(mat)
+
+
 def heat_map_material() -> bpy.types.Material:
     """A material that shows the ``sape_level`` colour attribute (shared by all results)."""
     name = "SAPE heat-map"

@@ -80,6 +80,7 @@ class Runner:
         self.current: tuple[Item, WorkerProcess] | None = None
         self.state = State()
         self.preview_name: str | None = None
+        self.preview_hid: str | None = None  # the source hidden while its preview shows (restored after)
         self.created_collection = False
         self.generation = 0
         self.pending: list[dict[str, Any]] = []  # events held back while the scene cannot be edited
@@ -304,23 +305,44 @@ class Runner:
         coll = self._collection(scene)
         matrix = item.data["matrix_world"]
         mesh = convert.build_mesh(f"{item.label}_sape_preview", convert.world_to_local(vertices, matrix), faces)
+        convert.shade_smooth(mesh)
+        mesh.materials.append(convert.preview_material())
         obj = bpy.data.objects.get(self.preview_name) if self.preview_name else None
         if obj is None:
             obj = convert.new_object(f"{item.label}_sape_preview", mesh, coll, matrix)
-            obj.display_type = "WIRE"
             obj.hide_render = True
             obj["sape_preview"] = True  # handlers remove it if an undo step brings it back later
             self.preview_name = obj.name
+            self._hide_source(bpy.data.objects.get(item.data.get("source", "")))
         else:
             convert.replace_mesh(obj, mesh)
         self.preview_mark = (time.monotonic(), blender_cpu_s())
         _redraw()
+
+    def _hide_source(self, source) -> None:
+        """Hide the source while its preview shows: drawn over a visible source, the preview z-fights
+        with it (specks and patches of both); only the view layer's visibility changes, and back after."""
+        if source is None or not source.visible_get():
+            return
+        try:
+            source.hide_set(True)
+        except RuntimeError:  # not in the current view layer
+            return
+        self.preview_hid = source.name
 
     def _drop_preview(self) -> None:
         self.preview_mark = None
         if self.preview_name:
             convert.remove_object(bpy.data.objects.get(self.preview_name))
         self.preview_name = None
+        convert.remove_unused_material(convert.PREVIEW_MATERIAL)
+        source = bpy.data.objects.get(self.preview_hid) if self.preview_hid else None
+        self.preview_hid = None
+        if source is not None:
+            try:
+                source.hide_set(False)
+            except RuntimeError:  # no longer in the current view layer
+                pass
 
     def _collection(self, scene):
         existed = bpy.data.collections.get(convert.RESULTS_COLLECTION) is not None

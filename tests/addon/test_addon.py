@@ -257,9 +257,11 @@ def test_cancel_removes_preview_and_stops_the_process(addon, tmp_path, monkeypat
     before = snapshot_scene()
     assert fit_selected() == {"FINISHED"}
     drive_until(lambda: any(o.name.endswith("_sape_preview") for o in bpy.data.objects))
+    assert not cube.visible_get()  # hidden while its preview shows
     job = runner().RUNNER.current[1]
     assert bpy.ops.sape.cancel() == {"FINISHED"}
     drive(timeout=20)
+    assert cube.visible_get() and second.visible_get() and "SAPE preview" not in bpy.data.materials
     assert job.proc.poll() is not None
     if stubborn:
         assert job.proc.returncode == -9  # escalated to SIGKILL

@@ -251,6 +251,23 @@ def test_reextract_after_moving_keeps_the_place_materials_and_modifiers(addon, t
     assert np.allclose(co, fitted_co, atol=1e-5)  # the fit-time frame, not the moved one
 
 
+def test_the_preview_is_readable_and_its_source_comes_back(addon, tmp_path):
+    """The preview is drawn solid in its own colour with its source hidden (over a visible source the two
+    z-fight); the source's visibility comes back when the result replaces the preview."""
+    cube = artist_cube()
+    hidden_by_artist = add_cube("Hidden", location=(5.0, 0.0, 0.0), subsurf=False)
+    hidden_by_artist.hide_set(True)
+    fit_with_fake(tmp_path, cube, hide_source=False)
+    drive_until(lambda: runner().RUNNER.preview_name is not None)
+    preview = bpy.data.objects[runner().RUNNER.preview_name]
+    assert preview.display_type == "TEXTURED" and not cube.visible_get()
+    assert [m.name for m in preview.data.materials] == ["SAPE preview"]
+    assert tuple(preview.data.materials[0].diffuse_color) == pytest.approx(mod("convert").PREVIEW_COLOR)
+    drive()
+    assert "Cube_sape" in bpy.data.objects and cube.visible_get() and not hidden_by_artist.visible_get()
+    assert "SAPE preview" not in bpy.data.materials
+
+
 def test_results_wait_while_an_object_is_in_edit_mode_or_a_render_runs(addon, tmp_path):
     cube = artist_cube()
     other = add_cube("Other", location=(5.0, 0.0, 0.0), subsurf=False)
