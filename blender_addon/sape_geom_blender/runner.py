@@ -140,9 +140,14 @@ class Runner:
         self.shutdown()
         self.generation += 1
         self.created_collection = False
+        self.state = State()  # the new file's panel starts clean; the status bar says what was cancelled
         if labels:
-            self.state.status, self.state.level = "Cancelled: another file was opened", "WARNING"
-            self.notify("WARNING", f"SAPE: {', '.join(labels)} cancelled: another file was opened", show=False)
+            reports.notify("WARNING", f"SAPE: {', '.join(labels)} cancelled: another file was opened", show=False)
+
+    def clear_outcome(self) -> None:
+        """Forget the last run's outcome (not while busy): another action (a set-up) is the present now."""
+        if not self.busy:
+            self.state = State()
 
     def poll(self) -> float | None:
         """Drain worker events and apply them; seconds until the next call, or None when idle."""

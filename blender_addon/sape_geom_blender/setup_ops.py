@@ -16,7 +16,7 @@ import threading
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import reports, worker_client, worker_find, worker_setup
+from . import reports, runner, worker_client, worker_find, worker_setup
 from .preferences import absolute, get_preferences, resolve_worker_python, setup_env_dir, setup_python
 
 #: The background work in flight or last finished: SetupJob, _Check, CandidateChecks.
@@ -135,6 +135,7 @@ class SAPE_OT_setup_worker(bpy.types.Operator):
             torch_build=prefs.torch_build if prefs is not None else "CPU", force=self.rebuild)
         job = worker_setup.SetupJob(options)
         JOBS["setup"] = job
+        runner.RUNNER.clear_outcome()  # the panel's top line is this set-up's from now on
         if not self.wait:
             job.start()
             _ensure_tick()

@@ -76,7 +76,9 @@ class SAPE_PT_main(bpy.types.Panel):
             draw_progress(layout, job.progress, job.stage)
             layout.operator("sape.cancel_setup", icon="CANCEL")
         elif worker_missing(context):
-            label_lines(layout.column(align=True), "No worker yet: set it up once (downloads torch)", "ERROR")
+            failed = job is not None and job.done and not job.ok and job.stage != "Cancelled"
+            text = f"Set-up failed: {job.error}" if failed else "No worker yet: set it up once (downloads torch)"
+            label_lines(layout.column(align=True), text, "ERROR")
             row = layout.row()
             row.scale_y = 1.3
             row.operator("sape.setup_worker", icon="IMPORT")

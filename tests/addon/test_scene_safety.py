@@ -181,7 +181,8 @@ def test_file_new_during_a_fit_cancels_it_and_nothing_lands_in_the_new_file(addo
     drive()
     assert not [o.name for o in bpy.data.objects if "sape" in o.name]
     assert "SAPE Results" not in bpy.data.collections
-    assert "another file was opened" in runner().RUNNER.state.status
+    assert runner().RUNNER.state.status == ""  # the new file's panel starts clean
+    assert "Cube cancelled: another file was opened" in mod("reports").current()[1]  # the status bar says it
     assert not Path(job.work_dir).exists()
 
 

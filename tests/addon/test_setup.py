@@ -22,6 +22,7 @@ from blender_scene import (  # tests/addon/blender_scene.py
     NAME,
     Recorder,
     add_cube,
+    draw_panel,
     drive,
     fake_worker,
     runner,
@@ -135,9 +136,12 @@ def test_set_up_reports_an_unreachable_index_and_leaves_nothing(setup_env, tmp_p
     p = prefs()
     p.worker_python, p.setup_base_python = "", sys.executable
     p.package_index = "http://127.0.0.1:9/simple"
+    runner().RUNNER.state.status = "Cancelled"  # an earlier run's outcome, which the set-up replaces
     with pytest.raises(RuntimeError, match=r"pip cannot reach http://127\.0\.0\.1:9/simple \(.*\) while installing "
                                            r"torch==2\.13\.0: check the network"):
         bpy.ops.sape.setup_worker(wait=True)
+    shown = " ".join(str(c[2].get("text", "")) for c in draw_panel("SAPE") if c[0] == "label")
+    assert shown.startswith("Set-up failed: pip cannot reach") and "Cancelled" not in shown  # the reason on top
     assert not setup_env.exists() and not setup_env.with_name(setup_env.name + ".partial").exists()
     assert "Connection refused" in Path(mod("setup_ops").setup_log_path()).read_text()
     p.package_index = ""
