@@ -78,7 +78,7 @@ def main() -> int:
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=str(Path(args.blend).resolve()))
     runner = importlib.import_module(addon.__name__ + ".runner")
-    preferences = importlib.import_module(addon.__name__ + ".preferences")
+    paths = importlib.import_module(addon.__name__ + ".paths")
 
     scene = bpy.context.scene
     if args.objects:
@@ -102,11 +102,11 @@ def main() -> int:
             where = "--worker-python" if args.worker_python else "SAPE_GEOM_PYTHON"
             print(f"blender_batch: {where}: {problem}", file=sys.stderr)
             return 2
-    prefs = preferences.get_preferences()
+    prefs = paths.get_preferences()
     saved_python = prefs.worker_python if prefs is not None else ""
     if python and prefs is not None:
         prefs.worker_python = python  # in memory only: background Blender does not save preferences
-    worker, where = preferences.resolve_worker_python()
+    worker, where = paths.resolve_worker_python()
     print(f"blender_batch: worker Python {worker or '(none)'} ({where})")
 
     s = scene.sape_geom

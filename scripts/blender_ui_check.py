@@ -153,9 +153,9 @@ def watch_fit():
     elapsed = time.monotonic() - T0 - report["fit_started"]
     if run.busy:
         training = run.state.stage == "training" and run.state.progress > 0.3
-        if "panel_training.png" not in report["shots"] and (run.preview_name or training):
+        if "panel_training.png" not in report["shots"] and (run.preview.name or training):
             screenshot("panel_training.png")
-            log(f"while training: {run.state.status} (preview: {run.preview_name})")
+            log(f"while training: {run.state.status} (preview: {run.preview.name})")
         if elapsed > max(900.0, 3 * FIT_LIMIT_S):
             run.cancel()
             finish(False, f"fit did not finish in {elapsed:.0f} s")
@@ -209,7 +209,7 @@ def result_shot():
         fh.write('#!/bin/sh\necho \'{"event": "started", "protocol": 1, "task": "fit_surface"}\'\n'
                  'echo \'{"event": "error", "message": "the mesh has no inside: close its holes", "type": "X"}\'\n')
     os.chmod(bad, 0o755)
-    mod("preferences").get_preferences().worker_python = bad
+    mod("paths").get_preferences().worker_python = bad
     suzanne = bpy.data.objects["Suzanne"]
     suzanne.hide_set(False)
     with override(active_object=suzanne, selected_objects=[suzanne]):
@@ -224,7 +224,7 @@ def error_shot():
     screenshot("panel_error.png")
     report["error_status"] = mod("runner").RUNNER.state.status
     report["info_editor"] = info_reports()
-    mod("preferences").get_preferences().worker_python = ""  # the saved preferences keep the set-up worker
+    mod("paths").get_preferences().worker_python = ""  # the saved preferences keep the set-up worker
     expected = "the mesh has no inside: close its holes"
     ok_error = expected in report["error_status"] and expected in report["info_editor"]
     fit_ok = report["fit"]["seconds"] <= FIT_LIMIT_S and report["result"]["smooth"]

@@ -53,21 +53,24 @@ def imported_modules(path: Path, package_only: bool = True) -> set[str]:
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            found.add(base)
+            if not (name + ".").startswith(base + "."):  # a module's own packages are already importing it
+                found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     if package_only:
         return {m for m in found if m == "sape_geom" or m.startswith("sape_geom.")}
     return found
 
 
-def package_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+def package_modules(folder: Path = PACKAGE) -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(folder.rglob("*.py"))}
 
 
-def dependency_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports (names that are not modules, e.g. functions, dropped)."""
-    modules = package_modules()
-    return {name: {m for m in imported_modules(path) if m in modules and m != name} for name, path in modules.items()}
+def dependency_graph(folder: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the modules of ``folder``'s package it imports (names that are not modules, e.g.
+    functions, dropped): the library's, or the add-on's (``blender_addon.sape_geom_blender.*``)."""
+    modules = package_modules(folder)
+    return {name: {m for m in imported_modules(path, package_only=False) if m in modules and m != name}
+            for name, path in modules.items()}
 
 
 def layer(module: str) -> str:
@@ -106,13 +109,23 @@ def test_find_cycle_sees_a_cycle():
 
 def test_function_level_and_relative_imports_are_seen():
     graph = dependency_graph()
-    # the worker imports its tasks at module level; the tasks import the occupancy task inside functions
-    assert "sape_geom.app.worker_tasks" in graph["sape_geom.app.worker"]
-    assert "sape_geom.tasks.occupancy" in graph["sape_geom.app.worker_tasks"]
+    # the worker's registry imports its task modules at module level; they import the library's tasks inside
+    # functions, and the protocol module imports none of them
+    assert "sape_geom.app.worker.surface_tasks" in graph["sape_geom.app.worker.registry"]
+    assert "sape_geom.tasks.occupancy" in graph["sape_geom.app.worker.surface_tasks"]
+    assert not {m for m in graph["sape_geom.app.worker.protocol"] if m.startswith("sape_geom.tasks")}
 
 
-def test_no_import_cycle():
-    assert find_cycle(dependency_graph()) is None
+def test_the_addon_graph_sees_lazy_and_relative_imports():
+    graph = dependency_graph(ADDON)
+    addon = "blender_addon.sape_geom_blender"
+    assert f"{addon}.runner" in graph[f"{addon}.ui"]  # from . import ... at module level
+    assert f"{addon}.paths" in graph[f"{addon}.results"]  # from .paths import ... inside a function
+
+
+@pytest.mark.parametrize("folder", [PACKAGE, ADDON], ids=["sape_geom", "addon"])
+def test_no_import_cycle(folder):
+    assert find_cycle(dependency_graph(folder)) is None
 
 
 def layering_violations(graph: dict[str, set[str]]) -> list[str]:

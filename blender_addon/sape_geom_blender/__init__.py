@@ -26,8 +26,9 @@ bl_info = {
 if "bpy" in locals():  # script reload (F8 / reload_scripts): refresh the submodules too
     import importlib
 
-    for _mod in (job_settings, worker_client, worker_setup, worker_find, convert, reports, results,  # noqa: F821
-                 runner, handlers, properties, preferences, setup_ops, operators, mesh_deform, ui):  # noqa: F821
+    # in the order they import each other: a module after everything it uses
+    for _mod in (job_settings, worker_client, worker_setup, worker_find, paths, convert, reports, results,  # noqa: F821
+                 preview, runner, handlers, properties, setup_ops, operators, mesh_deform, ui, preferences):  # noqa: F821
         importlib.reload(_mod)
 
 import bpy  # noqa: E402
@@ -38,7 +39,9 @@ from . import (  # noqa: E402,F401
     job_settings,
     mesh_deform,
     operators,
+    paths,
     preferences,
+    preview,
     properties,
     reports,
     results,
@@ -60,14 +63,14 @@ def register():
     properties.register_properties()
     handlers.register()
     bpy.types.VIEW3D_MT_object.append(ui.draw_object_menu)
-    bpy.types.STATUSBAR_HT_header.append(reports.draw_status_bar)
+    bpy.types.STATUSBAR_HT_header.append(ui.draw_status_bar)
 
 
 def unregister():
     runner.stop_timer()
     runner.RUNNER.shutdown()  # no worker process outlives the add-on
     setup_ops.stop_all()  # nor a set-up's pip (its partial environment is removed)
-    bpy.types.STATUSBAR_HT_header.remove(reports.draw_status_bar)
+    bpy.types.STATUSBAR_HT_header.remove(ui.draw_status_bar)
     bpy.types.VIEW3D_MT_object.remove(ui.draw_object_menu)
     handlers.unregister()
     properties.unregister_properties()

@@ -36,7 +36,7 @@ def on_render_end(*_args) -> None:
 
 @persistent
 def on_undo_redo(*_args) -> None:
-    keep = runner.RUNNER.preview_name
+    keep = runner.RUNNER.preview.name
     for obj in [o for o in bpy.data.objects if o.get("sape_preview") and o.name != keep]:
         convert.remove_object(obj)
 

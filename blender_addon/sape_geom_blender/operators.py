@@ -12,7 +12,7 @@ import numpy as np
 
 from . import convert, reports, results, runner
 from .job_settings import merge_extra
-from .preferences import resolve_worker_python, work_dir_base
+from .paths import resolve_worker_python, work_dir_base
 
 
 def refuse(op, text: str) -> None:
@@ -21,7 +21,7 @@ def refuse(op, text: str) -> None:
     op.report({"ERROR"}, f"SAPE: {text}")
     if not runner.RUNNER.busy:
         runner.RUNNER.state.status, runner.RUNNER.state.level = text, "ERROR"
-        reports.tag_redraw()
+        reports.tag_redraw(runner.RUNNER.busy)
 
 
 def _worker_python_or_report(op, context) -> str | None:

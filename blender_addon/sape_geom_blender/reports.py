@@ -2,7 +2,7 @@
 
 A report made by an operator that Python calls from a timer stays with that call: Blender shows it
 neither in the status bar nor in the Info editor. So :func:`notify` keeps the message for the panel and
-for the add-on's own status-bar entry (:func:`draw_status_bar`), prints it, and hands it to the
+for the add-on's own status-bar entry (:func:`status_bar_entry`), prints it, and hands it to the
 ``sape.report`` operator started as a modal operator in the first window: reports made by a modal
 operator belong to the window manager, which shows them in the status bar and the Info editor.
 """
@@ -61,32 +61,24 @@ def _report_in_window(level: str, text: str) -> None:
 ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "INFO"}
 WORKING = "SAPE: working (SAPE tab; Esc cancels)"
 
-#: What the status bar was last asked to redraw for: (icon, text).
-SHOWN: dict = {"entry": ("", "")}
+#: What the status bar was last asked to redraw for: whether a job ran, and its (icon, text).
+SHOWN: dict = {"busy": False, "entry": ("", "")}
 
 
-def status_bar_entry() -> tuple[str, str]:
-    """``(icon, text)`` of SAPE's status-bar entry now: that a job runs, else the last message, else nothing."""
-    from . import runner
-
-    if runner.RUNNER.busy:
+def status_bar_entry(busy: bool) -> tuple[str, str]:
+    """``(icon, text)`` of SAPE's status-bar entry: that a job runs (``busy``), else the last message, else
+    nothing (``ui.draw_status_bar`` draws it, asking the runner whether it is busy)."""
+    if busy:
         return "TIME", WORKING
     level, text = current()
     return (ICONS.get(level, "INFO"), text[:120]) if text else ("", "")
 
 
-def draw_status_bar(self, context) -> None:
-    """Appended to the status bar: the last SAPE message, or that a job runs (its progress is in the
-    sidebar: the status bar is redrawn only when its entry changes, so a percentage would go stale)."""
-    icon, text = status_bar_entry()
-    if text:
-        self.layout.label(text=text, icon=icon)
-
-
-def tag_redraw() -> None:
+def tag_redraw(busy: bool | None = None) -> None:
     """Redraw what shows SAPE's progress and messages: the 3D view's sidebar (not its scene: a new
     preview mesh redraws that by itself, and redrawing the scene a few times a second costs a CPU core
-    under software OpenGL), the Info editor and the preferences; the status bar when its entry changed."""
+    under software OpenGL), the Info editor and the preferences; the status bar when its entry changed.
+    ``busy``: whether a job runs now, from the runner; None (a message, a set-up) keeps the last one."""
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
@@ -98,7 +90,9 @@ def tag_redraw() -> None:
                         region.tag_redraw()
             elif area.type in ("PREFERENCES", "INFO"):
                 area.tag_redraw()
-    entry = status_bar_entry()
+    if busy is not None:
+        SHOWN["busy"] = busy
+    entry = status_bar_entry(SHOWN["busy"])
     if entry != SHOWN["entry"]:  # a job started or ended, or a message came: never on mere progress
         SHOWN["entry"] = entry
         redraw_status_bar()

@@ -1,4 +1,7 @@
-"""Results of surface fits, re-extractions and curve deformations, applied to the scene on the main thread.
+"""Results of surface fits, re-extractions, curve and mesh deformations, applied to the scene on the main thread.
+
+Each ``apply_*`` function takes the runner (its public ``drop_preview`` and ``results_collection``), the
+item and the worker's result event, and returns the name of the object it made; ``runner.APPLY`` lists them.
 
 A fit's result is a new object ``<source>_sape`` with the source's transform at fit time, smooth-shaded,
 holding the heat-map as a colour attribute; the fit-time transform (``sape_fit_matrix``) and the
@@ -35,8 +38,8 @@ def apply_fit(runner, item, event: dict[str, Any]) -> str:
     mesh = convert.build_mesh(name, convert.world_to_local(vertices, matrix), faces, colors)
     convert.shade_smooth(mesh)
     mesh.materials.append(convert.heat_map_material())
-    runner._drop_preview()
-    obj = convert.new_object(name, mesh, runner._collection(scene), matrix)
+    runner.drop_preview()
+    obj = convert.new_object(name, mesh, runner.results_collection(scene), matrix)
     obj["sape_source"] = item.label
     obj["sape_checkpoint"] = keep_checkpoint(event.get("checkpoint"), obj.name)
     obj["sape_resolution"] = int(item.settings.get("resolution", 0))
@@ -127,7 +130,7 @@ def checkpoint_folder() -> tuple[Path, str]:
     """``(folder, how to write a path in it)``: ``"//..."`` beside a saved .blend, else the user folder."""
     if bpy.data.filepath:
         return Path(bpy.path.abspath("//" + CHECKPOINT_FOLDER)), "//" + CHECKPOINT_FOLDER + "/"
-    from .preferences import user_folder
+    from .paths import user_folder
 
     return user_folder() / "checkpoints", ""
 
@@ -146,7 +149,7 @@ def keep_checkpoint(path: str | None, name: str) -> str:
         except OSError:
             if attempt:
                 raise
-            from .preferences import user_folder
+            from .paths import user_folder
 
             folder, prefix = user_folder() / "checkpoints", ""  # e.g. the .blend's folder is read-only
     return ""
@@ -180,7 +183,7 @@ def apply_deform(runner, item, event: dict[str, Any]) -> str:
     curve = convert.build_curve(name, [to_world(loop) for loop in loops], z)
     plane = np.eye(4)
     plane[:3, :3] = np.asarray(item.data.get("plane", np.eye(3)))  # built in the plane's (u, v) coordinates
-    obj = convert.new_object(name, curve, runner._collection(scene), Matrix(plane.tolist()))  # rows, as given
+    obj = convert.new_object(name, curve, runner.results_collection(scene), Matrix(plane.tolist()))  # rows, as given
     anim = item.data.get("animate")
     if anim and len(snaps):
         start, end = item.data["frame_start"], item.data["frame_end"]
@@ -197,4 +200,47 @@ def apply_deform(runner, item, event: dict[str, Any]) -> str:
         else:
             convert.animate_with_keyframes(obj, pairs, z)
     obj["sape_steps"] = int(snap_steps[-1]) if len(snap_steps) else int(item.settings.get("steps", 0))
+    return obj.name
+
+
+def _set_key(obj: bpy.types.Object, name: str, local: np.ndarray) -> bpy.types.ShapeKey:
+    key = obj.shape_key_add(name=name, from_mix=False)
+    key.data.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())
+    return key
+
+
+def apply_deform_mesh(run, item, event: dict) -> str:
+    """A new object ``<source>_sape``: a copy of the source's mesh (its UVs, materials, order) moved."""
+    source = bpy.data.objects.get(item.data["source"])
+    if source is None or source.type != "MESH":
+        raise ValueError(f"source object '{item.data['source']}' no longer exists")
+    with np.load(event["mesh"]) as data:
+        vertices, snapshots = data["vertices"], data["snapshots"]
+    if len(vertices) != len(source.data.vertices):
+        raise ValueError(f"'{source.name}' changed while it was deformed ({len(source.data.vertices)} vertices now, "
+                         f"{len(vertices)} deformed)")
+    matrix = item.data["matrix_world"]
+    scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
+    name = f"{item.label}_sape"
+    mesh = source.data.copy()
+    mesh.name = name
+    obj = convert.new_object(name, mesh, run.results_collection(scene), matrix)
+    if mesh.shape_keys is not None:
+        obj.shape_key_clear()  # the copy's own keys would hide the new positions
+    local = convert.world_to_local(vertices, matrix)
+    if item.data.get("as_shape_key") or len(snapshots):
+        obj.shape_key_add(name="Basis", from_mix=False)
+        keys = [_set_key(obj, f"sape_{i:03d}", convert.world_to_local(s, matrix)) for i, s in enumerate(snapshots)]
+        if not keys:
+            keys = [_set_key(obj, "SAPE", local)]
+        if len(keys) > 1:
+            convert.crossfade_shape_keys(keys, list(np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys))))
+        keys[-1].value = 1.0
+    else:
+        mesh.vertices.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())
+        mesh.update()
+    obj["sape_source"], obj["sape_target"] = item.label, item.data.get("target", "")
+    for key, value in (event.get("metrics") or {}).items():
+        if isinstance(value, (int, float)):
+            obj[f"sape_{key}"] = value
     return obj.name

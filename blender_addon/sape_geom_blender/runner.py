@@ -14,7 +14,6 @@ asked for (``generation``; opening a file cancels everything, see ``handlers``) 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -25,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-import numpy as np
 
 from . import convert, reports, results
 from .job_settings import PROTOCOL_VERSION
+from .preview import Preview
 from .worker_client import WorkerProcess, protocol_mismatch, worker_threads
 
 POLL_INTERVAL_S = 0.2
@@ -36,13 +35,6 @@ PROGRESS_REDRAW_S = 1.0
 """Progress redraws the sidebar at most this often. The sidebar overlaps the 3D view, which redraws with
 it: under software OpenGL a redraw costs about 0.15 CPU-s, so five a second took three quarters of a
 core from the worker; once a second costs a sixth (measured under Xvfb, Blender 3.4)."""
-PREVIEW_CPU_SHARE = 0.5
-"""A live preview is shown only once Blender's own CPU use since the last one has averaged under this
-many cores. On a GPU a preview costs Blender milliseconds and each one is shown; under software OpenGL
-the 3D view's anti-aliasing redraws it for seconds after each change (7.5 CPU-s on two cores per preview,
-Xvfb, Blender 3.4, its default 8 samples), which at one preview every 5 s took more than a core from the
-worker: previews then come about every 15 s. Busy with the artist's own work, Blender shows fewer too."""
-
 
 @dataclass
 class Item:
@@ -79,8 +71,7 @@ class Runner:
         self.queue: deque[Item] = deque()
         self.current: tuple[Item, WorkerProcess] | None = None
         self.state = State()
-        self.preview_name: str | None = None
-        self.preview_hid: str | None = None  # the source hidden while its preview shows (restored after)
+        self.preview = Preview()  # the running fit's live preview object, if any
         self.created_collection = False
         self.generation = 0
         self.pending: list[dict[str, Any]] = []  # events held back while the scene cannot be edited
@@ -88,7 +79,6 @@ class Runner:
         self.refused = False  # the running worker speaks another protocol: nothing of it is used
         self.redrawn_at = 0.0  # time.monotonic() of the last progress redraw
         self.redraw_owed = False  # progress arrived since then
-        self.preview_mark: tuple[float, float] | None = None  # (wall, Blender CPU) s at the last preview
 
     # ------------------------------------------------------------------ public
     @property
@@ -131,7 +121,7 @@ class Runner:
             worker.stop()
             self._finish(item, worker, ok=False)
         self.current = None
-        self._drop_preview()
+        self.drop_preview()
         _redraw()
 
     def file_changed(self) -> None:
@@ -205,7 +195,7 @@ class Runner:
             self.state.progress, self.state.eta_s, self.state.stage = 0.0, None, "starting"
             self.state.status = f"{item.label}: starting worker"
         if self.current is None:
-            self._drop_preview()
+            self.drop_preview()
             self._tidy_collection()
 
     def _handle(self, item: Item, event: dict[str, Any]) -> None:
@@ -233,8 +223,9 @@ class Runner:
                 self.current[1].cancel()
                 return
             self.state.status = f"{item.label}: {item.task} started"
-        elif kind == "preview" and item.kind == "fit" and self._preview_affordable():
-            self._show_preview(item, Path(event["path"]))
+        elif kind == "preview" and item.kind == "fit" and self.preview.affordable():
+            if item.generation == self.generation and self.preview.show(item, Path(event["path"]), self):
+                _redraw()
         elif kind == "result":
             if item.generation != self.generation:
                 return  # asked for in another file
@@ -265,7 +256,7 @@ class Runner:
             print(f"SAPE worker: {event.get('text', '')}", file=sys.stderr)
 
     def _finish(self, item: Item, worker: WorkerProcess, ok: bool) -> None:
-        self._drop_preview()
+        self.drop_preview()
         self.state.done += 1
         self.state.progress = 1.0 if ok else 0.0
         self.state.eta_s = None
@@ -288,68 +279,11 @@ class Runner:
             self.redrawn_at, self.redraw_owed = now, False
             _redraw()
 
-    # ------------------------------------------------------------------ preview
-    def _preview_affordable(self) -> bool:
-        """Whether Blender has spent under :data:`PREVIEW_CPU_SHARE` of a core since the last preview."""
-        if self.preview_mark is None:
-            return True
-        wall, cpu = self.preview_mark
-        return blender_cpu_s() - cpu <= PREVIEW_CPU_SHARE * (time.monotonic() - wall)
+    def drop_preview(self) -> None:
+        """Remove the live preview (and show its source again)."""
+        self.preview.drop()
 
-    def _show_preview(self, item: Item, path: Path) -> None:
-        try:
-            with np.load(path) as data:
-                vertices, faces = data["vertices"], data["faces"]
-        except (OSError, KeyError, ValueError):
-            return  # the worker may already have replaced it; the next one will do
-        if len(faces) == 0:
-            return
-        if item.generation != self.generation:
-            return
-        scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
-        coll = self._collection(scene)
-        matrix = item.data["matrix_world"]
-        mesh = convert.build_mesh(f"{item.label}_sape_preview", convert.world_to_local(vertices, matrix), faces)
-        convert.shade_smooth(mesh)
-        mesh.materials.append(convert.preview_material())
-        obj = bpy.data.objects.get(self.preview_name) if self.preview_name else None
-        if obj is None:
-            obj = convert.new_object(f"{item.label}_sape_preview", mesh, coll, matrix)
-            obj.hide_render = True
-            obj["sape_preview"] = True  # handlers remove it if an undo step brings it back later
-            self.preview_name = obj.name
-            self._hide_source(bpy.data.objects.get(item.data.get("source", "")))
-        else:
-            convert.replace_mesh(obj, mesh)
-        self.preview_mark = (time.monotonic(), blender_cpu_s())
-        _redraw()
-
-    def _hide_source(self, source) -> None:
-        """Hide the source while its preview shows: drawn over a visible source, the preview z-fights
-        with it (specks and patches of both); only the view layer's visibility changes, and back after."""
-        if source is None or not source.visible_get():
-            return
-        try:
-            source.hide_set(True)
-        except RuntimeError:  # not in the current view layer
-            return
-        self.preview_hid = source.name
-
-    def _drop_preview(self) -> None:
-        self.preview_mark = None
-        if self.preview_name:
-            convert.remove_object(bpy.data.objects.get(self.preview_name))
-        self.preview_name = None
-        convert.remove_unused_material(convert.PREVIEW_MATERIAL)
-        source = bpy.data.objects.get(self.preview_hid) if self.preview_hid else None
-        self.preview_hid = None
-        if source is not None:
-            try:
-                source.hide_set(False)
-            except RuntimeError:  # no longer in the current view layer
-                pass
-
-    def _collection(self, scene):
+    def results_collection(self, scene):
         existed = bpy.data.collections.get(convert.RESULTS_COLLECTION) is not None
         coll = convert.results_collection(scene)
         self.created_collection = self.created_collection or not existed
@@ -374,8 +308,10 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------- appliers
-APPLY = {"fit": results.apply_fit, "extract": results.apply_extract, "deform": results.apply_deform}
-ACTIONS = {"fit": "Fit", "extract": "Re-extract", "deform": "Deform"}
+#: How each kind of item's result reaches the scene (``results``), and its name in the undo history.
+APPLY = {"fit": results.apply_fit, "extract": results.apply_extract, "deform": results.apply_deform,
+         "deform_mesh": results.apply_deform_mesh}
+ACTIONS = {"fit": "Fit", "extract": "Re-extract", "deform": "Deform", "deform_mesh": "Deform onto Target"}
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -391,12 +327,6 @@ def blocked() -> str:
         if obj.mode in ("EDIT", "SCULPT"):
             return f"'{obj.name}' leaves {obj.mode.title()} Mode"
     return ""
-
-
-def blender_cpu_s() -> float:
-    """CPU seconds of Blender's process so far, its drawing threads included."""
-    times = os.times()
-    return times.user + times.system
 
 
 def poll() -> float | None:
@@ -446,7 +376,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def _redraw() -> None:
-    reports.tag_redraw()
+    reports.tag_redraw(RUNNER.busy)
 
 
 def _remove_dir(path: Path) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import textwrap
 import threading
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from . import reports, runner, worker_client, worker_find, worker_setup
-from .preferences import absolute, get_preferences, resolve_worker_python, setup_env_dir, setup_python
+from .paths import absolute, get_preferences, resolve_worker_python, setup_env_dir, setup_python
 
 #: The background work in flight or last finished: SetupJob, _Check, CandidateChecks.
 JOBS: dict = {"setup": None, "check": None, "find": None}
@@ -263,74 +262,5 @@ class SAPE_OT_use_python(bpy.types.Operator):
 
 
 # ------------------------------------------------------------------------------------------ drawing
-def label_lines(layout, text: str, icon: str = "NONE", width: int = 30) -> None:
-    """A long message as several labels (Blender's labels do not wrap)."""
-    for k, line in enumerate(textwrap.wrap(text, width) or [""]):
-        layout.label(text=line, icon=icon if k == 0 else "BLANK1")
-
-
-def draw_progress(layout, factor: float, text: str) -> None:
-    if hasattr(layout, "progress"):  # Blender 4.0+
-        layout.progress(factor=float(factor), type="BAR", text=text)
-    else:
-        layout.label(text=f"{100 * factor:.0f}%  {text}", icon="TIME")
-
-
-def draw_setup(layout, context, full: bool = False) -> None:
-    """The Setup sub-panel, and (``full``) the preferences with the options and candidate Pythons."""
-    python, where = resolve_worker_python(context)
-    problem = worker_client.check_python(python)
-    col = layout.column(align=True)
-    job = JOBS["setup"]
-    running = job is not None and not job.done
-    if problem and not running:
-        label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
-    elif not problem:
-        col.label(text="Worker ready", icon="CHECKMARK")
-        label_lines(col, f"From {where}: {python}" if full else f"From {where}", "BLANK1", width=70 if full else 30)
-    if running:
-        box = layout.box()
-        draw_progress(box, job.progress, job.stage)
-        if job.last_line:
-            box.label(text=job.last_line[:70] if full else job.last_line[:30])
-        row = box.row(align=True)
-        row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
-        row.operator("sape.open_setup_log", icon="TEXT")
-    else:
-        col = layout.column(align=True)
-        col.operator("sape.setup_worker", icon="IMPORT")
-        col.operator("sape.check_worker", icon="CHECKMARK")
-        if job is not None and job.done and not job.ok and job.stage != "Cancelled":
-            label_lines(layout.column(align=True), job.error, "ERROR", width=70 if full else 30)
-            layout.operator("sape.open_setup_log", icon="TEXT")
-    check = JOBS["check"]
-    if check is not None and not check.done:
-        layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
-    prefs = get_preferences(context)
-    if prefs is not None and prefs.check_report:
-        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=70 if full else 30)
-    if not full or prefs is None:
-        return
-    layout.separator()
-    layout.prop(prefs, "worker_python")
-    layout.prop(prefs, "setup_base_python")
-    layout.prop(prefs, "package_index")
-    layout.prop(prefs, "torch_build")
-    layout.label(text=f"Environment folder: {setup_env_dir()}", icon="FILE_FOLDER")
-    layout.separator()
-    layout.operator("sape.find_pythons", icon="VIEWZOOM")
-    find = JOBS["find"]
-    if find is not None:
-        box = layout.box()
-        for cand, cand_where in find.candidates:
-            text, usable = worker_find.summary(find.results.get(cand))
-            row = box.row()
-            row.label(text=f"{cand}  ({cand_where})", icon="CHECKMARK" if usable else "DOT")
-            sub = row.row()
-            sub.enabled = usable
-            sub.operator("sape.use_python", text="Use").python = cand
-            box.label(text=text[:100], icon="BLANK1")
-
-
 classes = (SAPE_OT_setup_worker, SAPE_OT_cancel_setup, SAPE_OT_open_setup_log, SAPE_OT_check_worker,
            SAPE_OT_find_pythons, SAPE_OT_use_python)

@@ -3,13 +3,95 @@ the SAPE submenu of the Object menu (which also makes the tools findable with F3
 
 from __future__ import annotations
 
+import os
+import textwrap
+
 import bpy
 
 from . import job_settings as js
-from . import runner
-from .setup_ops import JOBS, draw_progress, draw_setup, label_lines
+from . import reports, runner, worker_client, worker_find
+from .paths import get_preferences, resolve_worker_python, setup_env_dir
+from .setup_ops import JOBS
 
 ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
+
+
+# ------------------------------------------------------------------------------------------ drawing
+def label_lines(layout, text: str, icon: str = "NONE", width: int = 30) -> None:
+    """A long message as several labels (Blender's labels do not wrap)."""
+    for k, line in enumerate(textwrap.wrap(text, width) or [""]):
+        layout.label(text=line, icon=icon if k == 0 else "BLANK1")
+
+
+def draw_progress(layout, factor: float, text: str) -> None:
+    if hasattr(layout, "progress"):  # Blender 4.0+
+        layout.progress(factor=float(factor), type="BAR", text=text)
+    else:
+        layout.label(text=f"{100 * factor:.0f}%  {text}", icon="TIME")
+
+
+def draw_setup(layout, context, full: bool = False) -> None:
+    """The Setup sub-panel, and (``full``) the preferences with the options and candidate Pythons."""
+    python, where = resolve_worker_python(context)
+    problem = worker_client.check_python(python)
+    col = layout.column(align=True)
+    job = JOBS["setup"]
+    running = job is not None and not job.done
+    if problem and not running:
+        label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
+    elif not problem:
+        col.label(text="Worker ready", icon="CHECKMARK")
+        label_lines(col, f"From {where}: {python}" if full else f"From {where}", "BLANK1", width=70 if full else 30)
+    if running:
+        box = layout.box()
+        draw_progress(box, job.progress, job.stage)
+        if job.last_line:
+            box.label(text=job.last_line[:70] if full else job.last_line[:30])
+        row = box.row(align=True)
+        row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
+        row.operator("sape.open_setup_log", icon="TEXT")
+    else:
+        col = layout.column(align=True)
+        col.operator("sape.setup_worker", icon="IMPORT")
+        col.operator("sape.check_worker", icon="CHECKMARK")
+        if setup_failed(job):
+            label_lines(layout.column(align=True), job.error, "ERROR", width=70 if full else 30)
+            layout.operator("sape.open_setup_log", icon="TEXT")
+    check = JOBS["check"]
+    if check is not None and not check.done:
+        layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
+    prefs = get_preferences(context)
+    if prefs is not None and prefs.check_report:
+        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=70 if full else 30)
+    if not full or prefs is None:
+        return
+    layout.separator()
+    layout.prop(prefs, "worker_python")
+    layout.prop(prefs, "setup_base_python")
+    layout.prop(prefs, "package_index")
+    layout.prop(prefs, "torch_build")
+    layout.label(text=f"Environment folder: {setup_env_dir()}", icon="FILE_FOLDER")
+    layout.separator()
+    layout.operator("sape.find_pythons", icon="VIEWZOOM")
+    find = JOBS["find"]
+    if find is not None:
+        box = layout.box()
+        for cand, cand_where in find.candidates:
+            text, usable = worker_find.summary(find.results.get(cand))
+            row = box.row()
+            row.label(text=f"{cand}  ({cand_where})", icon="CHECKMARK" if usable else "DOT")
+            sub = row.row()
+            sub.enabled = usable
+            sub.operator("sape.use_python", text="Use").python = cand
+            box.label(text=text[:100], icon="BLANK1")
+
+
+def draw_status_bar(self, context) -> None:
+    """Appended to the status bar: the last SAPE message, or that a job runs (its progress is in the
+    sidebar: the status bar is redrawn only when its entry changes, so a percentage would go stale)."""
+    icon, text = reports.status_bar_entry(runner.RUNNER.busy)
+    if text:
+        self.layout.label(text=text, icon=icon)
 
 
 def progress_text(state: runner.State) -> str:
@@ -75,21 +157,26 @@ class SAPE_PT_main(bpy.types.Panel):
         if job is not None and not job.done:  # the set-up first: nothing can run without it
             draw_progress(layout, job.progress, job.stage)
             layout.operator("sape.cancel_setup", icon="CANCEL")
+        elif setup_failed(job) and not runner.RUNNER.busy and not runner.RUNNER.state.status:
+            # the newest outcome (starting a set-up clears the last run's; a later run's replaces it)
+            label_lines(layout.column(align=True), f"Set-up failed: {job.error}", "ERROR")
+            if worker_missing(context):
+                layout.operator("sape.setup_worker", icon="IMPORT")
         elif worker_missing(context):
-            failed = job is not None and job.done and not job.ok and job.stage != "Cancelled"
-            text = f"Set-up failed: {job.error}" if failed else "No worker yet: set it up once (downloads torch)"
-            label_lines(layout.column(align=True), text, "ERROR")
+            label_lines(layout.column(align=True), "No worker yet: set it up once (downloads torch)", "ERROR")
             row = layout.row()
             row.scale_y = 1.3
             row.operator("sape.setup_worker", icon="IMPORT")
         draw_status(layout, runner.RUNNER)
 
 
-def worker_missing(context) -> bool:
-    from .preferences import resolve_worker_python
-    from .worker_client import check_python
+def setup_failed(job) -> bool:
+    """Whether ``job`` (Set Up Worker's) ended with an error (a cancel is not one)."""
+    return job is not None and job.done and not job.ok and job.stage != "Cancelled"
 
-    return check_python(resolve_worker_python(context)[0]) is not None
+
+def worker_missing(context) -> bool:
+    return worker_client.check_python(resolve_worker_python(context)[0]) is not None
 
 
 class _Sub:

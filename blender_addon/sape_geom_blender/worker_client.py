@@ -2,7 +2,7 @@
 
 No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerProcess.drain` from its
 polling function; a reader thread moves the worker's JSON lines into a queue. See the docstring of
-``sape_geom/app/worker.py`` for the protocol itself.
+``sape_geom/app/worker/protocol.py`` for the protocol itself.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def addon_dir() -> Path:
 
 
 def find_source_root(start: Path | None = None) -> Path | None:
-    """The folder holding ``sape_geom/app/worker.py`` when the add-on runs from a source checkout."""
+    """The folder holding ``sape_geom/app/worker/`` when the add-on runs from a source checkout."""
     here = start or addon_dir()
     for parent in [here, *here.parents][:5]:
-        if (parent / "sape_geom" / "app" / "worker.py").is_file():
+        if (parent / "sape_geom" / "app" / "worker" / "__main__.py").is_file():
             return parent
     return None
 
@@ -45,7 +45,7 @@ def find_source_root(start: Path | None = None) -> Path | None:
 def bundled_lib(root: Path | None = None) -> Path | None:
     """The copy of sape_geom that the add-on zip carries for the worker (``worker_lib/``), if any."""
     lib = (root or addon_dir()) / "worker_lib"
-    return lib if (lib / "sape_geom" / "app" / "worker.py").is_file() else None
+    return lib if (lib / "sape_geom" / "app" / "worker" / "__main__.py").is_file() else None
 
 
 def clean_path(text: str) -> str:

@@ -330,12 +330,12 @@ def test_built_zip_installs_as_extension_offline(tmp_path):
         assert result == {"FINISHED"}
         assert module in bpy.context.preferences.addons
         ext = importlib.import_module(module)
-        assert ext.preferences.get_preferences() is not None  # __package__-based lookup works
+        assert ext.paths.get_preferences() is not None  # __package__-based lookup works
         assert hasattr(bpy.types.Scene, "sape_geom") and "SAPE_PT_main" in dir(bpy.types)
         # the extension's own user folder holds the worker environment; the zip's sape_geom is found
-        assert ext.preferences.user_folder() == Path(bpy.utils.extension_path_user(module))
+        assert ext.paths.user_folder() == Path(bpy.utils.extension_path_user(module))
         lib = ext.worker_client.bundled_lib()
-        assert lib is not None and lib != ROOT and (lib / "sape_geom" / "app" / "worker.py").is_file()
+        assert lib is not None and lib != ROOT and (lib / "sape_geom" / "app" / "worker" / "__main__.py").is_file()
         assert ext.worker_client.worker_env()["PYTHONPATH"].split(os.pathsep)[0] == str(lib)
     finally:
         addon_utils.disable(module, default_set=True, handle_error=None)

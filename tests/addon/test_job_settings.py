@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sape_geom.app.worker_tasks import FitSurfaceSettings, parse_settings
+from sape_geom.app.worker import FitSurfaceSettings, parse_settings
 from sape_geom.config import ENCODINGS, FieldConfig, ProgressConfig
 from sape_geom.nn import trainer
 from sape_geom.nn.model import EncodedField, Siren
@@ -167,7 +167,7 @@ def test_precisions_are_the_library_list_and_reach_the_fit_config(monkeypatch):
 
 
 def test_deform_extra_settings_example_passes_the_worker_parsing():
-    from sape_geom.app.worker_tasks import DeformSettings
+    from sape_geom.app.worker import DeformSettings
 
     settings = js.merge_extra({"steps": 10}, js.DEFORM_EXTRA_SETTINGS_EXAMPLE)
     config = parse_settings(DeformSettings, "deform", settings).deform_config()

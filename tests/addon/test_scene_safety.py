@@ -92,7 +92,7 @@ def test_a_failing_worker_shows_its_message_in_the_panel_and_the_status_bar(addo
     panel = texts(draw_panel("SAPE"))
     assert "Cube: the mesh has no inside: close its holes" in panel
     bar = Recorder()
-    mod("reports").draw_status_bar(type("Bar", (), {"layout": bar})(), bpy.context)
+    mod("ui").draw_status_bar(type("Bar", (), {"layout": bar})(), bpy.context)
     assert "SAPE: Cube: the mesh has no inside: close its holes" in texts(bar.calls)
     assert [c[2]["icon"] for c in bar.calls if c[0] == "label"] == ["ERROR"]
 
@@ -158,10 +158,10 @@ def test_live_previews_wait_while_blender_is_busy(addon, tmp_path, monkeypatch, 
     """Under software OpenGL each preview costs Blender seconds of drawing: a busy Blender (here one
     whose CPU clock runs at twice the wall clock) shows the first preview and skips the rest."""
     start = time.monotonic()
-    monkeypatch.setattr(runner(), "blender_cpu_s", lambda: 2 * (time.monotonic() - start) if busy else 1.0)
+    monkeypatch.setattr(mod("preview"), "blender_cpu_s", lambda: 2 * (time.monotonic() - start) if busy else 1.0)
     made = []
-    real = runner().Runner._show_preview
-    monkeypatch.setattr(runner().Runner, "_show_preview", lambda self, *a: made.append(1) or real(self, *a))
+    real = mod("preview").Preview.show
+    monkeypatch.setattr(mod("preview").Preview, "show", lambda self, *a: made.append(1) or real(self, *a))
     use_python(fake_worker(tmp_path, PREVIEW_WORKER))
     select_only(add_cube())
     assert bpy.ops.sape.fit_selected() == {"FINISHED"}
@@ -173,7 +173,7 @@ def test_live_previews_wait_while_blender_is_busy(addon, tmp_path, monkeypatch, 
 def test_file_new_during_a_fit_cancels_it_and_nothing_lands_in_the_new_file(addon, tmp_path):
     cube = artist_cube()
     fit_with_fake(tmp_path, cube)
-    drive_until(lambda: runner().RUNNER.preview_name is not None)
+    drive_until(lambda: runner().RUNNER.preview.name is not None)
     job = runner().RUNNER.current[1]
     bpy.ops.wm.read_homefile(use_empty=True)  # File > New
     assert not runner().RUNNER.busy and job.proc.poll() is not None
@@ -259,8 +259,8 @@ def test_the_preview_is_readable_and_its_source_comes_back(addon, tmp_path):
     hidden_by_artist = add_cube("Hidden", location=(5.0, 0.0, 0.0), subsurf=False)
     hidden_by_artist.hide_set(True)
     fit_with_fake(tmp_path, cube, hide_source=False)
-    drive_until(lambda: runner().RUNNER.preview_name is not None)
-    preview = bpy.data.objects[runner().RUNNER.preview_name]
+    drive_until(lambda: runner().RUNNER.preview.name is not None)
+    preview = bpy.data.objects[runner().RUNNER.preview.name]
     assert preview.display_type == "TEXTURED" and not cube.visible_get()
     assert [m.name for m in preview.data.materials] == ["SAPE preview"]
     assert tuple(preview.data.materials[0].diffuse_color) == pytest.approx(mod("convert").PREVIEW_COLOR)
@@ -273,7 +273,7 @@ def test_results_wait_while_an_object_is_in_edit_mode_or_a_render_runs(addon, tm
     cube = artist_cube()
     other = add_cube("Other", location=(5.0, 0.0, 0.0), subsurf=False)
     fit_with_fake(tmp_path, cube)
-    drive_until(lambda: runner().RUNNER.preview_name is not None)
+    drive_until(lambda: runner().RUNNER.preview.name is not None)
     select_only(other)
     bpy.ops.object.mode_set(mode="EDIT")
     drive_until(lambda: runner().RUNNER.current[1].final is not None, timeout=30)
@@ -296,7 +296,7 @@ def test_checkpoints_go_beside_the_saved_file_or_into_the_user_folder(addon, tmp
     fit_with_fake(tmp_path, cube)
     drive()
     unsaved = bpy.data.objects["Cube_sape"]["sape_checkpoint"]
-    assert os.path.isfile(unsaved) and Path(unsaved).parent == mod("preferences").user_folder() / "checkpoints"
+    assert os.path.isfile(unsaved) and Path(unsaved).parent == mod("paths").user_folder() / "checkpoints"
     blend = tmp_path / "project" / "scene.blend"
     blend.parent.mkdir()
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
@@ -380,21 +380,22 @@ def test_the_status_bar_is_redrawn_when_a_job_starts_and_ends_and_never_for_prog
     the add-on redrew it itself; now it is redrawn on every change of its entry, and only then."""
     reports = mod("reports")
     redrawn = []
-    monkeypatch.setattr(reports, "redraw_status_bar", lambda: redrawn.append(reports.status_bar_entry()))
-    reports.tag_redraw()  # what the bar shows before the job (earlier tests leave their last message)
+    busy = lambda: runner().RUNNER.busy  # noqa: E731
+    monkeypatch.setattr(reports, "redraw_status_bar", lambda: redrawn.append(reports.status_bar_entry(busy())))
+    reports.tag_redraw(busy())  # what the bar shows before the job (earlier tests leave their last message)
     redrawn.clear()
     use_python(fake_worker(tmp_path, SLOW_WORKER))
     select_only(add_cube())
     assert bpy.ops.sape.fit_selected() == {"FINISHED"}
     drive_until(lambda: runner().RUNNER.state.stage == "training")
     drive_until(lambda: bool(redrawn))  # progress redraws come at most once a second (PROGRESS_REDRAW_S)
-    assert redrawn[-1] == ("TIME", reports.WORKING) == reports.status_bar_entry()
+    assert redrawn[-1] == ("TIME", reports.WORKING) == reports.status_bar_entry(busy())
     count = len(redrawn)
     for _ in range(3):
-        reports.tag_redraw()  # progress: the entry is the same
+        reports.tag_redraw(busy())  # progress: the entry is the same
     assert len(redrawn) == count
     assert bpy.ops.sape.cancel() == {"FINISHED"}
     drive()
     assert not runner().RUNNER.busy
-    assert reports.status_bar_entry()[1] != reports.WORKING  # "working" does not outlive its job...
-    assert redrawn[-1] == reports.status_bar_entry()  # ...and the bar was redrawn to show what holds now
+    assert reports.status_bar_entry(busy())[1] != reports.WORKING  # "working" does not outlive its job...
+    assert redrawn[-1] == reports.status_bar_entry(busy())  # ...and the bar was redrawn to show what holds now

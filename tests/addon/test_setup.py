@@ -44,7 +44,7 @@ def mod(name):
 @pytest.fixture
 def setup_env(addon, monkeypatch, tmp_path):
     """A clean set-up folder, no background job left, pip's records in tmp_path/pip.jsonl."""
-    env = mod("preferences").setup_env_dir()
+    env = mod("paths").setup_env_dir()
     for path in (env, env.with_name(env.name + ".partial")):
         shutil.rmtree(path, ignore_errors=True)
     jobs = mod("setup_ops").JOBS
@@ -121,7 +121,7 @@ def test_set_up_builds_the_environment_uses_it_and_reuses_it(setup_env, tmp_path
     assert "Collecting torch" in log and "-m venv" in log
 
     # the worker Python now resolves to the environment, with nothing else set
-    python, where = mod("preferences").resolve_worker_python()
+    python, where = mod("paths").resolve_worker_python()
     assert (python, where) == (str(env_python), "Set Up Worker")
     assert mod("worker_client").check_python(python) is None
 
@@ -157,7 +157,7 @@ def test_a_failed_rebuild_keeps_the_working_environment(setup_env, tmp_path, mon
     with pytest.raises(RuntimeError, match=r"cannot create environments with pip.*python3-venv"):
         bpy.ops.sape.setup_worker(wait=True, rebuild=True)
     assert (setup_env / "sape_setup.json").is_file()  # the old one still works
-    assert mod("preferences").resolve_worker_python()[1] == "Set Up Worker"
+    assert mod("paths").resolve_worker_python()[1] == "Set Up Worker"
 
 
 def test_set_up_in_the_background_shows_progress_and_cancel_removes_it(setup_env, tmp_path, monkeypatch):
@@ -172,7 +172,7 @@ def test_set_up_in_the_background_shows_progress_and_cancel_removes_it(setup_env
         time.sleep(0.05)
 
     layout = Recorder()
-    mod("setup_ops").draw_setup(layout, bpy.context)
+    mod("ui").draw_setup(layout, bpy.context)
     ops = [c[1][0] for c in layout.calls if c[0] == "operator"]
     assert "sape.cancel_setup" in ops and "sape.open_setup_log" in ops
     shown = " ".join(str(c[2].get("text", "")) for c in layout.calls)
@@ -278,7 +278,7 @@ def test_preferences_list_the_checked_candidates_with_a_use_button(setup_env, tm
     mod("setup_ops").JOBS["find"] = find
     assert find.wait(180)
     layout = Recorder()
-    mod("setup_ops").draw_setup(layout, bpy.context, full=True)
+    mod("ui").draw_setup(layout, bpy.context, full=True)
     props = [c[1][1] for c in layout.calls if c[0] == "prop"]
     assert {"worker_python", "setup_base_python", "package_index", "torch_build"} <= set(props)
     uses = [c for c in layout.calls if c[0] == "operator" and c[1][0] == "sape.use_python"]

@@ -10,9 +10,8 @@ import pytest
 import trimesh
 from test_worker import run_worker  # pytest puts this folder on sys.path
 
-from sape_geom.app.worker import TASKS
-from sape_geom.app.worker_mesh_deform import DeformMeshSettings, task_deform_mesh
-from sape_geom.app.worker_tasks import JobError, TaskContext, parse_settings
+from sape_geom.app.worker import TASKS, DeformMeshSettings, JobError, TaskContext, parse_settings
+from sape_geom.app.worker.mesh_tasks import task_deform_mesh
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from test_worker import TINY_DEFORM, TINY_FIT, flower  # pytest puts this folder on sys.path
 
-from sape_geom.app.worker_tasks import (
+from sape_geom.app.worker import (
     DeformSettings,
     ExtractSettings,
     FitSurfaceSettings,
     JobError,
     TaskContext,
     parse_settings,
-    task_deform,
-    task_fit_surface,
 )
+from sape_geom.app.worker.curve_tasks import task_deform
+from sape_geom.app.worker.surface_tasks import task_fit_surface
 from sape_geom.errors import ConfigError
 
 
