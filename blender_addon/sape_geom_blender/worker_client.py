@@ -1,8 +1,8 @@
 """Client side of the ``sape_geom.app.worker`` protocol: start a worker, read its events, stop it.
 
 No ``bpy`` here (and never torch): the add-on's main thread calls :meth:`WorkerProcess.drain` from its
-polling function; a reader thread moves the worker's JSON lines into a queue. See the docstring of
-``sape_geom/app/worker/protocol.py`` for the protocol itself.
+polling function; a reader thread moves the worker's JSON lines into a queue. The protocol itself is
+specified in docs/protocol.md.
 """
 
 from __future__ import annotations
