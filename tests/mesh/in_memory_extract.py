@@ -9,7 +9,7 @@ import mcubes
 import numpy as np
 from scipy import ndimage
 
-from sape_geom.mesh.extract import _ring, _slack  # the refinement rules are the library's; the machinery is not
+from sape_geom.mesh.refine import ring, slack  # the refinement rules are the library's; the machinery is not
 
 
 def _coords(idx, res, lo, hi):
@@ -80,8 +80,8 @@ def extract_in_memory(query, resolution, *, bounds=(-1.0, 1.0), level=0.0, batch
         band = margin
         if distance_margin is not None and len(per_level) == 1:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        flagged = _flag_cells(values, level, band, dilate=_ring(step, distance_margin),
-                              slack=_slack(step, distance_margin))
+        flagged = _flag_cells(values, level, band, dilate=ring(step, distance_margin),
+                              slack=slack(step, distance_margin))
         step //= 2
         new = _level_axis(res, step)
         for ax in range(3):
