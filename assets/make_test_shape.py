@@ -1,6 +1,6 @@
 """Write the project's own detailed test shape (a torus with ridges on one half) into assets/.
 
-    python assets/make_test_shape.py            # -> assets/bumpy_torus.ply
+python assets/make_test_shape.py            # -> assets/bumpy_torus.ply
 """
 
 from pathlib import Path

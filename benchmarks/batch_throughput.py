@@ -27,8 +27,17 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-SMALL = {"points_per_set": 8000, "num_sets": 2, "batch_size": 1000, "resolution": 32, "device": "cpu", "seed": 0,
-         "field.hidden_width": 64, "field.hidden_layers": 2, "field.sigma": 2.0}
+SMALL = {
+    "points_per_set": 8000,
+    "num_sets": 2,
+    "batch_size": 1000,
+    "resolution": 32,
+    "device": "cpu",
+    "seed": 0,
+    "field.hidden_width": 64,
+    "field.hidden_layers": 2,
+    "field.sigma": 2.0,
+}
 
 
 def make_meshes(folder: Path, count: int) -> None:
@@ -40,12 +49,22 @@ def make_meshes(folder: Path, count: int) -> None:
         mesh.export(folder / f"shape{i}.ply")
 
 
-def timed_batch(folder: Path, out: Path, workers: int, overrides: dict, backend: str, options: dict) -> tuple[float, dict]:
+def timed_batch(
+    folder: Path, out: Path, workers: int, overrides: dict, backend: str, options: dict
+) -> tuple[float, dict]:
     from sape_geom.app.batch import run_batch
 
     start = time.perf_counter()
-    rows = run_batch(folder, out, "fast", workers=workers, overrides=overrides, backend=backend,
-                     backend_options=options, progress=False)
+    rows = run_batch(
+        folder,
+        out,
+        "fast",
+        workers=workers,
+        overrides=overrides,
+        backend=backend,
+        backend_options=options,
+        progress=False,
+    )
     wall = time.perf_counter() - start
     bad = [name for name, row in rows.items() if row.get("status") != "ok"]
     if bad:
@@ -75,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - start
         try:
-            ray_wall, ray_rows = timed_batch(folder, Path(tmp) / "ray", args.workers, overrides, "ray",
-                                             {"cpus_per_fit": threads, "gpus_per_fit": 0})
+            ray_wall, ray_rows = timed_batch(
+                folder, Path(tmp) / "ray", args.workers, overrides, "ray", {"cpus_per_fit": threads, "gpus_per_fit": 0}
+            )
         finally:
             ray.shutdown()
 
@@ -90,30 +110,45 @@ def main(argv: list[str] | None = None) -> int:
     def mean_fit(rows: dict) -> float:
         return statistics.mean(float(row["total_s"]) for row in rows.values())
 
-    print(f"{n} meshes, {args.workers} workers, {threads} torch thread(s) per fit, {cpus} CPUs, "
-          f"{args.steps} steps; Ray {ray.__version__}\n")
-    print("| backend | wall (s) | meshes / min | ratio vs local | mean fit per mesh (s) | wall x workers - fit, per mesh (s) |")
+    print(
+        f"{n} meshes, {args.workers} workers, {threads} torch thread(s) per fit, {cpus} CPUs, "
+        f"{args.steps} steps; Ray {ray.__version__}\n"
+    )
+    print(
+        "| backend | wall (s) | meshes / min | ratio vs local | mean fit per mesh (s) | wall x workers - fit, per mesh (s) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| local | {local_wall:.1f} | {per_min['local']:.2f} | 1.00 | {mean_fit(local_rows):.2f} | {slack(local_wall, local_rows):.2f} |")
-    print(f"| ray | {ray_wall:.1f} | {per_min['ray']:.2f} | {per_min['ray'] / per_min['local']:.2f} | {mean_fit(ray_rows):.2f} | {slack(ray_wall, ray_rows):.2f} |")
+    print(
+        f"| local | {local_wall:.1f} | {per_min['local']:.2f} | 1.00 | {mean_fit(local_rows):.2f} | {slack(local_wall, local_rows):.2f} |"
+    )
+    print(
+        f"| ray | {ray_wall:.1f} | {per_min['ray']:.2f} | {per_min['ray'] / per_min['local']:.2f} | {mean_fit(ray_rows):.2f} | {slack(ray_wall, ray_rows):.2f} |"
+    )
     print()
     print("| Ray overhead per mesh (submit -> outputs written, minus fitting) | seconds |")
     print("|---|---:|")
     print(f"| mean, all meshes | {statistics.mean(ray_overheads):.3f} |")
     print(f"| max, all meshes | {max(ray_overheads):.3f} |")
-    for label, flag in (("warm worker (imports done)", True), ("cold worker (first fit: imports torch, sape_geom)", False)):
+    for label, flag in (
+        ("warm worker (imports done)", True),
+        ("cold worker (first fit: imports torch, sape_geom)", False),
+    ):
         part = [float(r["ray_s"]) - float(r["total_s"]) for r in ray_rows.values() if bool(r.get("ray_warm")) == flag]
         if part:
             print(f"| mean, {label}: {len(part)} mesh(es) | {statistics.mean(part):.3f} |")
     print(f"| one-off local `ray.init` (not in the rows above) | {ray_start:.1f} |")
     warm = [float(r["ray_s"]) - float(r["total_s"]) for r in ray_rows.values() if r.get("ray_warm")]
     cold = len(ray_overheads) - len(warm)
-    print(f"\nMean Ray overhead per mesh over this run: {statistics.mean(ray_overheads):.2f} s "
-          f"({'under' if statistics.mean(ray_overheads) < 1.0 else 'NOT under'} 1 s); it includes {cold} cold worker start(s), "
-          "paid once per worker process, not per mesh.")
+    print(
+        f"\nMean Ray overhead per mesh over this run: {statistics.mean(ray_overheads):.2f} s "
+        f"({'under' if statistics.mean(ray_overheads) < 1.0 else 'NOT under'} 1 s); it includes {cold} cold worker start(s), "
+        "paid once per worker process, not per mesh."
+    )
     if warm:
-        print(f"Steady state (warm workers): {statistics.mean(warm):.3f} s per mesh "
-              f"({'under' if statistics.mean(warm) < 1.0 else 'NOT under'} 1 s).")
+        print(
+            f"Steady state (warm workers): {statistics.mean(warm):.3f} s per mesh "
+            f"({'under' if statistics.mean(warm) < 1.0 else 'NOT under'} 1 s)."
+        )
     return 0
 
 

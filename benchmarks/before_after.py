@@ -53,9 +53,22 @@ print(json.dumps({"steps_per_s": fit.stats.steps_per_second, "median_step_ms": 1
 
 def run(tree: Path, args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.points), str(args.threads),
-                          json.dumps({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.try_set)})],
-                         cwd=tree, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(args.steps),
+            str(args.points),
+            str(args.threads),
+            json.dumps({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.try_set)}),
+        ],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["package"].startswith(str(tree)), result["package"]
     return result
@@ -70,17 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--try-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a preset override applied where the tree's config has the field (e.g. a setting "
-                             "added between the two commits, to compare like with like); VALUE is JSON")
+    parser.add_argument(
+        "--try-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a preset override applied where the tree's config has the field (e.g. a setting "
+        "added between the two commits, to compare like with like); VALUE is JSON",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sape_before_") as tmp:
         old = Path(tmp) / "old"
         new = Path(tmp) / "new" if args.new else ROOT
         trees = [(old, args.old)] + ([(new, args.new)] if args.new else [])
         for tree, commit in trees:
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True, capture_output=True
+            )
         try:
             rounds = {"before": [], "after": []}
             for _ in range(args.rounds):
@@ -91,16 +110,30 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
     summary = {name: statistics.median(r["steps_per_s"] for r in runs) for name, runs in rounds.items()}
     step_ms = {name: statistics.median(r["median_step_ms"] for r in runs) for name, runs in rounds.items()}
-    result = {"old": args.old, "new": args.new or "checkout", "steps": args.steps, "threads": args.threads, "rounds": rounds,
-              "median_steps_per_s": summary, "ratio_after_over_before": summary["after"] / summary["before"],
-              "median_step_ms": step_ms, "step_ms_ratio_after_over_before": step_ms["after"] / step_ms["before"]}
+    result = {
+        "old": args.old,
+        "new": args.new or "checkout",
+        "steps": args.steps,
+        "threads": args.threads,
+        "rounds": rounds,
+        "median_steps_per_s": summary,
+        "ratio_after_over_before": summary["after"] / summary["before"],
+        "median_step_ms": step_ms,
+        "step_ms_ratio_after_over_before": step_ms["after"] / step_ms["before"],
+    }
     if args.json:
         print(json.dumps(result))
     else:
         for name, runs in rounds.items():
-            print(f"{name}: " + ", ".join(f"{r['steps_per_s']:.2f}" for r in runs) + f" steps/s (median {summary[name]:.2f})")
-        print(f"after / before: {result['ratio_after_over_before']:.3f} in steps/s; median step "
-              f"{step_ms['before']:.1f} ms before, {step_ms['after']:.1f} ms after")
+            print(
+                f"{name}: "
+                + ", ".join(f"{r['steps_per_s']:.2f}" for r in runs)
+                + f" steps/s (median {summary[name]:.2f})"
+            )
+        print(
+            f"after / before: {result['ratio_after_over_before']:.3f} in steps/s; median step "
+            f"{step_ms['before']:.1f} ms before, {step_ms['after']:.1f} ms after"
+        )
     return 0
 
 

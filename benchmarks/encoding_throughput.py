@@ -96,13 +96,28 @@ def main() -> None:
     names = [n for n in CASES if not args.only or n in args.only]
     for name in names:
         out = subprocess.run(
-            [sys.executable, __file__, "--case", name, "--steps", str(args.steps), "--device", args.device,
-             "--threads", str(args.threads)], capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--case",
+                name,
+                "--steps",
+                str(args.steps),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     base = results.get("ff", {}).get("steps_per_s")
     device = next(iter(results.values()))["device"]
-    print(f"Training throughput, 4x256 MLP, batch 5000, {args.steps} timed steps, device {device}, {args.threads} threads\n")
+    print(
+        f"Training throughput, 4x256 MLP, batch 5000, {args.steps} timed steps, device {device}, {args.threads} threads\n"
+    )
     print("| encoding | steps/s | time per step vs ff | peak memory (MB) |")
     print("|---|---|---|---|")
     for name, r in results.items():

@@ -56,7 +56,9 @@ def _bce(prediction: torch.Tensor, target: torch.Tensor, _x: torch.Tensor):
 def build(case: str, steps: int, width: int, device: torch.device, tf32: bool) -> EncodedField:
     preset_name, encoding, levels = CASES[case]
     preset = PRESETS[preset_name]
-    field = dataclasses.replace(preset.field, encoding=encoding, hidden_width=width, allow_tf32=tf32, precision="float32")
+    field = dataclasses.replace(
+        preset.field, encoding=encoding, hidden_width=width, allow_tf32=tf32, precision="float32"
+    )
     progress = preset.progress
     if levels:  # every node freezes at the first boundary, so the scattered levels stay all through the run
         progress = dataclasses.replace(progress, epsilon=1e9)
@@ -168,8 +170,10 @@ def count_case(case: str, args, device: torch.device) -> dict:
     result = {
         "ops_per_step": statistics.median(p[0] for p in inside),
         "syncs_per_step": sum(p[1] for p in inside) / len(inside),
-        "syncs_per_boundary": (sum(p[1] for step, p in enumerate(middle, start=2) if step in edges)
-                               / max(1, len(edges & set(range(2, steps))))),
+        "syncs_per_boundary": (
+            sum(p[1] for step, p in enumerate(middle, start=2) if step in edges)
+            / max(1, len(edges & set(range(2, steps))))
+        ),
         "counted_steps": steps,
         "syncs_by_op": dict(counter.syncs),
     }
@@ -186,8 +190,11 @@ def profile_syncs(model: EncodedField, data) -> float | None:
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             trainer.train(model, lambda s: data[s % len(data)], _bce, lr=1e-4, steps=20, fused=True)
         names = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy ")
-        calls = sum(e.count for e in prof.key_averages() if any(e.key.startswith(n.strip()) and
-                                                                ("Async" not in e.key) for n in names))
+        calls = sum(
+            e.count
+            for e in prof.key_averages()
+            if any(e.key.startswith(n.strip()) and ("Async" not in e.key) for n in names)
+        )
         return max(0, calls - 3) / 20  # the loss reads at the first and last steps and the history
     except Exception:  # the profiler is optional; the dispatch counter stands
         return None
@@ -196,7 +203,9 @@ def profile_syncs(model: EncodedField, data) -> float | None:
 def environment(device: torch.device, args) -> dict:
     info = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "threads": torch.get_num_threads(),
@@ -274,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         case.update(count_case(name, args, device))
         result["cases"][name] = case
         if not args.json:
-            print(f"{name}: {case['ms_per_step']:.2f} ms/step, {case['syncs_per_step']:.2f} syncs/step", file=sys.stderr)
+            print(
+                f"{name}: {case['ms_per_step']:.2f} ms/step, {case['syncs_per_step']:.2f} syncs/step", file=sys.stderr
+            )
     if args.json:
         print(json.dumps(result))
     else:

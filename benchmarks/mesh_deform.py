@@ -50,8 +50,20 @@ def pairs() -> list[tuple[str, object, object]]:
     return [("sphere -> bunny", sphere, bunny), ("sphere -> part", sphere, part), ("cow -> bunny", cow, bunny)]
 
 
-COLUMNS = ("pair", "encoding", "Chamfer-L1", "normal consistency", "flipped %", "turned %", "edge dist. p50",
-           "edge dist. p95", "edge dist. p99", "IoU", "open fraction", "seconds")
+COLUMNS = (
+    "pair",
+    "encoding",
+    "Chamfer-L1",
+    "normal consistency",
+    "flipped %",
+    "turned %",
+    "edge dist. p50",
+    "edge dist. p95",
+    "edge dist. p99",
+    "IoU",
+    "open fraction",
+    "seconds",
+)
 
 
 def run(ctx: Context, steps: int) -> dict:
@@ -71,12 +83,20 @@ def run(ctx: Context, steps: int) -> dict:
             result = deform_mesh(source, target, config)
             seconds = time.perf_counter() - start
             m = result.metrics
-            record = {"pair": name, "encoding": label, "seconds": seconds, "steps": steps, "metrics": m,
-                      "timings": result.timings}
+            record = {
+                "pair": name,
+                "encoding": label,
+                "seconds": seconds,
+                "steps": steps,
+                "metrics": m,
+                "timings": result.timings,
+            }
             records.append(record)
-            print(f"{name:16s} {label:12s} chamfer {m['chamfer_l1']:.5f} nc {m['normal_consistency']:.4f} "
-                  f"flipped {100 * m['flipped_faces']:.2f} % edge p95 {m['edge_distortion_p95']:.3f} ({seconds:.0f} s)",
-                  flush=True)
+            print(
+                f"{name:16s} {label:12s} chamfer {m['chamfer_l1']:.5f} nc {m['normal_consistency']:.4f} "
+                f"flipped {100 * m['flipped_faces']:.2f} % edge p95 {m['edge_distortion_p95']:.3f} ({seconds:.0f} s)",
+                flush=True,
+            )
             if row_tiles == []:
                 row_tiles.append(render_mesh_image(result_target(target), size=TILE))
                 row_labels.append(f"{name}\ntarget")
@@ -99,16 +119,31 @@ def write_table(ctx: Context, records: list[dict]) -> None:
     rows = []
     for r in records:
         m = r["metrics"]
-        rows.append((r["pair"], r["encoding"], m["chamfer_l1"], m["normal_consistency"], 100 * m["flipped_faces"],
-                     100 * m["turned_faces"], m["edge_distortion_p50"], m["edge_distortion_p95"],
-                     m["edge_distortion_p99"], m["iou"], m.get("mean_open_fraction", 1.0), r["seconds"]))
-    preamble = (f"Each encoding with the default `MeshDeformConfig` (docs/method.md §6.5) and only the encoding "
-                f"changed: {steps} Chamfer steps, the same samples, terms and learning rate (seed 0). Metrics in the "
-                "target's box (longest side 1): Chamfer-L1 both ways, normal consistency, flipped faces (inside out "
-                "against the target's normal), faces turned over 90 degrees from the source, percentiles of the "
-                "edge-length distortion |log(l'/l) - log s|, IoU; seconds end to end (metrics included). Sources: a "
-                "level-5 icosphere (10 242 vertices) and the cow (2 903); targets: the bunny (56 172 faces) and the "
-                "Slic3r test part (69 760 faces).")
+        rows.append(
+            (
+                r["pair"],
+                r["encoding"],
+                m["chamfer_l1"],
+                m["normal_consistency"],
+                100 * m["flipped_faces"],
+                100 * m["turned_faces"],
+                m["edge_distortion_p50"],
+                m["edge_distortion_p95"],
+                m["edge_distortion_p99"],
+                m["iou"],
+                m.get("mean_open_fraction", 1.0),
+                r["seconds"],
+            )
+        )
+    preamble = (
+        f"Each encoding with the default `MeshDeformConfig` (docs/method.md §6.5) and only the encoding "
+        f"changed: {steps} Chamfer steps, the same samples, terms and learning rate (seed 0). Metrics in the "
+        "target's box (longest side 1): Chamfer-L1 both ways, normal consistency, flipped faces (inside out "
+        "against the target's normal), faces turned over 90 degrees from the source, percentiles of the "
+        "edge-length distortion |log(l'/l) - log s|, IoU; seconds end to end (metrics included). Sources: a "
+        "level-5 icosphere (10 242 vertices) and the cow (2 903); targets: the bunny (56 172 faces) and the "
+        "Slic3r test part (69 760 faces)."
+    )
     table = markdown_table(COLUMNS, rows, digits=4) + "\n\n" + summary(records, ctx.threads)
     write_outputs(ctx.folder("mesh_deform"), "Mesh deformation onto a target", preamble, table, {"runs": records}, ctx)
 
@@ -121,10 +156,12 @@ def summary(records: list[dict], threads: int) -> str:
     sape = by.get(("sphere -> bunny", "SAPE"))
     if sape is not None:
         m = sape["metrics"]
-        checks = [(f"Chamfer-L1 {m['chamfer_l1']:.4f}", m["chamfer_l1"] <= 0.005, "<= 0.005"),
-                  (f"normal consistency {m['normal_consistency']:.3f}", m["normal_consistency"] >= 0.95, ">= 0.95"),
-                  (f"flipped faces {100 * m['flipped_faces']:.2f} %", m["flipped_faces"] <= 0.01, "<= 1 %"),
-                  (f"{sape['seconds']:.0f} s end to end on {threads} thread(s)", sape["seconds"] <= 120, "<= 120 s")]
+        checks = [
+            (f"Chamfer-L1 {m['chamfer_l1']:.4f}", m["chamfer_l1"] <= 0.005, "<= 0.005"),
+            (f"normal consistency {m['normal_consistency']:.3f}", m["normal_consistency"] >= 0.95, ">= 0.95"),
+            (f"flipped faces {100 * m['flipped_faces']:.2f} %", m["flipped_faces"] <= 0.01, "<= 1 %"),
+            (f"{sape['seconds']:.0f} s end to end on {threads} thread(s)", sape["seconds"] <= 120, "<= 120 s"),
+        ]
         said = "; ".join(f"{text} ({'meets' if ok else 'misses'} {goal})" for text, ok, goal in checks)
         lines.append(f"Level-5 icosphere onto the bunny, default settings (SAPE): {said}.")
     for pair in dict.fromkeys(r["pair"] for r in records):
@@ -136,7 +173,8 @@ def summary(records: list[dict], threads: int) -> str:
             f"{pair}: SAPE against FF, Chamfer-L1 {ma['chamfer_l1']:.4f} vs {mb['chamfer_l1']:.4f}, flipped faces "
             f"{100 * ma['flipped_faces']:.2f} % vs {100 * mb['flipped_faces']:.2f} %, edge distortion p95 "
             f"{ma['edge_distortion_p95']:.3f} vs {mb['edge_distortion_p95']:.3f}, normal consistency "
-            f"{ma['normal_consistency']:.3f} vs {mb['normal_consistency']:.3f}.")
+            f"{ma['normal_consistency']:.3f} vs {mb['normal_consistency']:.3f}."
+        )
     return "\n\n".join(lines)
 
 
@@ -153,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--device", default="cpu", help="auto, cpu, cuda, mps (default cpu: the distances are on the CPU)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core CPU)")
-    ap.add_argument("--table-only", action="store_true",
-                    help="rewrite table.md from the runs in results.json (after a change to the table's text)")
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite table.md from the runs in results.json (after a change to the table's text)",
+    )
     args = ap.parse_args(argv)
     if args.table_only:
         saved = json.loads((args.out / "mesh_deform" / "results.json").read_text())

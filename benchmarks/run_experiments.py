@@ -22,15 +22,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments.common import SIZES, Context, setup_torch
 
-EXPERIMENTS = ("encodings", "sigma", "sample_rate", "occupancy", "silhouette", "performance", "surface_quality",
-               "flat_faces", "peers")
+EXPERIMENTS = (
+    "encodings",
+    "sigma",
+    "sample_rate",
+    "occupancy",
+    "silhouette",
+    "performance",
+    "surface_quality",
+    "flat_faces",
+    "peers",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("experiment", choices=EXPERIMENTS + ("all", "readme"),
-                    help="an experiment, all of them, or readme: assemble <out>/*/table.md into <out>/RESULTS.md "
-                         "(with --write-readme, also the body of README.md's '## Results' section)")
+    ap.add_argument(
+        "experiment",
+        choices=EXPERIMENTS + ("all", "readme"),
+        help="an experiment, all of them, or readme: assemble <out>/*/table.md into <out>/RESULTS.md "
+        "(with --write-readme, also the body of README.md's '## Results' section)",
+    )
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--size", choices=SIZES, default="small")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")

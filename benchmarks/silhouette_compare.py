@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         base = paper_config() if args.paper else DeformConfig()
         for enc in args.encodings:
             cfg = config_mod.replace(
-                base, steps=args.steps or base.steps, seed=args.seed, device=args.device, snapshot_every=0,
+                base,
+                steps=args.steps or base.steps,
+                seed=args.seed,
+                device=args.device,
+                snapshot_every=0,
                 **{"field.encoding": enc, "field.sigma": args.sigma},
             )
             t0 = time.perf_counter()

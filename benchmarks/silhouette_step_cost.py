@@ -19,7 +19,9 @@ from sape_geom import config as config_mod
 from sape_geom.curve import load_contour
 from sape_geom.tasks.silhouette import DeformConfig, deform_curve
 
-DEFAULT_TARGET = Path(__file__).resolve().parents[2] / "shared" / "assets" / "sape-official" / "silhouettes" / "bat-5.gif"
+DEFAULT_TARGET = (
+    Path(__file__).resolve().parents[2] / "shared" / "assets" / "sape-official" / "silhouettes" / "bat-5.gif"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,13 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         ("subset Chamfer (paper)", dict(loss="subset", fold_weight=0.0, crossing_weight=0.0)),
         ("exact Chamfer", dict(loss="exact", fold_weight=0.0, crossing_weight=0.0)),
         ("exact + fold", dict(loss="exact", fold_weight=d.fold_weight, crossing_weight=0.0)),
-        ("exact + fold + crossing (defaults)", dict(loss="exact", fold_weight=d.fold_weight,
-                                                    crossing_weight=d.crossing_weight)),
+        (
+            "exact + fold + crossing (defaults)",
+            dict(loss="exact", fold_weight=d.fold_weight, crossing_weight=d.crossing_weight),
+        ),
     )
     rows = []
     for label, changes in variants:
-        cfg = config_mod.replace(d, steps=args.steps, points=args.points, calibration_steps=0, snapshot_every=0,
-                                 device="cpu", **changes)
+        cfg = config_mod.replace(
+            d, steps=args.steps, points=args.points, calibration_steps=0, snapshot_every=0, device="cpu", **changes
+        )
         res = deform_curve(target, cfg)
         rows.append((label, 1000.0 / res.timings["steps_per_s"]))
     base = rows[0][1]

@@ -111,24 +111,46 @@ def end_to_end(name: str, mesh, config) -> dict:
     surface, stats = fit.extract(colors=False, return_stats=True)
     total = time.perf_counter() - start
     metrics = mesh_metrics(surface, mesh)
-    return {"mesh": name, "precision": fit.model.precision, "total_s": total, "labels_s": fit.timings["labels_s"],
-            "train_s": fit.timings["train_s"], "extract_s": stats["extract_s"] - stats["smooth_s"],
-            "smooth_s": stats["smooth_s"], "steps": fit.stats.steps, "steps_per_s": fit.stats.steps_per_second,
-            "iou": metrics["iou"], "chamfer_l1": metrics["chamfer_l1"], "nc": metrics["normal_consistency"],
-            "pieces": metrics["components"], "pieces_input": metrics["components_input"], "faces": len(surface.faces)}
+    return {
+        "mesh": name,
+        "precision": fit.model.precision,
+        "total_s": total,
+        "labels_s": fit.timings["labels_s"],
+        "train_s": fit.timings["train_s"],
+        "extract_s": stats["extract_s"] - stats["smooth_s"],
+        "smooth_s": stats["smooth_s"],
+        "steps": fit.stats.steps,
+        "steps_per_s": fit.stats.steps_per_second,
+        "iou": metrics["iou"],
+        "chamfer_l1": metrics["chamfer_l1"],
+        "nc": metrics["normal_consistency"],
+        "pieces": metrics["components"],
+        "pieces_input": metrics["components_input"],
+        "faces": len(surface.faces),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default="float32,auto,bfloat16",
-                    help=f"comma-separated, of {', '.join(VARIANTS)}, for the cost table")
+    ap.add_argument(
+        "--variants",
+        default="float32,auto,bfloat16",
+        help=f"comma-separated, of {', '.join(VARIANTS)}, for the cost table",
+    )
     ap.add_argument("--e2e", default="float32,auto", help="variants fitted end to end (empty: none)")
     ap.add_argument("--preset", default="fast", help="the occupancy preset timed (fast, quality, paper)")
-    ap.add_argument("--meshes", default="bunny,slic3r,bracket,overlapping",
-                    help=f"comma-separated, of {', '.join(MESH_NAMES)} (--quick: sphere)")
+    ap.add_argument(
+        "--meshes",
+        default="bunny,slic3r,bracket,overlapping",
+        help=f"comma-separated, of {', '.join(MESH_NAMES)} (--quick: sphere)",
+    )
     ap.add_argument("--name", default="speed", help="results folder under --out")
-    ap.add_argument("--sets", type=int, default=None,
-                    help="point sets instead of the preset's (labelling time; the steps and batch stay the preset's)")
+    ap.add_argument(
+        "--sets",
+        type=int,
+        default=None,
+        help="point sets instead of the preset's (labelling time; the steps and batch stay the preset's)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (2: what a user's fit uses here)")
     ap.add_argument("--cost-steps", type=int, default=40)
@@ -147,27 +169,38 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     names = ["sphere"] if args.quick else [n.strip() for n in args.meshes.split(",") if n.strip()]
     if set(names) - set(MESH_NAMES):
-        raise SystemExit(f"unknown mesh(es) {sorted(set(names) - set(MESH_NAMES))}; choose from {', '.join(MESH_NAMES)}")
+        raise SystemExit(
+            f"unknown mesh(es) {sorted(set(names) - set(MESH_NAMES))}; choose from {', '.join(MESH_NAMES)}"
+        )
     ctx = Context("quick" if args.quick else "small", args.out, setup_torch(args.threads, args.device), args.threads)
     device = torch.device(ctx.device)
     config = occupancy_preset(args.preset, device=ctx.device, num_sets=args.sets)
     if args.quick:
-        config = occupancy_preset(args.preset, device=ctx.device, steps=300, points_per_set=20_000, num_sets=2,
-                                  batch_size=2000, resolution=64)
+        config = occupancy_preset(
+            args.preset, device=ctx.device, steps=300, points_per_set=20_000, num_sets=2, batch_size=2000, resolution=64
+        )
     queries = 65_536 if args.quick else 262_144
     cost_rows, costs, measured = [], {}, {}
     for variant in chosen:  # a variant that runs as one measured already is that measurement (not noise again)
         precision = resolved(variant, device)
         if precision not in measured:
-            measured[precision] = step_cost(variant_config(config, variant), device,
-                                            5 if args.quick else args.cost_steps, queries)
+            measured[precision] = step_cost(
+                variant_config(config, variant), device, 5 if args.quick else args.cost_steps, queries
+            )
         costs[variant] = {"variant": variant, "precision": precision, **measured[precision]}
         print(costs[variant], flush=True)
     base = costs.get("float32")
     for c in costs.values():
-        cost_rows.append([c["variant"], c["precision"], c["steps_per_s"],
-                          c["steps_per_s"] / base["steps_per_s"] if base else None,
-                          c["queries_per_s"] / 1e3, c["queries_per_s"] / base["queries_per_s"] if base else None])
+        cost_rows.append(
+            [
+                c["variant"],
+                c["precision"],
+                c["steps_per_s"],
+                c["steps_per_s"] / base["steps_per_s"] if base else None,
+                c["queries_per_s"] / 1e3,
+                c["queries_per_s"] / base["queries_per_s"] if base else None,
+            ]
+        )
     runs, done = [], {}
     for name, mesh in meshes(names):
         for variant in e2e:
@@ -181,25 +214,59 @@ def main(argv: list[str] | None = None) -> int:
     e2e_rows = []
     for row in runs:
         reference = done.get((row["mesh"], "float32"))
-        e2e_rows.append([row["mesh"], f"{row['variant']} ({row['precision']})", row["total_s"],
-                         row["total_s"] / reference["total_s"] if reference else None, row["labels_s"], row["train_s"],
-                         row["extract_s"], row["smooth_s"], row["steps_per_s"], row["iou"], 1e3 * row["chamfer_l1"],
-                         row["nc"], f"{row['pieces']} ({row['pieces_input']})"])
+        e2e_rows.append(
+            [
+                row["mesh"],
+                f"{row['variant']} ({row['precision']})",
+                row["total_s"],
+                row["total_s"] / reference["total_s"] if reference else None,
+                row["labels_s"],
+                row["train_s"],
+                row["extract_s"],
+                row["smooth_s"],
+                row["steps_per_s"],
+                row["iou"],
+                1e3 * row["chamfer_l1"],
+                row["nc"],
+                f"{row['pieces']} ({row['pieces_input']})",
+            ]
+        )
     folder = ctx.folder(args.name)
     cpu = "native" if native_bf16(torch.device("cpu")) else "no native"
-    preamble = (f"`{args.preset}` preset ({config.steps} steps, batch {config.batch_size}, {config.num_sets} point sets "
-                f"of {config.points_per_set}, extraction at "
-                f"{config.resolution}^3 with smoothing); this CPU has {cpu} bf16, so `auto` is "
-                f"{resolved('auto', device)} on {device.type}. Ratios are against float32 in the same run, "
-                "every case alone on the machine.")
-    table = ("Cost of a step and of a query:\n\n"
-             + markdown_table(["variant", "runs as", "steps/s", "x float32", "k queries/s", "x float32"], cost_rows, 2)
-             + "\n\nEnd to end:\n\n"
-             + markdown_table(["mesh", "variant", "total s", "x float32", "labels s", "training s", "extraction s",
-                               "smoothing s", "steps/s", "IoU", "Chamfer-L1 (1e-3)", "NC", "pieces (input)"],
-                              e2e_rows, 3))
-    write_outputs(folder, "Fit speed per precision", preamble, table,
-                  {"costs": list(costs.values()), "runs": runs}, ctx)
+    preamble = (
+        f"`{args.preset}` preset ({config.steps} steps, batch {config.batch_size}, {config.num_sets} point sets "
+        f"of {config.points_per_set}, extraction at "
+        f"{config.resolution}^3 with smoothing); this CPU has {cpu} bf16, so `auto` is "
+        f"{resolved('auto', device)} on {device.type}. Ratios are against float32 in the same run, "
+        "every case alone on the machine."
+    )
+    table = (
+        "Cost of a step and of a query:\n\n"
+        + markdown_table(["variant", "runs as", "steps/s", "x float32", "k queries/s", "x float32"], cost_rows, 2)
+        + "\n\nEnd to end:\n\n"
+        + markdown_table(
+            [
+                "mesh",
+                "variant",
+                "total s",
+                "x float32",
+                "labels s",
+                "training s",
+                "extraction s",
+                "smoothing s",
+                "steps/s",
+                "IoU",
+                "Chamfer-L1 (1e-3)",
+                "NC",
+                "pieces (input)",
+            ],
+            e2e_rows,
+            3,
+        )
+    )
+    write_outputs(
+        folder, "Fit speed per precision", preamble, table, {"costs": list(costs.values()), "runs": runs}, ctx
+    )
     return 0
 
 

@@ -50,16 +50,22 @@ CLI = [sys.executable, "-m", "sape_geom"]
 def run(command: list[str], timeout: float = 1200, **popen) -> dict:
     """Run ``command``; its exit status, output, seconds and peak RSS (MB, its waited-for children too)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT,
-                            **popen)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT, **popen
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
         err += f"\ntimed out after {timeout:.0f} s"
-    return {"rc": proc.returncode, "stdout": out, "stderr": err, "seconds": time.perf_counter() - start,
-            "peak_mb": float(getattr(proc, "peak_mb", 0.0))}
+    return {
+        "rc": proc.returncode,
+        "stdout": out,
+        "stderr": err,
+        "seconds": time.perf_counter() - start,
+        "peak_mb": float(getattr(proc, "peak_mb", 0.0)),
+    }
 
 
 class Tracked(subprocess.Popen):
@@ -90,8 +96,9 @@ def torus_grid(faces: int, path: Path) -> Path:
     quads = faces // 2
     nv = max(d for d in range(1, int(quads**0.5) + 1) if quads % d == 0 and d <= (quads / 2.5) ** 0.5 + 1)
     nu = quads // nv
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, nu, endpoint=False), np.linspace(0, 2 * np.pi, nv, endpoint=False),
-                       indexing="ij")
+    u, v = np.meshgrid(
+        np.linspace(0, 2 * np.pi, nu, endpoint=False), np.linspace(0, 2 * np.pi, nv, endpoint=False), indexing="ij"
+    )
     r = 0.25 + 0.01 * np.sin(40 * u) * np.cos(9 * v) + 0.002 * np.random.default_rng(0).standard_normal(u.shape)
     verts = np.stack([(0.7 + r * np.cos(v)) * np.cos(u), (0.7 + r * np.cos(v)) * np.sin(u), r * np.sin(v)], -1)
     i, j = np.meshgrid(np.arange(nu), np.arange(nv), indexing="ij")
@@ -125,8 +132,23 @@ def fitted_sphere(work: Path) -> tuple[Path, dict | None]:
     ckpt = work / "sphere.ckpt"
     if ckpt.exists():
         return ckpt, None
-    fitted = run(CLI + ["fit", str(sphere_mesh(work)), "-o", str(work / "sphere_fit.ply"), "--steps", "300",
-                        "--resolution", "64", "--checkpoint", str(ckpt), "--quiet", "--no-metrics"])
+    fitted = run(
+        CLI
+        + [
+            "fit",
+            str(sphere_mesh(work)),
+            "-o",
+            str(work / "sphere_fit.ply"),
+            "--steps",
+            "300",
+            "--resolution",
+            "64",
+            "--checkpoint",
+            str(ckpt),
+            "--quiet",
+            "--no-metrics",
+        ]
+    )
     return ckpt, (fitted if fitted["rc"] != 0 else None)
 
 
@@ -140,8 +162,9 @@ def case_extract(work: Path, resolution: int) -> dict:
     ckpt, failed = fitted_sphere(work)
     if failed:
         return {"held": False, "note": "the sphere fit failed: " + one_line(failed), **failed}
-    result = run(CLI + ["extract", str(ckpt), "--resolution", str(resolution), "-o", str(work / f"x{resolution}.ply"),
-                        "--json"])
+    result = run(
+        CLI + ["extract", str(ckpt), "--resolution", str(resolution), "-o", str(work / f"x{resolution}.ply"), "--json"]
+    )
     held = result["rc"] == 0 and result["peak_mb"] < LIMIT_MB
     faces = json.loads(result["stdout"])["faces"] if result["rc"] == 0 else None
     return {"held": held, "note": f"{faces} faces" if held else one_line(result), **result}
@@ -149,31 +172,89 @@ def case_extract(work: Path, resolution: int) -> dict:
 
 def case_input(work: Path, faces: int) -> dict:
     mesh = torus_grid(faces, work / f"torus_{faces}.ply")
-    result = run(CLI + ["fit", str(mesh), "-o", str(work / f"torus_{faces}_fit.ply"), "--steps", "300",
-                        "--resolution", "128", "--json", "--quiet"], timeout=1800)
+    result = run(
+        CLI
+        + [
+            "fit",
+            str(mesh),
+            "-o",
+            str(work / f"torus_{faces}_fit.ply"),
+            "--steps",
+            "300",
+            "--resolution",
+            "128",
+            "--json",
+            "--quiet",
+        ],
+        timeout=1800,
+    )
     if result["rc"] != 0:
         return {"held": False, "note": one_line(result), **result}
     payload = json.loads(result["stdout"])
     timings, metrics = payload["timings"], payload.get("metrics", {})
-    note = (f"labels {timings['labels_s']:.0f} s, training {timings['train_s']:.0f} s, metrics on the whole input "
-            f"({payload['faces']} faces fitted, IoU {metrics.get('iou', 0):.3f})")
+    note = (
+        f"labels {timings['labels_s']:.0f} s, training {timings['train_s']:.0f} s, metrics on the whole input "
+        f"({payload['faces']} faces fitted, IoU {metrics.get('iou', 0):.3f})"
+    )
     return {"held": result["peak_mb"] < LIMIT_MB, "note": note, "timings": timings, **result}
 
 
 def case_noisy(work: Path) -> dict:
     ckpt = work / "noisy.ckpt"
-    fit = run(CLI + ["fit", str(sphere_mesh(work)), "-o", str(work / "noisy64.ply"), "--encoding", "ff", "--sigma",
-                     "60", "--steps", "150", "--resolution", "64", "--checkpoint", str(ckpt),
-                     "--keep-all", "--quiet", "--no-metrics"])
+    fit = run(
+        CLI
+        + [
+            "fit",
+            str(sphere_mesh(work)),
+            "-o",
+            str(work / "noisy64.ply"),
+            "--encoding",
+            "ff",
+            "--sigma",
+            "60",
+            "--steps",
+            "150",
+            "--resolution",
+            "64",
+            "--checkpoint",
+            str(ckpt),
+            "--keep-all",
+            "--quiet",
+            "--no-metrics",
+        ]
+    )
     stopped = run(CLI + ["extract", str(ckpt), "--resolution", "256", "-o", str(work / "noisy256.ply"), "--keep-all"])
-    went_on = run(CLI + ["extract", str(ckpt), "--resolution", "128", "-o", str(work / "noisy128.ply"), "--keep-all",
-                         "--face-budget", "0", "--json"])
-    held = (fit["rc"] == 0 and stopped["rc"] == 2 and "face budget" in one_line(stopped)
-            and len(stopped["stderr"].strip().splitlines()) == 1 and went_on["rc"] == 0)
+    went_on = run(
+        CLI
+        + [
+            "extract",
+            str(ckpt),
+            "--resolution",
+            "128",
+            "-o",
+            str(work / "noisy128.ply"),
+            "--keep-all",
+            "--face-budget",
+            "0",
+            "--json",
+        ]
+    )
+    held = (
+        fit["rc"] == 0
+        and stopped["rc"] == 2
+        and "face budget" in one_line(stopped)
+        and len(stopped["stderr"].strip().splitlines()) == 1
+        and went_on["rc"] == 0
+    )
     faces = json.loads(went_on["stdout"])["faces"] if went_on["rc"] == 0 else None
-    return {"held": held, "seconds": stopped["seconds"], "peak_mb": stopped["peak_mb"],
-            "note": f"256^3 stopped in {stopped['seconds']:.0f} s: {one_line(stopped)[:160]}...; with --face-budget 0 "
-                    f"at 128^3: {faces} faces in {went_on['seconds']:.0f} s", "runs": [fit, stopped, went_on]}
+    return {
+        "held": held,
+        "seconds": stopped["seconds"],
+        "peak_mb": stopped["peak_mb"],
+        "note": f"256^3 stopped in {stopped['seconds']:.0f} s: {one_line(stopped)[:160]}...; with --face-budget 0 "
+        f"at 128^3: {faces} faces in {went_on['seconds']:.0f} s",
+        "runs": [fit, stopped, went_on],
+    }
 
 
 def _children(pid: int) -> list[int]:
@@ -222,8 +303,14 @@ def case_kill_resume(work: Path) -> dict:
     folder, out = small_meshes(work / "kill_in", 4), work / "kill_out"
     start, problems, kills = time.perf_counter(), [], []
     for delay in (4.0, 11.0, 19.0):
-        driver = subprocess.Popen(CLI + ["batch", str(folder), "-o", str(out)] + BATCH, env=ENV, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        driver = subprocess.Popen(
+            CLI + ["batch", str(folder), "-o", str(out)] + BATCH,
+            env=ENV,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(delay)
         workers = _children(driver.pid)
         driver.send_signal(signal.SIGKILL)
@@ -241,29 +328,52 @@ def case_kill_resume(work: Path) -> dict:
     leftovers = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     held = not problems and done.get("ok") == 4 and not leftovers
     moments = ", ".join(f"{k['after_s']:.0f} s ({k['workers']} child processes)" for k in kills)
-    note = (f"killed after {moments}: no orphan, no partial file; rerun: {done.get('ok')} of 4 ok" if held
-            else "; ".join(problems) or one_line(rerun))
-    return {"held": held, "seconds": time.perf_counter() - start, "peak_mb": rerun["peak_mb"], "note": note,
-            "kills": kills}
+    note = (
+        f"killed after {moments}: no orphan, no partial file; rerun: {done.get('ok')} of 4 ok"
+        if held
+        else "; ".join(problems) or one_line(rerun)
+    )
+    return {
+        "held": held,
+        "seconds": time.perf_counter() - start,
+        "peak_mb": rerun["peak_mb"],
+        "note": note,
+        "kills": kills,
+    }
 
 
 def case_concurrent(work: Path) -> dict:
     folder, out = small_meshes(work / "conc_in", 2), work / "conc_out"
-    first = subprocess.Popen(CLI + ["batch", str(folder), "-o", str(out), "--json"] + BATCH, env=ENV, cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        CLI + ["batch", str(folder), "-o", str(out), "--json"] + BATCH,
+        env=ENV,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)
     second = run(CLI + ["batch", str(folder), "-o", str(out)] + BATCH)
     out_first, _ = first.communicate(timeout=1200)
     ok = first.returncode == 0 and json.loads(out_first)["ok"] == 2
-    held = second["rc"] == 2 and "another sape-geom batch" in one_line(second) and second["seconds"] < 30 and ok  # 30 s: a loaded machine takes long to import torch
-    return {"held": held, "seconds": second["seconds"], "peak_mb": second["peak_mb"],
-            "note": f"second batch: {one_line(second)[:150]}; first batch finished: {ok}"}
+    held = (
+        second["rc"] == 2 and "another sape-geom batch" in one_line(second) and second["seconds"] < 30 and ok
+    )  # 30 s: a loaded machine takes long to import torch
+    return {
+        "held": held,
+        "seconds": second["seconds"],
+        "peak_mb": second["peak_mb"],
+        "note": f"second batch: {one_line(second)[:150]}; first batch finished: {ok}",
+    }
 
 
 def _mount(path: Path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    return os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                                                capture_output=True).returncode == 0
+    return (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode
+        == 0
+    )
 
 
 def _umount(path: Path) -> None:
@@ -280,17 +390,26 @@ def case_read_only(work: Path) -> dict:
         folder.chmod(0o555)
     try:
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
-        fit = run(CLI + ["fit", str(sphere_mesh(work)), "-o", str(folder / "x.ply"), "--checkpoint",
-                         str(folder / "x.ckpt")])
+        fit = run(
+            CLI + ["fit", str(sphere_mesh(work)), "-o", str(folder / "x.ply"), "--checkpoint", str(folder / "x.ckpt")]
+        )
         batch = run(CLI + ["batch", str(small_meshes(work / "ro_in", 1)), "-o", str(folder)] + BATCH)
         after = {p.name: p.read_bytes() for p in folder.iterdir()}
     finally:
         _umount(folder) if mounted else folder.chmod(0o755)
     lines = [one_line(fit), one_line(batch)]
-    held = (fit["rc"] == 2 == batch["rc"] and before == after and max(fit["seconds"], batch["seconds"]) < 20
-            and all(len(r["stderr"].strip().splitlines()) == 1 for r in (fit, batch)))
-    return {"held": held, "seconds": fit["seconds"] + batch["seconds"], "peak_mb": max(fit["peak_mb"], batch["peak_mb"]),
-            "note": ("read-only tmpfs" if mounted else "folder without write permission") + ": " + " / ".join(lines)}
+    held = (
+        fit["rc"] == 2 == batch["rc"]
+        and before == after
+        and max(fit["seconds"], batch["seconds"]) < 20
+        and all(len(r["stderr"].strip().splitlines()) == 1 for r in (fit, batch))
+    )
+    return {
+        "held": held,
+        "seconds": fit["seconds"] + batch["seconds"],
+        "peak_mb": max(fit["peak_mb"], batch["peak_mb"]),
+        "note": ("read-only tmpfs" if mounted else "folder without write permission") + ": " + " / ".join(lines),
+    }
 
 
 def case_full_disk(work: Path) -> dict:
@@ -304,8 +423,13 @@ def case_full_disk(work: Path) -> dict:
         temporaries = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
     finally:
         _umount(folder)
-    held = batch["rc"] == 2 and "no space left" in one_line(batch) and kept and not temporaries \
+    held = (
+        batch["rc"] == 2
+        and "no space left" in one_line(batch)
+        and kept
+        and not temporaries
         and len(batch["stderr"].strip().splitlines()) == 1
+    )
     return {"held": held, "seconds": batch["seconds"], "peak_mb": batch["peak_mb"], "note": one_line(batch)[:220]}
 
 
@@ -313,8 +437,15 @@ def _worker_cancel(work: Path, name: str, job: dict, trigger: str, how: str) -> 
     folder = work / name
     folder.mkdir(exist_ok=True)
     (folder / "job.json").write_text(json.dumps(job))
-    proc = Tracked([sys.executable, "-m", "sape_geom.app.worker", str(folder / "job.json")], stdin=subprocess.PIPE,
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT)
+    proc = Tracked(
+        [sys.executable, "-m", "sape_geom.app.worker", str(folder / "job.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
     asked, last, events = None, None, []
     for line in proc.stdout:
         event = json.loads(line)
@@ -331,9 +462,13 @@ def _worker_cancel(work: Path, name: str, job: dict, trigger: str, how: str) -> 
     proc.wait()
     after = time.perf_counter() - asked if asked else float("nan")
     held = asked is not None and last and last["event"] == "cancelled" and after < 2.0
-    return {"held": bool(held), "seconds": after, "peak_mb": proc.peak_mb,
-            "note": f"{how} {'line' if how == 'cancel' else 'stdin'} during {trigger}: {last and last['event']} "
-                    f"{after:.2f} s later ({(last or {}).get('reason', '')})"}
+    return {
+        "held": bool(held),
+        "seconds": after,
+        "peak_mb": proc.peak_mb,
+        "note": f"{how} {'line' if how == 'cancel' else 'stdin'} during {trigger}: {last and last['event']} "
+        f"{after:.2f} s later ({(last or {}).get('reason', '')})",
+    }
 
 
 def case_cancel_labels(work: Path) -> dict:
@@ -342,26 +477,40 @@ def case_cancel_labels(work: Path) -> dict:
 
     mesh = trimesh.load(torus_grid(1_000_000, work / "torus_1000000.ply"), process=False)
     np.savez(work / "big.npz", vertices=mesh.vertices, faces=mesh.faces)
-    job = {"task": "fit_surface", "inputs": str(work / "big.npz"), "output_dir": str(work / "cancel_labels"),
-           "settings": {"overrides": {"steps": 50}, "preview_every_s": 0}}
+    job = {
+        "task": "fit_surface",
+        "inputs": str(work / "big.npz"),
+        "output_dir": str(work / "cancel_labels"),
+        "settings": {"overrides": {"steps": 50}, "preview_every_s": 0},
+    }
     return _worker_cancel(work, "cancel_labels", job, "labels", "cancel")
 
 
 def case_cancel_extract(work: Path) -> dict:
     ckpt, _ = fitted_sphere(work)
-    job = {"task": "extract", "output_dir": str(work / "cancel_extract"), "stop_on_stdin_close": True,
-           "settings": {"checkpoint": str(ckpt), "resolution": 1024, "colors": False}}
+    job = {
+        "task": "extract",
+        "output_dir": str(work / "cancel_extract"),
+        "stop_on_stdin_close": True,
+        "settings": {"checkpoint": str(ckpt), "resolution": 1024, "colors": False},
+    }
     return _worker_cancel(work, "cancel_extract", job, "extract", "close")
 
 
 CASES = {
-    "extract_256": lambda w: case_extract(w, 256), "extract_512": lambda w: case_extract(w, 512),
+    "extract_256": lambda w: case_extract(w, 256),
+    "extract_512": lambda w: case_extract(w, 512),
     "extract_1024": lambda w: case_extract(w, 1024),
-    "input_100k": lambda w: case_input(w, 100_000), "input_1m": lambda w: case_input(w, 1_000_000),
+    "input_100k": lambda w: case_input(w, 100_000),
+    "input_1m": lambda w: case_input(w, 1_000_000),
     "input_5m": lambda w: case_input(w, 5_000_000),
-    "noisy_field": case_noisy, "kill_resume": case_kill_resume, "concurrent_batch": case_concurrent,
-    "read_only": case_read_only, "full_disk": case_full_disk,
-    "cancel_labels": case_cancel_labels, "cancel_extract": case_cancel_extract,
+    "noisy_field": case_noisy,
+    "kill_resume": case_kill_resume,
+    "concurrent_batch": case_concurrent,
+    "read_only": case_read_only,
+    "full_disk": case_full_disk,
+    "cancel_labels": case_cancel_labels,
+    "cancel_extract": case_cancel_extract,
 }
 
 
@@ -370,8 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stress"))
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, in this order: " + ", ".join(CASES))
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="start a new table (default: the cases run replace their rows in the existing one)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new table (default: the cases run replace their rows in the existing one)",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     work = Path(args.work or tempfile.mkdtemp(prefix="sape_stress_"))
@@ -383,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
             row = CASES[name](work)
             results[name] = {k: v for k, v in row.items() if k not in ("stdout", "stderr", "runs")}
             state = {True: "held", False: "FAILED", None: "not run"}[row["held"]]
-            print(f"  {state}  {row['peak_mb']:.0f} MB  {row['seconds']:.1f} s  {row['note']}", file=sys.stderr, flush=True)
+            print(
+                f"  {state}  {row['peak_mb']:.0f} MB  {row['seconds']:.1f} s  {row['note']}",
+                file=sys.stderr,
+                flush=True,
+            )
             write_table(Path(args.out), results, time.perf_counter() - start)  # a cut run keeps what it measured
     finally:
         if args.work is None:
@@ -407,10 +563,15 @@ def write_table(out: Path, results: dict, total: float) -> list[str]:
 
     import torch
 
-    lines = [f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, one torch thread "
-             f"per process; the last run took {total / 60:.1f} min (rows it did not run are kept from earlier runs). Peak RSS: the process that did the work and its workers "
-             f"(limit {LIMIT_MB} MB). Load average when written: {os.getloadavg()[0]:.1f} (seconds grow with it; "
-             f"memory does not).", "", "| case | result | peak RSS (MB) | seconds | notes |", "|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, one torch thread "
+        f"per process; the last run took {total / 60:.1f} min (rows it did not run are kept from earlier runs). Peak RSS: the process that did the work and its workers "
+        f"(limit {LIMIT_MB} MB). Load average when written: {os.getloadavg()[0]:.1f} (seconds grow with it; "
+        f"memory does not).",
+        "",
+        "| case | result | peak RSS (MB) | seconds | notes |",
+        "|---|---|---|---|---|",
+    ]
     for name, row in sorted(results.items(), key=lambda item: list(CASES).index(item[0])):
         state = {True: "held", False: "**failed**", None: "not run"}[row["held"]]
         note = str(row["note"]).replace("|", "/")

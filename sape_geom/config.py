@@ -162,9 +162,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(
-            f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}; known: {', '.join(known)}"
-        )
+        raise ConfigError(f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}; known: {', '.join(known)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():

@@ -31,11 +31,17 @@ REPO_ADDONS = Path(__file__).resolve().parents[1] / "blender_addon"
 
 def parse_args(argv: list[str], job_settings) -> argparse.Namespace:
     """The script's options; preset and device names come from the add-on's ``job_settings``."""
-    parser = argparse.ArgumentParser(prog="blender -b FILE --python scripts/blender_batch.py --",
-                                     description="Fit SAPE occupancy fields to mesh objects and save a new .blend.")
+    parser = argparse.ArgumentParser(
+        prog="blender -b FILE --python scripts/blender_batch.py --",
+        description="Fit SAPE occupancy fields to mesh objects and save a new .blend.",
+    )
     parser.add_argument("--objects", nargs="+", default=None, help="mesh objects to fit (default: all meshes)")
-    parser.add_argument("--preset", default=job_settings.DEFAULT_PRESET, choices=[p[0] for p in job_settings.PRESETS],
-                        help=f"occupancy preset (default: {job_settings.DEFAULT_PRESET})")
+    parser.add_argument(
+        "--preset",
+        default=job_settings.DEFAULT_PRESET,
+        choices=[p[0] for p in job_settings.PRESETS],
+        help=f"occupancy preset (default: {job_settings.DEFAULT_PRESET})",
+    )
     parser.add_argument("--encoding", default=None, help="encoding (default: the panel's, sape)")
     parser.add_argument("--resolution", type=int, default=None, help="extraction grid size")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
@@ -44,14 +50,15 @@ def parse_args(argv: list[str], job_settings) -> argparse.Namespace:
     parser.add_argument("--extra", default="", help="JSON object merged into the worker job settings")
     parser.add_argument("--worker-python", default="", help="Python with sape_geom and torch")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up (cancel) after this many seconds")
-    parser.add_argument("--blend", default="", help="open this .blend first (for the bpy module, which has no file "
-                        "argument)")
+    parser.add_argument(
+        "--blend", default="", help="open this .blend first (for the bpy module, which has no file argument)"
+    )
     parser.add_argument("--output", required=True, help="the .blend file to write")
     return parser.parse_args(argv)
 
 
 def script_args() -> list[str]:
-    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    return sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
 
 
 def enable_addon():
@@ -163,8 +170,10 @@ def main() -> int:
     output = Path(bpy.path.abspath(args.output)).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(output), copy=True)
-    print(f"blender_batch: fitted {len(state.results)} of {len(targets)} object(s) in "
-          f"{time.monotonic() - t0:.1f} s: {', '.join(state.results) or 'none'}; saved {output}")
+    print(
+        f"blender_batch: fitted {len(state.results)} of {len(targets)} object(s) in "
+        f"{time.monotonic() - t0:.1f} s: {', '.join(state.results) or 'none'}; saved {output}"
+    )
     for text in errors:
         print(f"blender_batch: {text}", file=sys.stderr)
     return 0 if len(state.results) == len(targets) and not errors else 1

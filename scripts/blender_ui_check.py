@@ -46,6 +46,7 @@ def guard(fn):
             report["error"] = traceback.format_exc()
             finish(False, "exception")
             return None
+
     return wrapped
 
 
@@ -113,12 +114,20 @@ def watch_setup():
     job = mod("setup_ops").JOBS["setup"]
     if not job.done:
         started = time.monotonic() - T0 - report["setup_started"]
-        if "panel_setup.png" not in report["shots"] and (job.progress > 0.2 or job.stage.startswith("Checking")) \
-                and started > 3.0:
+        if (
+            "panel_setup.png" not in report["shots"]
+            and (job.progress > 0.2 or job.stage.startswith("Checking"))
+            and started > 3.0
+        ):
             screenshot("panel_setup.png")
         return 1.0
-    report["setup"] = {"ok": job.ok, "reused": job.reused, "error": job.error, "info": job.info,
-                       "seconds": round(time.monotonic() - T0 - report["setup_started"], 1)}
+    report["setup"] = {
+        "ok": job.ok,
+        "reused": job.reused,
+        "error": job.error,
+        "info": job.info,
+        "seconds": round(time.monotonic() - T0 - report["setup_started"], 1),
+    }
     log(f"set-up finished: ok={job.ok} reused={job.reused} {job.error} in {report['setup']['seconds']} s")
     if not job.ok:
         screenshot("panel_setup_failed.png")
@@ -167,20 +176,30 @@ def watch_fit():
     now, then = os.times(), report.pop("fit_cpu_start")
     blender_cpu = now.user + now.system - then.user - then.system
     worker_cpu = now.children_user + now.children_system - then.children_user - then.children_system
-    report["fit"] = {"seconds": round(elapsed, 1), "status": state.status, "messages": state.messages,
-                     "results": state.results, "blender_cpu_s": round(blender_cpu, 1),
-                     "worker_cpu_s": round(worker_cpu, 1)}
-    log(f"fit finished in {elapsed:.1f} s: {state.status}; CPU seconds: Blender {blender_cpu:.0f}, "
-        f"worker {worker_cpu:.0f}")
+    report["fit"] = {
+        "seconds": round(elapsed, 1),
+        "status": state.status,
+        "messages": state.messages,
+        "results": state.results,
+        "blender_cpu_s": round(blender_cpu, 1),
+        "worker_cpu_s": round(worker_cpu, 1),
+    }
+    log(
+        f"fit finished in {elapsed:.1f} s: {state.status}; CPU seconds: Blender {blender_cpu:.0f}, "
+        f"worker {worker_cpu:.0f}"
+    )
     if not state.results:
         screenshot("panel_failed.png")
         finish(False, "no result")
         return None
     result = bpy.data.objects[state.results[0]]
-    report["result"] = {"name": result.name, "faces": len(result.data.polygons),
-                        "smooth": all(p.use_smooth for p in result.data.polygons),
-                        "collection": result.users_collection[0].name,
-                        "undo_steps": [s for s in _undo_names()]}
+    report["result"] = {
+        "name": result.name,
+        "faces": len(result.data.polygons),
+        "smooth": all(p.use_smooth for p in result.data.polygons),
+        "collection": result.users_collection[0].name,
+        "undo_steps": [s for s in _undo_names()],
+    }
     bpy.data.objects["Suzanne"].hide_set(True)
     _win, _area, _region = view3d()
     for o in bpy.context.view_layer.objects:
@@ -194,8 +213,11 @@ def watch_fit():
 
 def _undo_names():
     try:
-        return [s.name for s in bpy.context.window_manager.undo_history] if hasattr(bpy.context.window_manager,
-                                                                                   "undo_history") else []
+        return (
+            [s.name for s in bpy.context.window_manager.undo_history]
+            if hasattr(bpy.context.window_manager, "undo_history")
+            else []
+        )
     except Exception:
         return []
 
@@ -206,8 +228,10 @@ def result_shot():
     # now a worker that fails, to see its message where the artist looks
     bad = os.path.join(OUT, "failing_python")
     with open(bad, "w") as fh:
-        fh.write('#!/bin/sh\necho \'{"event": "started", "protocol": 1, "task": "fit_surface"}\'\n'
-                 'echo \'{"event": "error", "message": "the mesh has no inside: close its holes", "type": "X"}\'\n')
+        fh.write(
+            '#!/bin/sh\necho \'{"event": "started", "protocol": 1, "task": "fit_surface"}\'\n'
+            'echo \'{"event": "error", "message": "the mesh has no inside: close its holes", "type": "X"}\'\n'
+        )
     os.chmod(bad, 0o755)
     mod("paths").get_preferences().worker_python = bad
     suzanne = bpy.data.objects["Suzanne"]

@@ -27,14 +27,17 @@ WORKER_LIB = "worker_lib"
 
 
 def _sources(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                  and p.suffix not in (".pyc", ".pyo"))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
 
 
 def manifest_field(text: str, key: str) -> str:
     match = re.search(rf'^{key}\s*=\s*"([^"]*)"', text, flags=re.MULTILINE)
     if not match:
-        raise SystemExit(f"blender_manifest.toml has no {key} = \"...\" line")
+        raise SystemExit(f'blender_manifest.toml has no {key} = "..." line')
     return match.group(1)
 
 
@@ -50,7 +53,9 @@ def build(output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / f"{addon_id}-{version}.zip"
     if (ADDON / WORKER_LIB).exists():
-        raise SystemExit(f"{ADDON / WORKER_LIB} must not exist in the source tree: the zip's copy is made from {LIBRARY}")
+        raise SystemExit(
+            f"{ADDON / WORKER_LIB} must not exist in the source tree: the zip's copy is made from {LIBRARY}"
+        )
     tmp = target.with_suffix(".zip.part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in _sources(ADDON):

@@ -26,7 +26,11 @@ def main() -> int:
     parser.add_argument("--encoding", default=None)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
-    overrides = {k: v for k, v in {"resolution": args.resolution, "encoding": args.encoding, "device": args.device}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"resolution": args.resolution, "encoding": args.encoding, "device": args.device}.items()
+        if v is not None
+    }
     try:
         rows = run_batch(args.mesh_dir, args.out_dir, args.preset, args.workers, overrides)
     except SapeGeomError as error:

@@ -39,12 +39,16 @@ def _repo_files() -> list[Path]:
     try:
         out = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, check=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=60,
         ).stdout
         paths = [ROOT / name for name in out.decode("utf-8", "replace").split("\0") if name]
     except (OSError, subprocess.SubprocessError):
         paths = [
-            p for p in ROOT.rglob("*")
+            p
+            for p in ROOT.rglob("*")
             if not any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in p.relative_to(ROOT).parts)
         ]
     return sorted(p for p in paths if p.is_file())
@@ -100,7 +104,12 @@ def _method_text() -> str:
 def test_citation_parser():
     text = "see docs/method.md §4, §5.2 and B3-B6 (fix of docs/method.md B7); ``docs/method.md`` (§7). method.md §x"
     assert citations(text) == [
-        ("section", "4"), ("section", "5.2"), ("label", "B3"), ("label", "B6"), ("label", "B7"), ("section", "7"),
+        ("section", "4"),
+        ("section", "5.2"),
+        ("label", "B3"),
+        ("label", "B6"),
+        ("label", "B7"),
+        ("section", "7"),
     ]
     assert citations("(docs/method.md §6.4: at most 1000)") == [("section", "6.4")]
     assert citations("docs/method.md §4-5, D2") == [("section", "4"), ("section", "5"), ("label", "D2")]

@@ -69,8 +69,10 @@ def dependency_graph(folder: Path = PACKAGE) -> dict[str, set[str]]:
     """Module -> the modules of ``folder``'s package it imports (names that are not modules, e.g.
     functions, dropped): the library's, or the add-on's (``blender_addon.sape_geom_blender.*``)."""
     modules = package_modules(folder)
-    return {name: {m for m in imported_modules(path, package_only=False) if m in modules and m != name}
-            for name, path in modules.items()}
+    return {
+        name: {m for m in imported_modules(path, package_only=False) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def layer(module: str) -> str:
@@ -89,7 +91,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -143,10 +145,15 @@ def layering_violations(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_layering_violations_are_seen():
-    graph = {"sape_geom.nn.model": {"sape_geom.mesh.io", "sape_geom.config"},
-             "sape_geom.viz.render": {"sape_geom.tasks.occupancy"}, "sape_geom.app.cli": {"sape_geom.tasks.x"}}
-    assert layering_violations(graph) == ["sape_geom.nn.model imports sape_geom.mesh.io",
-                                          "sape_geom.viz.render imports sape_geom.tasks.occupancy"]
+    graph = {
+        "sape_geom.nn.model": {"sape_geom.mesh.io", "sape_geom.config"},
+        "sape_geom.viz.render": {"sape_geom.tasks.occupancy"},
+        "sape_geom.app.cli": {"sape_geom.tasks.x"},
+    }
+    assert layering_violations(graph) == [
+        "sape_geom.nn.model imports sape_geom.mesh.io",
+        "sape_geom.viz.render imports sape_geom.tasks.occupancy",
+    ]
 
 
 def test_imports_flow_downward():
@@ -156,14 +163,20 @@ def test_imports_flow_downward():
 
 @pytest.mark.parametrize("folder", [PACKAGE, ADDON], ids=["sape_geom", "addon"])
 def test_no_module_over_the_line_limit(folder):
-    long = {str(p.relative_to(ROOT)): n for p in folder.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in folder.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
 def test_the_library_never_imports_bpy():
-    users = [name for name, path in package_modules().items()
-             if any(m == "bpy" or m.startswith("bpy.") for m in imported_modules(path, package_only=False))]
+    users = [
+        name
+        for name, path in package_modules().items()
+        if any(m == "bpy" or m.startswith("bpy.") for m in imported_modules(path, package_only=False))
+    ]
     assert not users
 
 

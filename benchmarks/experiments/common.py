@@ -61,8 +61,10 @@ def machine_line(ctx: Context) -> str:
     dev = ctx.device
     if dev.startswith("cuda"):
         dev = f"{dev} ({torch.cuda.get_device_name(0)})"
-    return (f"Machine: {os.cpu_count()}-core {platform.machine()} CPU, device {dev}, "
-            f"torch {torch.__version__} with {ctx.threads} CPU thread(s). Size: {ctx.size}.")
+    return (
+        f"Machine: {os.cpu_count()}-core {platform.machine()} CPU, device {dev}, "
+        f"torch {torch.__version__} with {ctx.threads} CPU thread(s). Size: {ctx.size}."
+    )
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -107,8 +109,15 @@ def write_outputs(folder: Path, title: str, preamble: str, table: str, results: 
     """``table.md`` (title, settings line, machine line, table) and ``results.json``."""
     text = f"### {title}\n\n{preamble}\n\n{machine_line(ctx)}\n\n{table}\n"
     _atomic(folder / "table.md", text)
-    payload = {"title": title, "size": ctx.size, "device": ctx.device, "threads": ctx.threads,
-               "settings": preamble, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **results}
+    payload = {
+        "title": title,
+        "size": ctx.size,
+        "device": ctx.device,
+        "threads": ctx.threads,
+        "settings": preamble,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **results,
+    }
     _atomic(folder / "results.json", json.dumps(json_safe(payload), indent=2) + "\n")
     print(text, flush=True)
 
@@ -154,7 +163,9 @@ def image_grid(
             out_row.append(im.resize((w, tile_height), Image.NEAREST if im.height < tile_height else Image.LANCZOS))
         scaled.append(out_row)
     ncol = max(len(r) for r in scaled)
-    col_w = [max((r[c].width for r in scaled if c < len(r) and r[c] is not None), default=tile_height) for c in range(ncol)]
+    col_w = [
+        max((r[c].width for r in scaled if c < len(r) and r[c] is not None), default=tile_height) for c in range(ncol)
+    ]
     width = row_title_width + sum(col_w) + pad * (ncol + 1)
     height = len(scaled) * (tile_height + label_height + pad) + pad
     canvas = Image.new("RGB", (width, height), "white")
@@ -180,7 +191,7 @@ def render_tiles(meshes: Sequence[Any], size: int) -> list[np.ndarray]:
     from sape_geom.viz.render import render_mesh_image
 
     image = render_mesh_image(list(meshes), size=size)
-    return [image[:, i * size:(i + 1) * size] for i in range(len(meshes))]
+    return [image[:, i * size : (i + 1) * size] for i in range(len(meshes))]
 
 
 def save_png(image, path: Path, max_kb: int = 300) -> Path:

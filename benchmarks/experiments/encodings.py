@@ -42,17 +42,30 @@ def run(ctx: Context) -> dict:
             row_tiles.append(recon)
             row_labels.append(f"{label}\n{metrics['psnr_held_out']:.2f} dB")
         for start in range(0, len(row_tiles), PER_ROW):  # wrap each image's tiles over rows of PER_ROW
-            tiles.append(row_tiles[start:start + PER_ROW])
-            labels.append(row_labels[start:start + PER_ROW])
-    header = ["method"] + [f"{img} PSNR held-out (dB)" for img in settings.images] + ["mean", "PSNR train (mean)", "s per fit"]
+            tiles.append(row_tiles[start : start + PER_ROW])
+            labels.append(row_labels[start : start + PER_ROW])
+    header = (
+        ["method"]
+        + [f"{img} PSNR held-out (dB)" for img in settings.images]
+        + ["mean", "PSNR train (mean)", "s per fit"]
+    )
     for label, _, _ in METHODS:
         mine = [r for r in records if r["method"] == label]
         held = [r["psnr_held_out"] for r in mine]
-        rows.append([label, *held, sum(held) / len(held), sum(r["psnr_train"] for r in mine) / len(mine),
-                     sum(r["seconds"] for r in mine) / len(mine)])
+        rows.append(
+            [
+                label,
+                *held,
+                sum(held) / len(held),
+                sum(r["psnr_train"] for r in mine) / len(mine),
+                sum(r["seconds"] for r in mine) / len(mine),
+            ]
+        )
     best = max(rows, key=lambda r: r[len(settings.images) + 1])
     table = markdown_table(header, rows, 2) + f"\n\nBest mean held-out PSNR: **{best[0]}**."
-    preamble = settings.describe() + " 25 % of the pixels train; σ=20 for RBF, periodic RBF, global progressive and SAPE."
+    preamble = (
+        settings.describe() + " 25 % of the pixels train; σ=20 for RBF, periodic RBF, global progressive and SAPE."
+    )
     save_png(image_grid(tiles, labels, tile_height=tile_height(settings)), folder / "figure.png")
     write_outputs(folder, "Encodings on 2D image regression (25 % of pixels)", preamble, table, {"runs": records}, ctx)
     return {"runs": records}

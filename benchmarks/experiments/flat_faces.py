@@ -17,9 +17,13 @@ import numpy as np
 
 from .common import Context, image_grid, markdown_table, render_tiles, save_png, write_outputs
 
-RUNS = (("SAPE", "sape", None, 1000, {}), ("SAPE 2000 steps", "sape", None, 2000, {}),
-        ("SAPE, mask blur 9", "sape", None, 1000, {"progress.blur_kernel": 9}),
-        ("FF σ=20", "ff", None, 1000, {}), ("FF σ=3", "ff", 3.0, 1000, {}))
+RUNS = (
+    ("SAPE", "sape", None, 1000, {}),
+    ("SAPE 2000 steps", "sape", None, 2000, {}),
+    ("SAPE, mask blur 9", "sape", None, 1000, {"progress.blur_kernel": 9}),
+    ("FF σ=20", "ff", None, 1000, {}),
+    ("FF σ=3", "ff", 3.0, 1000, {}),
+)
 GRID = 0.0025  # probe spacing on the face (unit frame)
 BORDER = 0.03  # probes this close to the face's border are left out (edges, holes)
 TILE = 300
@@ -65,8 +69,13 @@ def probe_field(fit, probes: np.ndarray) -> dict:
     error = fit.field(probes)
     with torch.no_grad():
         share = fit.model.open_fraction(x.detach()).cpu().numpy()
-    return {"angle_mean": float(angle.mean()), "angle_p90": float(np.percentile(angle, 90)),
-            "height_std": float(error.std()), "open_share": float(share.mean()), "probes": len(probes)}
+    return {
+        "angle_mean": float(angle.mean()),
+        "angle_p90": float(np.percentile(angle, 90)),
+        "height_std": float(error.std()),
+        "open_share": float(share.mean()),
+        "probes": len(probes),
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -86,29 +95,71 @@ def run(ctx: Context) -> dict:
             fit = fit_occupancy(reference, cfg)
             seconds = time.perf_counter() - t0
             probes = face_probes(fit.normalization.apply(reference.vertices), np.asarray(reference.faces))
-            record = {"mesh": name, "run": label, "train_s": fit.timings["train_s"], "fit_s": seconds,
-                      "threads": torch.get_num_threads(), **probe_field(fit, probes)}
+            record = {
+                "mesh": name,
+                "run": label,
+                "train_s": fit.timings["train_s"],
+                "fit_s": seconds,
+                "threads": torch.get_num_threads(),
+                **probe_field(fit, probes),
+            }
             surface = fit.extract(colors=False)
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
-            record.update(normal_consistency=m["normal_consistency"], chamfer_l1=m["chamfer_l1"],
-                          flat_nc=flat_normal_consistency(surface, reference))
+            record.update(
+                normal_consistency=m["normal_consistency"],
+                chamfer_l1=m["chamfer_l1"],
+                flat_nc=flat_normal_consistency(surface, reference),
+            )
             records.append(record)
-            print(f"# {name} {label}: face angle {record['angle_mean']:.2f}° (p90 {record['angle_p90']:.2f}°), "
-                  f"height std {record['height_std']:.2e}, open {record['open_share']:.3f}, "
-                  f"NC {record['normal_consistency']:.4f}, {seconds:.0f} s", flush=True)
+            print(
+                f"# {name} {label}: face angle {record['angle_mean']:.2f}° (p90 {record['angle_p90']:.2f}°), "
+                f"height std {record['height_std']:.2e}, open {record['open_share']:.3f}, "
+                f"NC {record['normal_consistency']:.4f}, {seconds:.0f} s",
+                flush=True,
+            )
             row_meshes.append(surface)
             row_labels.append(f"{label}\nface {record['angle_mean']:.1f}° mean")
         tiles.append(render_tiles(row_meshes, TILE))
         labels.append(row_labels)
-    header = ["mesh", "run", "gradient angle on the face (°, mean)", "(°, 90th percentile)",
-              "distance error std (×1e-4)", "frequencies open on the face", "normal consistency",
-              "NC on flat parts", "Chamfer-L1 (×1e-3)", "training (s)"]
-    rows = [[r["mesh"], r["run"], r["angle_mean"], r["angle_p90"], r["height_std"] * 1e4, r["open_share"],
-             r["normal_consistency"], r["flat_nc"], r["chamfer_l1"] * 1000, r["train_s"]] for r in records]
-    preamble = (__doc__.split("\n\n", 1)[1].strip().replace("\n", " ")
-                + f" Probes every {GRID} on the face; preset `fast`, extraction at 256³; torch threads "
-                + f"{records[-1]['threads']}.")
+    header = [
+        "mesh",
+        "run",
+        "gradient angle on the face (°, mean)",
+        "(°, 90th percentile)",
+        "distance error std (×1e-4)",
+        "frequencies open on the face",
+        "normal consistency",
+        "NC on flat parts",
+        "Chamfer-L1 (×1e-3)",
+        "training (s)",
+    ]
+    rows = [
+        [
+            r["mesh"],
+            r["run"],
+            r["angle_mean"],
+            r["angle_p90"],
+            r["height_std"] * 1e4,
+            r["open_share"],
+            r["normal_consistency"],
+            r["flat_nc"],
+            r["chamfer_l1"] * 1000,
+            r["train_s"],
+        ]
+        for r in records
+    ]
+    preamble = (
+        __doc__.split("\n\n", 1)[1].strip().replace("\n", " ")
+        + f" Probes every {GRID} on the face; preset `fast`, extraction at 256³; torch threads "
+        + f"{records[-1]['threads']}."
+    )
     save_png(image_grid(tiles, labels), folder / "figure.png")
-    write_outputs(folder, "Flat faces: gradient of the fitted field", preamble, markdown_table(header, rows, 3),
-                  {"runs": records}, ctx)
+    write_outputs(
+        folder,
+        "Flat faces: gradient of the fitted field",
+        preamble,
+        markdown_table(header, rows, 3),
+        {"runs": records},
+        ctx,
+    )
     return {"runs": records}

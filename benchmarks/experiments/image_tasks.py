@@ -16,8 +16,10 @@ class ImageSettings:
     steps: int
 
     def describe(self) -> str:
-        return (f"Images {', '.join(self.images)} (longer edge {self.max_size} px), {self.steps} full-batch Adam steps "
-                f"at LR 1e-3, 256x3 ReLU MLP, 256 frequencies, seed 0; PSNR on the held-out pixels.")
+        return (
+            f"Images {', '.join(self.images)} (longer edge {self.max_size} px), {self.steps} full-batch Adam steps "
+            f"at LR 1e-3, 256x3 ReLU MLP, 256 frequencies, seed 0; PSNR on the held-out pixels."
+        )
 
 
 def image_settings(size: str, images: tuple[str, ...] | None = None) -> ImageSettings:
@@ -31,8 +33,9 @@ def tile_height(settings: ImageSettings) -> int | None:
     return 2 * settings.max_size if settings.max_size <= 128 else 256
 
 
-def fit(path: str, encoding: str, ctx: Context, settings: ImageSettings, sigma: float = 20.0,
-        sample_rate: float = 0.25):
+def fit(
+    path: str, encoding: str, ctx: Context, settings: ImageSettings, sigma: float = 20.0, sample_rate: float = 0.25
+):
     """One seeded fit; returns (metrics dict, reconstruction uint8, target uint8, training-pixel image uint8)."""
     from sape_geom import config as C
     from sape_geom.tasks.regression import ImageFitConfig, fit_image

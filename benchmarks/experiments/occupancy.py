@@ -41,34 +41,83 @@ def run(ctx: Context) -> dict:
             surface, stats = fit.extract(colors=encoding == "sape", return_stats=True)
             total_s = time.perf_counter() - t0
             m = mesh_metrics(surface, reference, n_points=s["metric_points"], iou_points=s["metric_points"])
-            m.update(mesh=path.name, method=label, train_s=fit.timings["train_s"], labels_s=fit.timings["labels_s"],
-                     extract_s=stats["extract_s"], total_s=total_s, faces=len(surface.faces))
+            m.update(
+                mesh=path.name,
+                method=label,
+                train_s=fit.timings["train_s"],
+                labels_s=fit.timings["labels_s"],
+                extract_s=stats["extract_s"],
+                total_s=total_s,
+                faces=len(surface.faces),
+            )
             records.append(m)
-            print(f"# {path.name} {label}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} comps {m['components']}", flush=True)
+            print(
+                f"# {path.name} {label}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} comps {m['components']}",
+                flush=True,
+            )
             row_meshes.append(surface)
-            row_labels.append(f"{label}: IoU {m['iou']:.3f}\nCD {m['chamfer_l1'] * 1000:.2f}e-3, {m['components']} comp.")
+            row_labels.append(
+                f"{label}: IoU {m['iou']:.3f}\nCD {m['chamfer_l1'] * 1000:.2f}e-3, {m['components']} comp."
+            )
         image = render_mesh_image(row_meshes, size=200)
-        tiles.append([image[:, i * 200:(i + 1) * 200] for i in range(len(row_meshes))])
+        tiles.append([image[:, i * 200 : (i + 1) * 200] for i in range(len(row_meshes))])
         labels.append(row_labels)
-    rows = [[r["mesh"], r["method"], r["iou"], r["chamfer_l1"] * 1000, r["normal_consistency"], r["fscore"],
-             max(r["components"] - 1, 0), r["train_s"], r["total_s"]] for r in records]
-    header = ["mesh", "encoding", "IoU", "Chamfer-L1 (×1e-3)", "normal consistency", "F-score (τ=1 %)",
-              "spurious components", "train (s)", "fit+extract (s)"]
+    rows = [
+        [
+            r["mesh"],
+            r["method"],
+            r["iou"],
+            r["chamfer_l1"] * 1000,
+            r["normal_consistency"],
+            r["fscore"],
+            max(r["components"] - 1, 0),
+            r["train_s"],
+            r["total_s"],
+        ]
+        for r in records
+    ]
+    header = [
+        "mesh",
+        "encoding",
+        "IoU",
+        "Chamfer-L1 (×1e-3)",
+        "normal consistency",
+        "F-score (τ=1 %)",
+        "spurious components",
+        "train (s)",
+        "fit+extract (s)",
+    ]
     summary = []
     for label, _ in METHODS:
         mine = [r for r in records if r["method"] == label]
-        summary.append([label, np.mean([r["iou"] for r in mine]), np.mean([r["chamfer_l1"] for r in mine]) * 1000,
-                        np.mean([r["normal_consistency"] for r in mine]), np.mean([r["fscore"] for r in mine]),
-                        sum(max(r["components"] - 1, 0) for r in mine)])
-    table = (markdown_table(header, rows, 4) + "\n\nMean over the meshes:\n\n"
-             + markdown_table(["encoding", "IoU", "Chamfer-L1 (×1e-3)", "normal consistency", "F-score",
-                               "spurious components (sum)"], summary, 4))
+        summary.append(
+            [
+                label,
+                np.mean([r["iou"] for r in mine]),
+                np.mean([r["chamfer_l1"] for r in mine]) * 1000,
+                np.mean([r["normal_consistency"] for r in mine]),
+                np.mean([r["fscore"] for r in mine]),
+                sum(max(r["components"] - 1, 0) for r in mine),
+            ]
+        )
+    table = (
+        markdown_table(header, rows, 4)
+        + "\n\nMean over the meshes:\n\n"
+        + markdown_table(
+            ["encoding", "IoU", "Chamfer-L1 (×1e-3)", "normal consistency", "F-score", "spurious components (sum)"],
+            summary,
+            4,
+        )
+    )
     o = s["overrides"]
-    preamble = (f"Preset `{s['preset']}`" + (f" with {o}" if o else " (official protocol)")
-                + f", σ=20 for FF and SAPE, extraction at {s['resolution']}³, metrics on {s['metric_points']} points "
-                "(IoU in the reference's unit box, Chamfer-L1 and F-score in its frame, longest side 1). "
-                "Spurious components = face-connected pieces beyond the first. Meshes: the two official STL meshes "
-                "and pymeshlab's bunny. Time = labelling + training + extraction (metrics excluded).")
+    preamble = (
+        f"Preset `{s['preset']}`"
+        + (f" with {o}" if o else " (official protocol)")
+        + f", σ=20 for FF and SAPE, extraction at {s['resolution']}³, metrics on {s['metric_points']} points "
+        "(IoU in the reference's unit box, Chamfer-L1 and F-score in its frame, longest side 1). "
+        "Spurious components = face-connected pieces beyond the first. Meshes: the two official STL meshes "
+        "and pymeshlab's bunny. Time = labelling + training + extraction (metrics excluded)."
+    )
     save_png(image_grid(tiles, labels), folder / "figure.png")
     write_outputs(folder, "3D occupancy", preamble, table, {"runs": records}, ctx)
     return {"runs": records}

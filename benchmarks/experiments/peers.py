@@ -108,8 +108,9 @@ def manifold(mesh):
     import trimesh
 
     start = time.perf_counter()
-    vertices, faces = pcu.make_mesh_watertight(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32),
-                                               resolution=20_000)
+    vertices, faces = pcu.make_mesh_watertight(
+        np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32), resolution=20_000
+    )
     surface = trimesh.Trimesh(vertices, faces, process=False)
     if surface.volume < 0:  # it can come out inside out; a user would turn it
         surface.faces = surface.faces[:, ::-1]
@@ -133,8 +134,12 @@ def run(ctx: Context) -> dict:
     folder = ctx.folder("peers")
     found = dict(surface_meshes())
     found["Suzanne"] = suzanne()
-    makers = {"SAPE fast": lambda m: sape_fast(m, ctx.device), "Voxel Remesh": voxel_remesh,
-              "screened Poisson": screened_poisson, "Manifold (pcu)": manifold}
+    makers = {
+        "SAPE fast": lambda m: sape_fast(m, ctx.device),
+        "Voxel Remesh": voxel_remesh,
+        "screened Poisson": screened_poisson,
+        "Manifold (pcu)": manifold,
+    }
     records, tiles, labels = [], [], []
     for name in MESHES:
         reference = found[name]
@@ -144,12 +149,17 @@ def run(ctx: Context) -> dict:
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
             m.update(mesh=name, method=method, seconds=seconds, faces=len(surface.faces))
             records.append(m)
-            print(f"# {name} {method}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} NC {m['normal_consistency']:.4f} "
-                  f"angle {m['normal_angle_p50']:.2f}/{m['normal_angle_p90']:.2f} pieces {m['components']}/"
-                  f"{m['components_input']} {m['faces']} faces {seconds:.1f} s", flush=True)
+            print(
+                f"# {name} {method}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} NC {m['normal_consistency']:.4f} "
+                f"angle {m['normal_angle_p50']:.2f}/{m['normal_angle_p90']:.2f} pieces {m['components']}/"
+                f"{m['components_input']} {m['faces']} faces {seconds:.1f} s",
+                flush=True,
+            )
             row.append(surface)
-            row_labels.append(f"{method}: NC {m['normal_consistency']:.3f}\n"
-                              f"{m['normal_angle_p50']:.1f}°/{m['normal_angle_p90']:.1f}°, {seconds:.0f} s")
+            row_labels.append(
+                f"{method}: NC {m['normal_consistency']:.3f}\n"
+                f"{m['normal_angle_p50']:.1f}°/{m['normal_angle_p90']:.1f}°, {seconds:.0f} s"
+            )
         tiles.append(render_tiles(row, TILE))
         labels.append(row_labels)
         _write(ctx, folder, records, tiles, labels)  # after every mesh, so a long run keeps what it measured
@@ -157,18 +167,44 @@ def run(ctx: Context) -> dict:
 
 
 def _write(ctx: Context, folder, records: list, tiles: list, labels: list) -> None:
-    header = ["mesh", "method", "IoU", "Chamfer-L1 (×1e-3)", "NC", "angle p50 (°)", "angle p90 (°)",
-              "area > 30° (%)", "pieces (input)", "faces", "seconds"]
-    rows = [[r["mesh"], r["method"], r["iou"], r["chamfer_l1"] * 1000, r["normal_consistency"], r["normal_angle_p50"],
-             r["normal_angle_p90"], 100 * r["deviating_area"], f"{r['components']} ({r['components_input']})", r["faces"],
-             r["seconds"]] for r in records]
-    preamble = ("Each method on the same input, alone on the machine, timed from the mesh in memory to the surface in "
-                "memory. Voxel Remesh at our 256³ grid's voxel size; screened Poisson at depth 8 from 200k samples with "
-                "normals; Manifold (point-cloud-utils) with 20k leaves. Metrics on 50k "
-                "points in the input's frame (longest side 1). The IoU of an open input (the open box) compares with "
-                "its winding-number inside, a filled box: read Chamfer and the normals there. Manifold's result is a "
-                "closed envelope around the input surface with the solid's inside left hollow (on the bracket, "
-                "points inside the input have a mean winding number of 0.13 in it), so its IoU is low by "
-                "construction.")
+    header = [
+        "mesh",
+        "method",
+        "IoU",
+        "Chamfer-L1 (×1e-3)",
+        "NC",
+        "angle p50 (°)",
+        "angle p90 (°)",
+        "area > 30° (%)",
+        "pieces (input)",
+        "faces",
+        "seconds",
+    ]
+    rows = [
+        [
+            r["mesh"],
+            r["method"],
+            r["iou"],
+            r["chamfer_l1"] * 1000,
+            r["normal_consistency"],
+            r["normal_angle_p50"],
+            r["normal_angle_p90"],
+            100 * r["deviating_area"],
+            f"{r['components']} ({r['components_input']})",
+            r["faces"],
+            r["seconds"],
+        ]
+        for r in records
+    ]
+    preamble = (
+        "Each method on the same input, alone on the machine, timed from the mesh in memory to the surface in "
+        "memory. Voxel Remesh at our 256³ grid's voxel size; screened Poisson at depth 8 from 200k samples with "
+        "normals; Manifold (point-cloud-utils) with 20k leaves. Metrics on 50k "
+        "points in the input's frame (longest side 1). The IoU of an open input (the open box) compares with "
+        "its winding-number inside, a filled box: read Chamfer and the normals there. Manifold's result is a "
+        "closed envelope around the input surface with the solid's inside left hollow (on the bracket, "
+        "points inside the input have a mean winding number of 0.13 in it), so its IoU is low by "
+        "construction."
+    )
     save_png(image_grid(tiles, labels, tile_height=TILE), folder / "figure.png", max_kb=900)
     write_outputs(folder, "Peers", preamble, markdown_table(header, rows, 3), {"runs": records}, ctx)

@@ -21,24 +21,64 @@ import numpy as np
 
 from .common import REPO, Context, bunny_path, markdown_table, write_outputs
 
-THROUGHPUT_CASES = ("ff", "sape (fast preset grid)", "sape (official grid, 8 levels)", "sape (official grid, worst case)",
-                    "progressive", "pe", "rbf", "prbf", "none", "siren")
+THROUGHPUT_CASES = (
+    "ff",
+    "sape (fast preset grid)",
+    "sape (official grid, 8 levels)",
+    "sape (official grid, worst case)",
+    "progressive",
+    "pe",
+    "rbf",
+    "prbf",
+    "none",
+    "siren",
+)
 
 
 def settings(size: str) -> dict:
     if size == "paper":
-        return {"throughput_steps": 60, "extract_res": 256, "label_points": 200_000, "preset": "quality",
-                "ttiou_overrides": {}, "targets": (0.9, 0.95, 0.98), "snapshot_every": 1000, "iou_points": 200_000}
-    return {"throughput_steps": 40, "extract_res": 96, "label_points": 20_000, "preset": "fast",
-            "ttiou_overrides": {"steps": 600, "batch_size": 2500, "points_per_set": 100_000, "num_sets": 2},
-            "targets": (0.85, 0.9, 0.95), "snapshot_every": 25, "iou_points": 30_000}
+        return {
+            "throughput_steps": 60,
+            "extract_res": 256,
+            "label_points": 200_000,
+            "preset": "quality",
+            "ttiou_overrides": {},
+            "targets": (0.9, 0.95, 0.98),
+            "snapshot_every": 1000,
+            "iou_points": 200_000,
+        }
+    return {
+        "throughput_steps": 40,
+        "extract_res": 96,
+        "label_points": 20_000,
+        "preset": "fast",
+        "ttiou_overrides": {"steps": 600, "batch_size": 2500, "points_per_set": 100_000, "num_sets": 2},
+        "targets": (0.85, 0.9, 0.95),
+        "snapshot_every": 25,
+        "iou_points": 30_000,
+    }
 
 
 def throughput(ctx: Context, steps: int) -> list[dict]:
     script = REPO / "benchmarks" / "encoding_throughput.py"
-    out = subprocess.run([sys.executable, str(script), "--steps", str(steps), "--device", ctx.device,
-                          "--threads", str(ctx.threads), "--only", *THROUGHPUT_CASES],
-                         capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--steps",
+            str(steps),
+            "--device",
+            ctx.device,
+            "--threads",
+            str(ctx.threads),
+            "--only",
+            *THROUGHPUT_CASES,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     rows = []
     for line in out.stdout.splitlines():
         m = re.match(r"\| (.+?) \| ([\d.]+) \| ([\d.]+)x \| (\d+) \|", line)
@@ -51,7 +91,9 @@ def _trained_bunny(ctx: Context, s: dict, encoding: str = "sape", callbacks=None
     from sape_geom import fit_occupancy, load_mesh, occupancy_preset
 
     mesh = load_mesh(bunny_path())
-    cfg = dataclasses.replace(occupancy_preset(s["preset"], encoding=encoding, device=ctx.device), **s["ttiou_overrides"])
+    cfg = dataclasses.replace(
+        occupancy_preset(s["preset"], encoding=encoding, device=ctx.device), **s["ttiou_overrides"]
+    )
     return mesh, fit_occupancy(mesh, cfg, callbacks)
 
 
@@ -73,10 +115,19 @@ def extraction(fit, res: int) -> dict:
         diff = float(np.abs(np.sort(sparse.vertices, axis=0) - np.sort(dense.vertices, axis=0)).max())
     from sape_geom.mesh.cleanup import count_components
 
-    return {"resolution": res, "sparse_evaluated": s_stats["evaluated"], "dense_evaluated": d_stats["evaluated"],
-            "sparse_s": s_stats["time_s"], "dense_s": d_stats["time_s"], "same_size": same,
-            "max_vertex_diff": diff, "faces": len(dense.faces), "sparse_faces": len(sparse.faces),
-            "dense_components": count_components(dense), "sparse_components": count_components(sparse)}
+    return {
+        "resolution": res,
+        "sparse_evaluated": s_stats["evaluated"],
+        "dense_evaluated": d_stats["evaluated"],
+        "sparse_s": s_stats["time_s"],
+        "dense_s": d_stats["time_s"],
+        "same_size": same,
+        "max_vertex_diff": diff,
+        "faces": len(dense.faces),
+        "sparse_faces": len(sparse.faces),
+        "dense_components": count_components(dense),
+        "sparse_components": count_components(sparse),
+    }
 
 
 def labels(n: int) -> dict:
@@ -92,8 +143,13 @@ def labels(n: int) -> dict:
     t1 = time.perf_counter()
     exact = inside_outside(V, mesh.faces, pts, exact=True)
     t2 = time.perf_counter()
-    return {"points": n, "faces": len(mesh.faces), "fast_s": t1 - t0, "exact_s": t2 - t1,
-            "agreement": float((fast == exact).mean())}
+    return {
+        "points": n,
+        "faces": len(mesh.faces),
+        "fast_s": t1 - t0,
+        "exact_s": t2 - t1,
+        "agreement": float((fast == exact).mean()),
+    }
 
 
 def time_to_iou(ctx: Context, s: dict, encoding: str) -> dict:
@@ -130,10 +186,19 @@ def time_to_iou(ctx: Context, s: dict, encoding: str) -> dict:
     reached = {}
     for target in s["targets"]:
         hit = next(((step, t) for step, t, iou in state["curve"] if iou >= target), None)
-        reached[str(target)] = None if hit is None else {
-            "steps": hit[0], "train_s": hit[1], "end_to_end_s": fit.timings["labels_s"] + hit[1]}
-    return {"encoding": encoding, "labels_s": fit.timings["labels_s"], "curve": state["curve"],
-            "final_iou": state["curve"][-1][2] if state["curve"] else float("nan"), "reached": reached, "fit": fit}
+        reached[str(target)] = (
+            None
+            if hit is None
+            else {"steps": hit[0], "train_s": hit[1], "end_to_end_s": fit.timings["labels_s"] + hit[1]}
+        )
+    return {
+        "encoding": encoding,
+        "labels_s": fit.timings["labels_s"],
+        "curve": state["curve"],
+        "final_iou": state["curve"][-1][2] if state["curve"] else float("nan"),
+        "reached": reached,
+        "fit": fit,
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -149,24 +214,53 @@ def run(ctx: Context) -> dict:
     print("# labels", flush=True)
     lab = labels(s["label_points"])
 
-    parts = ["**Training throughput** (occupancy model: 4x256 MLP, batch 5000, "
-             f"{s['throughput_steps']} timed steps per encoding, `benchmarks/encoding_throughput.py`):", "",
-             markdown_table(["encoding", "steps/s", "time per step vs FF", "peak memory (MB)"],
-                            [[r["encoding"], r["steps_per_s"], f"{r['time_vs_ff']:.2f}x", r["peak_mb"]] for r in tput], 2)]
-    parts += ["", f"**Extraction** of the same SAPE field (bunny) at {ext['resolution']}³:", "",
-              markdown_table(["method", "network queries", "time (s)"],
-                             [["sparse (coarse-to-fine)", ext["sparse_evaluated"], ext["sparse_s"]],
-                              ["dense", ext["dense_evaluated"], ext["dense_s"]],
-                              ["ratio dense / sparse", ext["dense_evaluated"] / ext["sparse_evaluated"],
-                               ext["dense_s"] / ext["sparse_s"]]], 2),
-              "", f"Same mesh: {ext['same_size'] and ext['max_vertex_diff'] < 1e-6} (sparse {ext['sparse_faces']} faces in "
-              f"{ext['sparse_components']} components, dense {ext['faces']} faces in {ext['dense_components']} components)."]
-    parts += ["", f"**Inside/outside labels** for {lab['points']} training points of the bunny ({lab['faces']} faces):", "",
-              markdown_table(["winding number", "time (s)", "points/s"],
-                             [["fast (hierarchical)", lab["fast_s"], lab["points"] / lab["fast_s"]],
-                              ["exact", lab["exact_s"], lab["points"] / lab["exact_s"]],
-                              ["ratio exact / fast", lab["exact_s"] / lab["fast_s"], "-"]], 3),
-              "", f"Labels agree on {lab['agreement']:.2%} of the points."]
+    parts = [
+        "**Training throughput** (occupancy model: 4x256 MLP, batch 5000, "
+        f"{s['throughput_steps']} timed steps per encoding, `benchmarks/encoding_throughput.py`):",
+        "",
+        markdown_table(
+            ["encoding", "steps/s", "time per step vs FF", "peak memory (MB)"],
+            [[r["encoding"], r["steps_per_s"], f"{r['time_vs_ff']:.2f}x", r["peak_mb"]] for r in tput],
+            2,
+        ),
+    ]
+    parts += [
+        "",
+        f"**Extraction** of the same SAPE field (bunny) at {ext['resolution']}³:",
+        "",
+        markdown_table(
+            ["method", "network queries", "time (s)"],
+            [
+                ["sparse (coarse-to-fine)", ext["sparse_evaluated"], ext["sparse_s"]],
+                ["dense", ext["dense_evaluated"], ext["dense_s"]],
+                [
+                    "ratio dense / sparse",
+                    ext["dense_evaluated"] / ext["sparse_evaluated"],
+                    ext["dense_s"] / ext["sparse_s"],
+                ],
+            ],
+            2,
+        ),
+        "",
+        f"Same mesh: {ext['same_size'] and ext['max_vertex_diff'] < 1e-6} (sparse {ext['sparse_faces']} faces in "
+        f"{ext['sparse_components']} components, dense {ext['faces']} faces in {ext['dense_components']} components).",
+    ]
+    parts += [
+        "",
+        f"**Inside/outside labels** for {lab['points']} training points of the bunny ({lab['faces']} faces):",
+        "",
+        markdown_table(
+            ["winding number", "time (s)", "points/s"],
+            [
+                ["fast (hierarchical)", lab["fast_s"], lab["points"] / lab["fast_s"]],
+                ["exact", lab["exact_s"], lab["points"] / lab["exact_s"]],
+                ["ratio exact / fast", lab["exact_s"] / lab["fast_s"], "-"],
+            ],
+            3,
+        ),
+        "",
+        f"Labels agree on {lab['agreement']:.2%} of the points.",
+    ]
     o = s["ttiou_overrides"]
     rows = []
     for target in s["targets"]:
@@ -178,16 +272,37 @@ def run(ctx: Context) -> dict:
         rows.append([target, *cells, ratio])
     names = [r["encoding"].upper() for r in tt]
     final = ", ".join(f"{n} {r['final_iou']:.3f}" for n, r in zip(names, tt))
-    parts += ["", f"**End-to-end time to a target IoU** on the bunny (preset `{s['preset']}`{' with ' + str(o) if o else ''}): "
-              f"labelling + training until the network's own inside/outside on {s['iou_points']} uniform points of "
-              f"the unit cube reaches the IoU, checked every {s['snapshot_every']} steps (evaluation time excluded). "
-              f"Final IoU: {final}.", "",
-              markdown_table(["target IoU", f"{names[0]} steps", f"{names[0]} end-to-end (s)", f"{names[1]} steps",
-                              f"{names[1]} end-to-end (s)", f"ratio {names[1]} / {names[0]}"], rows, 2), ""]
+    parts += [
+        "",
+        f"**End-to-end time to a target IoU** on the bunny (preset `{s['preset']}`{' with ' + str(o) if o else ''}): "
+        f"labelling + training until the network's own inside/outside on {s['iou_points']} uniform points of "
+        f"the unit cube reaches the IoU, checked every {s['snapshot_every']} steps (evaluation time excluded). "
+        f"Final IoU: {final}.",
+        "",
+        markdown_table(
+            [
+                "target IoU",
+                f"{names[0]} steps",
+                f"{names[0]} end-to-end (s)",
+                f"{names[1]} steps",
+                f"{names[1]} end-to-end (s)",
+                f"ratio {names[1]} / {names[0]}",
+            ],
+            rows,
+            2,
+        ),
+        "",
+    ]
     table = "\n".join(parts)
     _plot(tt, tput, s, folder / "figure.png")
-    write_outputs(folder, "Performance", "Every ratio below compares two measurements made in the same run.", table,
-                  {"throughput": tput, "extraction": ext, "labels": lab, "time_to_iou": tt}, ctx)
+    write_outputs(
+        folder,
+        "Performance",
+        "Every ratio below compares two measurements made in the same run.",
+        table,
+        {"throughput": tput, "extraction": ext, "labels": lab, "time_to_iou": tt},
+        ctx,
+    )
     return {}
 
 

@@ -23,14 +23,29 @@ def run(ctx: Context) -> dict:
     rows = []
     for image in settings.images:
         for rate in RATES:
-            ff, sape = (next(r for r in records if r["image"] == image and r["sample_rate"] == rate and r["method"] == m)
-                        for m, _ in METHODS)
-            rows.append([image, f"{rate:.0%}", ff["psnr_held_out"], sape["psnr_held_out"],
-                         sape["psnr_held_out"] - ff["psnr_held_out"]])
+            ff, sape = (
+                next(r for r in records if r["image"] == image and r["sample_rate"] == rate and r["method"] == m)
+                for m, _ in METHODS
+            )
+            rows.append(
+                [
+                    image,
+                    f"{rate:.0%}",
+                    ff["psnr_held_out"],
+                    sape["psnr_held_out"],
+                    sape["psnr_held_out"] - ff["psnr_held_out"],
+                ]
+            )
     table = markdown_table(["image", "pixels trained", "FF PSNR (dB)", "SAPE PSNR (dB)", "SAPE − FF (dB)"], rows, 2)
     _plot(records, settings.images, folder / "figure.png")
-    write_outputs(folder, "Robustness to the sample rate (2D image regression)", settings.describe() + " σ = 20.",
-                  table, {"runs": records}, ctx)
+    write_outputs(
+        folder,
+        "Robustness to the sample rate (2D image regression)",
+        settings.describe() + " σ = 20.",
+        table,
+        {"runs": records},
+        ctx,
+    )
     return {"runs": records}
 
 
@@ -43,7 +58,9 @@ def _plot(records: list[dict], images, path) -> None:
     fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 3.4), squeeze=False)
     for ax, image in zip(axes[0], images):
         for (label, _), style in zip(METHODS, ("o--", "s-")):
-            pts = sorted((r["sample_rate"], r["psnr_held_out"]) for r in records if r["image"] == image and r["method"] == label)
+            pts = sorted(
+                (r["sample_rate"], r["psnr_held_out"]) for r in records if r["image"] == image and r["method"] == label
+            )
             ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_title(image)
         ax.set_xlabel("pixels used for training (%)")

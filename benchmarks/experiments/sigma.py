@@ -30,12 +30,23 @@ def run(ctx: Context) -> dict:
     rows = []
     for image in settings.images:
         for sigma in SIGMAS:
-            ff, sape = (next(r for r in records if r["image"] == image and r["sigma"] == sigma and r["method"] == m)
-                        for m, _ in METHODS)
-            rows.append([image, f"{sigma:g}", ff["psnr_held_out"], sape["psnr_held_out"],
-                         sape["psnr_held_out"] - ff["psnr_held_out"]])
+            ff, sape = (
+                next(r for r in records if r["image"] == image and r["sigma"] == sigma and r["method"] == m)
+                for m, _ in METHODS
+            )
+            rows.append(
+                [
+                    image,
+                    f"{sigma:g}",
+                    ff["psnr_held_out"],
+                    sape["psnr_held_out"],
+                    sape["psnr_held_out"] - ff["psnr_held_out"],
+                ]
+            )
     table = markdown_table(["image", "σ", "FF PSNR (dB)", "SAPE+FF PSNR (dB)", "SAPE − FF (dB)"], rows, 2)
     preamble = settings.describe() + " 25 % of the pixels train."
     save_png(image_grid(tiles, labels, tile_height=tile_height(settings)), folder / "figure.png")
-    write_outputs(folder, "Robustness to the frequency range σ (2D image regression)", preamble, table, {"runs": records}, ctx)
+    write_outputs(
+        folder, "Robustness to the frequency range σ (2D image regression)", preamble, table, {"runs": records}, ctx
+    )
     return {"runs": records}

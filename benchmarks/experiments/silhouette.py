@@ -19,8 +19,12 @@ from .silhouette_shapes import write_shapes
 
 PAPER_STEPS = 10_000
 OFFICIAL = ("bat-5.gif", "bird-17.gif", "tree-9.gif", "denver.png")
-METHODS = (("SAPE", "sape", "default"), ("FF σ=5", "ff", "default"),
-           ("SAPE, paper setting", "sape", "paper"), ("FF σ=5, paper setting", "ff", "paper"))
+METHODS = (
+    ("SAPE", "sape", "default"),
+    ("FF σ=5", "ff", "default"),
+    ("SAPE, paper setting", "sape", "paper"),
+    ("FF σ=5, paper setting", "ff", "paper"),
+)
 
 
 def configure(encoding: str, setting: str, steps: int, device: str):
@@ -28,8 +32,9 @@ def configure(encoding: str, setting: str, steps: int, device: str):
     from sape_geom.tasks.silhouette import DeformConfig, paper_config
 
     base = paper_config() if setting == "paper" else DeformConfig()
-    return C.replace(base, steps=steps, seed=0, device=device, snapshot_every=0,
-                     **{"field.encoding": encoding, "field.sigma": 5.0})
+    return C.replace(
+        base, steps=steps, seed=0, device=device, snapshot_every=0, **{"field.encoding": encoding, "field.sigma": 5.0}
+    )
 
 
 def run(ctx: Context) -> dict:
@@ -54,20 +59,31 @@ def run(ctx: Context) -> dict:
                 t0 = time.perf_counter()
                 res = deform_shape(target, cfg)
                 m = {k: v for k, v in res.metrics.items() if k != "per_contour"}
-                m.update(shape=shape, method=label, setting=setting, wall_s=time.perf_counter() - t0,
-                         lr=cfg.learning_rate, mean_open_fraction=m.get("mean_open_fraction", 1.0))
+                m.update(
+                    shape=shape,
+                    method=label,
+                    setting=setting,
+                    wall_s=time.perf_counter() - t0,
+                    lr=cfg.learning_rate,
+                    mean_open_fraction=m.get("mean_open_fraction", 1.0),
+                )
                 records.append(m)
-                print(f"# {shape} {label}: chamfer {m['chamfer']:.5f} IoU {m['iou']:.4f} X {m['self_intersections']} "
-                      f"open {m['mean_open_fraction']:.3f} steps-to-5% {m['steps_to_5pct']} {m['wall_s']:.0f} s",
-                      flush=True)
+                print(
+                    f"# {shape} {label}: chamfer {m['chamfer']:.5f} IoU {m['iou']:.4f} X {m['self_intersections']} "
+                    f"open {m['mean_open_fraction']:.3f} steps-to-5% {m['steps_to_5pct']} {m['wall_s']:.0f} s",
+                    flush=True,
+                )
                 png = Path(tmp) / "tile.png"
                 levels = res.levels if encoding == "sape" else None
-                draw_overlay_png(res.targets_normalized, res.curves_normalized, png, levels=levels, size=180,
-                                 legend=False)
+                draw_overlay_png(
+                    res.targets_normalized, res.curves_normalized, png, levels=levels, size=180, legend=False
+                )
                 with Image.open(png) as im:
                     row_tiles.append(np.asarray(im.convert("RGB")))
-                row_labels.append(f"{shape.split('.')[0].replace(' (generated)', '')} {label}\n"
-                                  f"CD {m['chamfer'] * 1000:.2f}e-3 IoU {m['iou']:.3f} X {m['self_intersections']}")
+                row_labels.append(
+                    f"{shape.split('.')[0].replace(' (generated)', '')} {label}\n"
+                    f"CD {m['chamfer'] * 1000:.2f}e-3 IoU {m['iou']:.3f} X {m['self_intersections']}"
+                )
             tiles.append(row_tiles)
             labels.append(row_labels)
     save_png(image_grid(tiles, labels), folder / "figure.png")
@@ -86,12 +102,43 @@ def run(ctx: Context) -> dict:
         "Chamfer stays within 5 % of its final value. Figure: SAPE curves coloured by level (blue = few "
         "frequencies, red = all)."
     )
-    rows = [[r["shape"], r["method"], r["chamfer"] * 1000, r["hausdorff"], r["iou"], r["self_intersections"],
-             r["network_self_intersections"], r["mean_open_fraction"] if r["method"].startswith("SAPE") else None, r["steps_to_5pct"], r["wall_s"]]
-            for r in records]
-    table = (markdown_table(["shape", "method", "Chamfer (×1e-3)", "Hausdorff", "IoU", "X", "X net", "open",
-                             "steps to 5 %", "time (s)"], rows, 3)
-             + "\n\nOver the eight shapes:\n\n" + summary_table(records) + "\n\n" + summary_text(records))
+    rows = [
+        [
+            r["shape"],
+            r["method"],
+            r["chamfer"] * 1000,
+            r["hausdorff"],
+            r["iou"],
+            r["self_intersections"],
+            r["network_self_intersections"],
+            r["mean_open_fraction"] if r["method"].startswith("SAPE") else None,
+            r["steps_to_5pct"],
+            r["wall_s"],
+        ]
+        for r in records
+    ]
+    table = (
+        markdown_table(
+            [
+                "shape",
+                "method",
+                "Chamfer (×1e-3)",
+                "Hausdorff",
+                "IoU",
+                "X",
+                "X net",
+                "open",
+                "steps to 5 %",
+                "time (s)",
+            ],
+            rows,
+            3,
+        )
+        + "\n\nOver the eight shapes:\n\n"
+        + summary_table(records)
+        + "\n\n"
+        + summary_text(records)
+    )
     write_outputs(folder, "Silhouette deformation", preamble, table, {"runs": records}, ctx)
     return {"runs": records}
 
@@ -101,17 +148,39 @@ def summary_table(records: list[dict]) -> str:
     for label, _, _ in METHODS:
         mine = [r for r in records if r["method"] == label]
         sape = label.startswith("SAPE")
-        rows.append([label, np.mean([r["chamfer"] for r in mine]) * 1000, np.mean([r["iou"] for r in mine]),
-                     min(r["iou"] for r in mine), sum(r["self_intersections"] for r in mine),
-                     sum(r["network_self_intersections"] for r in mine),
-                     np.mean([r["mean_open_fraction"] for r in mine]) if sape else None,
-                     np.mean([r["steps_to_5pct"] for r in mine]), np.mean([r["wall_s"] for r in mine])])
-    return markdown_table(["method", "mean Chamfer (×1e-3)", "mean IoU", "lowest IoU", "X (sum)", "X net (sum)", "mean open",
-                           "mean steps to 5 %", "mean time (s)"], rows, 3)
+        rows.append(
+            [
+                label,
+                np.mean([r["chamfer"] for r in mine]) * 1000,
+                np.mean([r["iou"] for r in mine]),
+                min(r["iou"] for r in mine),
+                sum(r["self_intersections"] for r in mine),
+                sum(r["network_self_intersections"] for r in mine),
+                np.mean([r["mean_open_fraction"] for r in mine]) if sape else None,
+                np.mean([r["steps_to_5pct"] for r in mine]),
+                np.mean([r["wall_s"] for r in mine]),
+            ]
+        )
+    return markdown_table(
+        [
+            "method",
+            "mean Chamfer (×1e-3)",
+            "mean IoU",
+            "lowest IoU",
+            "X (sum)",
+            "X net (sum)",
+            "mean open",
+            "mean steps to 5 %",
+            "mean time (s)",
+        ],
+        rows,
+        3,
+    )
 
 
 def summary_text(records: list[dict]) -> str:
     """Generated sentences on the claims of issue 14 (so the README never carries hand-typed numbers)."""
+
     def of(label):
         return [r for r in records if r["method"] == label]
 
@@ -120,10 +189,12 @@ def summary_text(records: list[dict]) -> str:
     good = sum(r["iou"] >= 0.99 for r in sape)
     faster = sum(s["steps_to_5pct"] < f["steps_to_5pct"] for s, f in zip(sape, ff))
     untangled = sum(r["network_self_intersections"] for r in sape)
-    return (f"With the defaults SAPE's curve has no crossing on {clean} of {len(sape)} shapes (the paper setting: "
-            f"{sum(r['self_intersections'] for r in paper)} crossings in all; the trained network's own curve had "
-            f"{untangled} in all before untangling, on {sum(r['network_self_intersections'] > 0 for r in sape)} shapes) "
-            f"and IoU ≥ 0.99 on {good}; its mean open "
-            f"fraction is {np.mean([r['mean_open_fraction'] for r in sape]):.2f} (lowest "
-            f"{min(r['mean_open_fraction'] for r in sape):.2f}, {min(sape, key=lambda r: r['mean_open_fraction'])['shape']}). "
-            f"SAPE reaches its final Chamfer (within 5 %) in fewer steps than FF on {faster} of {len(sape)} shapes.")
+    return (
+        f"With the defaults SAPE's curve has no crossing on {clean} of {len(sape)} shapes (the paper setting: "
+        f"{sum(r['self_intersections'] for r in paper)} crossings in all; the trained network's own curve had "
+        f"{untangled} in all before untangling, on {sum(r['network_self_intersections'] > 0 for r in sape)} shapes) "
+        f"and IoU ≥ 0.99 on {good}; its mean open "
+        f"fraction is {np.mean([r['mean_open_fraction'] for r in sape]):.2f} (lowest "
+        f"{min(r['mean_open_fraction'] for r in sape):.2f}, {min(sape, key=lambda r: r['mean_open_fraction'])['shape']}). "
+        f"SAPE reaches its final Chamfer (within 5 %) in fewer steps than FF on {faster} of {len(sape)} shapes."
+    )

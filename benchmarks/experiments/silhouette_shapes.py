@@ -51,6 +51,11 @@ def write_shapes(folder: Path) -> dict[str, Path]:
     draw("gear", [(_polar(gear), 0)])
     draw("star", [(_polar(star), 0)])
     draw("letter-B", [], text="B")  # one outline, two holes
-    draw("two-blobs", [(_polar(lambda t: 0.9 + 0.1 * np.cos(3 * t), (150, 256), 100), 0),
-                       (_polar(lambda t: 1 + 0.15 * np.sin(2 * t), (370, 256), 90), 0)])
+    draw(
+        "two-blobs",
+        [
+            (_polar(lambda t: 0.9 + 0.1 * np.cos(3 * t), (150, 256), 100), 0),
+            (_polar(lambda t: 1 + 0.15 * np.sin(2 * t), (370, 256), 90), 0),
+        ],
+    )
     return paths

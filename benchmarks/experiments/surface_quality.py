@@ -17,8 +17,13 @@ import numpy as np
 
 from .common import MESHES, Context, bunny_path, image_grid, markdown_table, render_tiles, save_png, write_outputs
 
-RUNS = (("SAPE", "sape", None, None), ("FF", "ff", None, None), ("SAPE 15 s", "sape", 15.0, None),
-        ("FF 15 s", "ff", 15.0, None), ("SAPE 200 steps", "sape", None, 200))
+RUNS = (
+    ("SAPE", "sape", None, None),
+    ("FF", "ff", None, None),
+    ("SAPE 15 s", "sape", 15.0, None),
+    ("FF 15 s", "ff", 15.0, None),
+    ("SAPE 200 steps", "sape", None, 200),
+)
 """(label, encoding, time budget, steps): the preset as shipped, a 15 s budget (how many steps it gets
 depends on the machine and its load: see the steps column), and a fixed short run."""
 TILE = 240
@@ -32,9 +37,13 @@ def meshes() -> list[tuple[str, object]]:
     sample = bunny_path().parent
     found = [(p.stem, load_mesh(p)) for p in (sample / "bunny.obj", sample / "cow.obj")]
     found += [(p.stem[:18], load_mesh(p)) for p in sorted(MESHES.glob("*.stl"))]
-    found += [("bracket (CAD)", shapes.bracket()), ("thin plate", shapes.thin_plate()),
-              ("open box (shell)", shapes.open_box()), ("three pieces", shapes.several_pieces()),
-              ("overlapping parts", shapes.overlapping_parts())]
+    found += [
+        ("bracket (CAD)", shapes.bracket()),
+        ("thin plate", shapes.thin_plate()),
+        ("open box (shell)", shapes.open_box()),
+        ("three pieces", shapes.several_pieces()),
+        ("overlapping parts", shapes.overlapping_parts()),
+    ]
     return found
 
 
@@ -65,8 +74,12 @@ def flat_normal_consistency(pred, ref, n: int = 30_000, radius: float = 0.02, se
     _, closest_face, closest = igl.point_mesh_squared_distance(pts, Vr, Fr)
     closest_nrm = normals(Vr, Fr, closest_face)
     neighbours = cKDTree(ref_pts).query_ball_point(closest, radius)
-    flat = np.array([len(idx) > 0 and np.abs(ref_nrm[idx] @ c).min() > np.cos(np.radians(2.5))
-                     for idx, c in zip(neighbours, closest_nrm)])
+    flat = np.array(
+        [
+            len(idx) > 0 and np.abs(ref_nrm[idx] @ c).min() > np.cos(np.radians(2.5))
+            for idx, c in zip(neighbours, closest_nrm)
+        ]
+    )
     if not flat.any():
         return float("nan")
     return float(np.abs(np.sum(normals(Vp, Fp, face)[flat] * closest_nrm[flat], axis=1)).mean())
@@ -98,14 +111,17 @@ def _gather(store, index: int, records: list, tiles: list, labels: list):
         with np.load(path, allow_pickle=True) as data:
             rerun = {r["run"] for r in mine}
             order = [label for label, *_ in RUNS]
-            mine = sorted([r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
-                          key=lambda r: order.index(r["run"]))
+            mine = sorted(
+                [r for r in json.loads(str(data["records"])) if r["run"] not in rerun] + mine,
+                key=lambda r: order.index(r["run"]),
+            )
             kept = {**_tiles_by_run(data["tiles"], data["labels"]), **_tiles_by_run(tiles[-1], labels[-1])}
             shown = [kept[name] for name in order if name in kept]
             tiles[-1] = [tiles[-1][0], *(tile for tile, _ in shown)]
             labels[-1] = [labels[-1][0], *(label for _, label in shown)]
-    np.savez_compressed(path, tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object),
-                        records=np.array(json.dumps(mine)))
+    np.savez_compressed(
+        path, tiles=np.stack(tiles[-1]), labels=np.array(labels[-1], dtype=object), records=np.array(json.dumps(mine))
+    )
     all_records, all_tiles, all_labels = [], [], []
     for path in sorted(store.glob("*.npz")):
         with np.load(path, allow_pickle=True) as data:
@@ -145,18 +161,33 @@ def run(ctx: Context) -> dict:
                 surface, stats = trimesh.Trimesh(), {"extract_s": float("nan"), "pieces_removed": "over budget"}
             total_s = time.perf_counter() - t0
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
-            m.update(index=index, mesh=name, run=label, total_s=total_s, train_s=fit.timings["train_s"], faces=len(surface.faces),
-                     extract_s=stats["extract_s"], pieces_removed=stats["pieces_removed"], read_as=fit.reading["mode"],
-                     steps=fit.stats.steps, flat_nc=flat_normal_consistency(surface, reference),
-                     threads=torch.get_num_threads())
+            m.update(
+                index=index,
+                mesh=name,
+                run=label,
+                total_s=total_s,
+                train_s=fit.timings["train_s"],
+                faces=len(surface.faces),
+                extract_s=stats["extract_s"],
+                pieces_removed=stats["pieces_removed"],
+                read_as=fit.reading["mode"],
+                steps=fit.stats.steps,
+                flat_nc=flat_normal_consistency(surface, reference),
+                threads=torch.get_num_threads(),
+            )
             records.append(m)
-            print(f"# {name} {label}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} NC {m['normal_consistency']:.4f} "
-                  f"flat NC {m['flat_nc']:.4f} F0.5 {m['fscore_fine']:.4f} pieces {m['components']}/"
-                  f"{m['components_input']} ({m['pieces_removed']} removed) {m['faces']} faces {total_s:.0f} s", flush=True)
+            print(
+                f"# {name} {label}: IoU {m['iou']:.4f} CD {m['chamfer_l1']:.5f} NC {m['normal_consistency']:.4f} "
+                f"flat NC {m['flat_nc']:.4f} F0.5 {m['fscore_fine']:.4f} pieces {m['components']}/"
+                f"{m['components_input']} ({m['pieces_removed']} removed) {m['faces']} faces {total_s:.0f} s",
+                flush=True,
+            )
             if budget is None and steps is None:
                 row_meshes.append(surface)
-                row_labels.append(f"{label}: NC {m['normal_consistency']:.3f}, CD {m['chamfer_l1'] * 1000:.2f}e-3\n"
-                                  f"{m['components']} piece(s), input {m['components_input']}")
+                row_labels.append(
+                    f"{label}: NC {m['normal_consistency']:.3f}, CD {m['chamfer_l1'] * 1000:.2f}e-3\n"
+                    f"{m['components']} piece(s), input {m['components_input']}"
+                )
         tiles.append(render_tiles(row_meshes, TILE))
         labels.append(row_labels)
         # after every mesh, so a long run keeps what it measured
@@ -165,32 +196,85 @@ def run(ctx: Context) -> dict:
 
 
 def _write(ctx: Context, folder, records: list, tiles: list, labels: list) -> None:
-    header = ["mesh", "run", "read as", "IoU", "Chamfer-L1 (×1e-3)", "normal consistency", "NC on flat parts",
-              "F-score 0.5 %", "F-score 1 %", "pieces (input)", "removed", "faces", "steps", "seconds"]
-    rows = [[r["mesh"], r["run"], r["read_as"], r["iou"], r["chamfer_l1"] * 1000, r["normal_consistency"], r["flat_nc"],
-             r["fscore_fine"], r["fscore"], f"{r['components']} ({r['components_input']})", r["pieces_removed"],
-             r["faces"], r["steps"], r["total_s"]] for r in records]
+    header = [
+        "mesh",
+        "run",
+        "read as",
+        "IoU",
+        "Chamfer-L1 (×1e-3)",
+        "normal consistency",
+        "NC on flat parts",
+        "F-score 0.5 %",
+        "F-score 1 %",
+        "pieces (input)",
+        "removed",
+        "faces",
+        "steps",
+        "seconds",
+    ]
+    rows = [
+        [
+            r["mesh"],
+            r["run"],
+            r["read_as"],
+            r["iou"],
+            r["chamfer_l1"] * 1000,
+            r["normal_consistency"],
+            r["flat_nc"],
+            r["fscore_fine"],
+            r["fscore"],
+            f"{r['components']} ({r['components_input']})",
+            r["pieces_removed"],
+            r["faces"],
+            r["steps"],
+            r["total_s"],
+        ]
+        for r in records
+    ]
     summary = []
     for label, *_ in RUNS:
         mine = [r for r in records if r["run"] == label]
         if not mine:
             continue
-        summary.append([label, np.mean([r["iou"] for r in mine]), np.mean([r["chamfer_l1"] for r in mine]) * 1000,
-                        np.mean([r["normal_consistency"] for r in mine]), np.mean([r["fscore_fine"] for r in mine]),
-                        sum(r["components"] - r["components_input"] for r in mine),
-                        max(r["total_s"] for r in mine)])
-    table = (markdown_table(["run", "IoU", "Chamfer-L1 (×1e-3)", "normal consistency", "F-score 0.5 %",
-                             "extra pieces (sum)", "slowest (s)"], summary, 4)
-             + "\n\nPer mesh:\n\n" + markdown_table(header, rows, 4))
-    preamble = ("Preset `fast` as shipped (1000 steps), with `--time-budget 15`, and SAPE with `--steps 200`; SAPE and plain Fourier features "
-                "(σ = 20) in the same run, extraction at 256³. Metrics on 50k points in the input's frame (longest side 1); "
-                "`NC on flat parts` counts only samples whose closest input point lies on a flat region (input normals "
-                "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded). "
-                "IoU of an input read as a shell compares the sheet with the winding-number inside of the open input "
-                "(a filled box), so it is near 0 by construction, and its faces lie half the sheet's thickness (0.5 % of the "
-                "diagonal) from the input, so its F-score at 0.5 % is near 0 too: read Chamfer and normal consistency "
-                "there. The 15 s "
-                "runs' steps depend on the machine's load (see the steps column)." + _threads_note(records))
+        summary.append(
+            [
+                label,
+                np.mean([r["iou"] for r in mine]),
+                np.mean([r["chamfer_l1"] for r in mine]) * 1000,
+                np.mean([r["normal_consistency"] for r in mine]),
+                np.mean([r["fscore_fine"] for r in mine]),
+                sum(r["components"] - r["components_input"] for r in mine),
+                max(r["total_s"] for r in mine),
+            ]
+        )
+    table = (
+        markdown_table(
+            [
+                "run",
+                "IoU",
+                "Chamfer-L1 (×1e-3)",
+                "normal consistency",
+                "F-score 0.5 %",
+                "extra pieces (sum)",
+                "slowest (s)",
+            ],
+            summary,
+            4,
+        )
+        + "\n\nPer mesh:\n\n"
+        + markdown_table(header, rows, 4)
+    )
+    preamble = (
+        "Preset `fast` as shipped (1000 steps), with `--time-budget 15`, and SAPE with `--steps 200`; SAPE and plain Fourier features "
+        "(σ = 20) in the same run, extraction at 256³. Metrics on 50k points in the input's frame (longest side 1); "
+        "`NC on flat parts` counts only samples whose closest input point lies on a flat region (input normals "
+        "within 2.5° over a 2 % radius). Seconds = reading, labelling, training and extraction (metrics excluded). "
+        "IoU of an input read as a shell compares the sheet with the winding-number inside of the open input "
+        "(a filled box), so it is near 0 by construction, and its faces lie half the sheet's thickness (0.5 % of the "
+        "diagonal) from the input, so its F-score at 0.5 % is near 0 too: read Chamfer and normal consistency "
+        "there. The 15 s "
+        "runs' steps depend on the machine's load (see the steps column)." + _threads_note(records)
+    )
     save_png(image_grid(tiles, labels, tile_height=TILE), folder / "figure.png", max_kb=900)
     write_outputs(folder, "Surface quality", preamble, table, {"runs": records}, ctx)
 
@@ -200,5 +284,8 @@ def _threads_note(records: list) -> str:
     threads = {r["run"]: r.get("threads") for r in records}
     if len(set(threads.values())) <= 1:
         return ""
-    return " Torch threads per run (the machine line gives the last process's): " + ", ".join(
-        f"{run} {count if count is not None else 1}" for run, count in threads.items()) + "."
+    return (
+        " Torch threads per run (the machine line gives the last process's): "
+        + ", ".join(f"{run} {count if count is not None else 1}" for run, count in threads.items())
+        + "."
+    )

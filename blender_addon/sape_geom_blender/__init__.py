@@ -27,8 +27,25 @@ if "bpy" in locals():  # script reload (F8 / reload_scripts): refresh the submod
     import importlib
 
     # in the order they import each other: a module after everything it uses
-    for _mod in (job_settings, worker_client, worker_setup, worker_find, paths, convert, reports, results,  # noqa: F821
-                 preview, runner, handlers, properties, setup_ops, operators, mesh_deform, ui, preferences):  # noqa: F821
+    for _mod in (
+        job_settings,
+        worker_client,
+        worker_setup,
+        worker_find,
+        paths,
+        convert,
+        reports,
+        results,
+        preview,
+        runner,
+        handlers,
+        properties,
+        setup_ops,
+        operators,
+        mesh_deform,
+        ui,
+        preferences,
+    ):
         importlib.reload(_mod)
 
 import bpy  # noqa: E402
@@ -53,8 +70,15 @@ from . import (  # noqa: E402,F401
     worker_setup,
 )
 
-classes = (*properties.classes, *preferences.classes, *reports.classes, *setup_ops.classes, *operators.classes,
-           *mesh_deform.classes, *ui.classes)
+classes = (
+    *properties.classes,
+    *preferences.classes,
+    *reports.classes,
+    *setup_ops.classes,
+    *operators.classes,
+    *mesh_deform.classes,
+    *ui.classes,
+)
 
 
 def register():

@@ -225,8 +225,9 @@ def curve_world_loops(obj: bpy.types.Object, depsgraph, samples_per_segment: int
     return [p for p in loops if len(p) >= 3]
 
 
-def curve_world_points(obj: bpy.types.Object, depsgraph, samples_per_segment: int | None = None,
-                       spline: int = 0) -> np.ndarray:
+def curve_world_points(
+    obj: bpy.types.Object, depsgraph, samples_per_segment: int | None = None, spline: int = 0
+) -> np.ndarray:
     """Ordered points (N, 3) of one spline (default the first) of a curve object, in world space.
 
     Bezier splines are sampled with the curve's ``resolution_u`` per segment (or

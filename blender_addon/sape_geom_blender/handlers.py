@@ -41,8 +41,14 @@ def on_undo_redo(*_args) -> None:
         convert.remove_object(obj)
 
 
-HANDLERS = (("load_pre", on_load_pre), ("render_init", on_render_init), ("render_complete", on_render_end),
-            ("render_cancel", on_render_end), ("undo_post", on_undo_redo), ("redo_post", on_undo_redo))
+HANDLERS = (
+    ("load_pre", on_load_pre),
+    ("render_init", on_render_init),
+    ("render_complete", on_render_end),
+    ("render_cancel", on_render_end),
+    ("undo_post", on_undo_redo),
+    ("redo_post", on_undo_redo),
+)
 
 
 def register() -> None:

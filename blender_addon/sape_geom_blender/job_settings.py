@@ -36,8 +36,7 @@ DEVICES = (
 )
 #: ``sape_geom.config.PRECISIONS``, in order: (name, label, tooltip).
 PRECISIONS = (
-    ("auto", "Auto", "bfloat16 where the device multiplies it natively, float32 elsewhere (the Paper preset: "
-                     "float32)"),
+    ("auto", "Auto", "bfloat16 where the device multiplies it natively, float32 elsewhere (the Paper preset: float32)"),
     ("float32", "Float32", ""),
     ("bfloat16", "BFloat16", ""),
     ("float16", "Float16", ""),
@@ -71,7 +70,13 @@ PROTOCOL_VERSION = 1
 TORCH_REQUIREMENT = "torch==2.13.0"
 """What Set Up Worker installs (the Makefile's pin; it satisfies the library's torch requirement)."""
 WORKER_REQUIREMENTS = (
-    "numpy>=1.26,<2", "trimesh>=4.0", "libigl>=2.5", "PyMCubes>=0.1.6", "scipy>=1.10", "pillow>=10", "tqdm>=4.60",
+    "numpy>=1.26,<2",
+    "trimesh>=4.0",
+    "libigl>=2.5",
+    "PyMCubes>=0.1.6",
+    "scipy>=1.10",
+    "pillow>=10",
+    "tqdm>=4.60",
 )
 """The library's other dependencies (``pyproject.toml``'s ``dependencies`` without torch)."""
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -48,10 +48,16 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     steps: IntProperty(name="Steps", default=400, min=1, max=100_000)
-    as_shape_key: BoolProperty(name="As Shape Key", default=False,
-                               description="Keep the copy's shape and add the deformation as a shape key")
-    snapshots: IntProperty(name="Snapshots", default=0, min=0, max=results.MAX_ANIMATION_KEYS,
-                           description="Intermediate shapes as shape keys animated over the frame range")
+    as_shape_key: BoolProperty(
+        name="As Shape Key", default=False, description="Keep the copy's shape and add the deformation as a shape key"
+    )
+    snapshots: IntProperty(
+        name="Snapshots",
+        default=0,
+        min=0,
+        max=results.MAX_ANIMATION_KEYS,
+        description="Intermediate shapes as shape keys animated over the frame range",
+    )
     frame_start: IntProperty(name="Start Frame", default=1)
     frame_end: IntProperty(name="End Frame", default=50)
     extra: StringProperty(name="Extra", default="", description="JSON merged into the job's settings")
@@ -79,13 +85,25 @@ class SAPE_OT_deform_mesh(bpy.types.Operator):
         if problem:
             refuse(self, str(problem))
             return {"CANCELLED"}
-        data = {"source": source.name, "target": target.name, "matrix_world": result_matrix(source, target),
-                "as_shape_key": bool(self.as_shape_key), "frame_start": int(self.frame_start),
-                "frame_end": int(self.frame_end)}
+        data = {
+            "source": source.name,
+            "target": target.name,
+            "matrix_world": result_matrix(source, target),
+            "as_shape_key": bool(self.as_shape_key),
+            "frame_start": int(self.frame_start),
+            "frame_end": int(self.frame_end),
+        }
         arrays = {"source_vertices": src_v, "source_faces": src_f, "target_vertices": tgt_v, "target_faces": tgt_f}
-        if not submit_worker_job(self, context, kind="deform_mesh", label=source.name,
-                                 settings={"steps": int(self.steps), "snapshots": int(self.snapshots)},
-                                 extra=self.extra, arrays=arrays, data=data):
+        if not submit_worker_job(
+            self,
+            context,
+            kind="deform_mesh",
+            label=source.name,
+            settings={"steps": int(self.steps), "snapshots": int(self.snapshots)},
+            extra=self.extra,
+            arrays=arrays,
+            data=data,
+        ):
             return {"CANCELLED"}
         self.report({"INFO"}, f"SAPE: deforming {source.name} onto {target.name}")
         return {"FINISHED"}

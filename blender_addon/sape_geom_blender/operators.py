@@ -35,8 +35,9 @@ def _worker_python_or_report(op, context) -> str | None:
     return python
 
 
-def submit_worker_job(op, context, *, kind: str, label: str, settings: dict, extra: str, arrays: dict,
-                      data: dict) -> bool:
+def submit_worker_job(
+    op, context, *, kind: str, label: str, settings: dict, extra: str, arrays: dict, data: dict
+) -> bool:
     """Queue one worker job of task ``kind``: the Extra Settings merged in, the worker Python checked,
     ``arrays`` (if any) written as its inputs. A problem is reported on ``op`` and gives False."""
     try:
@@ -52,10 +53,21 @@ def submit_worker_job(op, context, *, kind: str, label: str, settings: dict, ext
     if arrays:
         inputs = work_dir / "inputs.npz"
         np.savez(inputs, **arrays)
-    runner.RUNNER.submit([runner.Item(
-        kind=kind, label=label, task=kind, python=python, settings=settings,
-        work_dir=work_dir, scene_name=context.scene.name, inputs=inputs, data=data,
-    )])
+    runner.RUNNER.submit(
+        [
+            runner.Item(
+                kind=kind,
+                label=label,
+                task=kind,
+                python=python,
+                settings=settings,
+                work_dir=work_dir,
+                scene_name=context.scene.name,
+                inputs=inputs,
+                data=data,
+            )
+        ]
+    )
     return True
 
 
@@ -104,13 +116,25 @@ class SAPE_OT_fit_selected(bpy.types.Operator):
             work_dir = runner.new_work_dir(work_dir_base(context))
             inputs = work_dir / "inputs.npz"
             np.savez(inputs, vertices=vertices, faces=faces)
-            items.append(runner.Item(
-                kind="fit", label=obj.name, task="fit_surface", python=python, settings=job_settings,
-                work_dir=work_dir, scene_name=context.scene.name, inputs=inputs,
-                data={"matrix_world": obj.matrix_world.copy(), "source": obj.name,
-                      "radius": convert.world_radius(vertices), "hide_source": settings.hide_source,
-                      "max_faces": int(settings.max_faces)},
-            ))
+            items.append(
+                runner.Item(
+                    kind="fit",
+                    label=obj.name,
+                    task="fit_surface",
+                    python=python,
+                    settings=job_settings,
+                    work_dir=work_dir,
+                    scene_name=context.scene.name,
+                    inputs=inputs,
+                    data={
+                        "matrix_world": obj.matrix_world.copy(),
+                        "source": obj.name,
+                        "radius": convert.world_radius(vertices),
+                        "hide_source": settings.hide_source,
+                        "max_faces": int(settings.max_faces),
+                    },
+                )
+            )
         notes = problems + [f"'{n}' is not a mesh" for n in skipped]
         if not items:
             refuse(self, "nothing to fit: " + "; ".join(notes))
@@ -169,12 +193,25 @@ class SAPE_OT_reextract(bpy.types.Operator):
         settings = {"checkpoint": checkpoint, "resolution": int(s.resolution), "colors": True}
         if s.device != "auto":
             settings["device"] = s.device
-        runner.RUNNER.submit([runner.Item(
-            kind="extract", label=obj.name, task="extract", python=python, settings=settings,
-            work_dir=runner.new_work_dir(work_dir_base(context)), scene_name=context.scene.name,
-            data={"object": obj.name, "matrix_world": obj.matrix_world.copy(), "fit_matrix": results.fit_matrix(obj),
-                  "max_faces": int(s.max_faces)},
-        )])
+        runner.RUNNER.submit(
+            [
+                runner.Item(
+                    kind="extract",
+                    label=obj.name,
+                    task="extract",
+                    python=python,
+                    settings=settings,
+                    work_dir=runner.new_work_dir(work_dir_base(context)),
+                    scene_name=context.scene.name,
+                    data={
+                        "object": obj.name,
+                        "matrix_world": obj.matrix_world.copy(),
+                        "fit_matrix": results.fit_matrix(obj),
+                        "max_faces": int(s.max_faces),
+                    },
+                )
+            ]
+        )
         self.report({"INFO"}, f"SAPE: re-extracting '{obj.name}' at {s.resolution}")
         return {"FINISHED"}
 
@@ -258,8 +295,16 @@ class SAPE_OT_deform_curve(bpy.types.Operator):
                 refuse(self, "the animation's end frame must come after its start frame")
                 return {"CANCELLED"}
             data.update(animate=s.animation_mode, frame_start=int(s.frame_start), frame_end=int(s.frame_end))
-        if not submit_worker_job(self, context, kind="deform", label=label, settings=settings,
-                                 extra=s.deform_extra_settings, arrays=arrays, data=data):
+        if not submit_worker_job(
+            self,
+            context,
+            kind="deform",
+            label=label,
+            settings=settings,
+            extra=s.deform_extra_settings,
+            arrays=arrays,
+            data=data,
+        ):
             return {"CANCELLED"}
         self.report({"INFO"}, f"SAPE: deforming towards {label}")
         return {"FINISHED"}

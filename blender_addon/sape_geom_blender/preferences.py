@@ -29,12 +29,16 @@ class SAPE_AddonPreferences(bpy.types.AddonPreferences):
         name="Worker Python",
         description="A Python that has torch and sape_geom's dependencies. Blank: the one Set Up Worker made "
         "(or $SAPE_GEOM_PYTHON)",
-        subtype="FILE_PATH", default="", update=_normalise("worker_python"),
+        subtype="FILE_PATH",
+        default="",
+        update=_normalise("worker_python"),
     )
     setup_base_python: StringProperty(
         name="Set-Up Python",
         description="The Python that Set Up Worker builds its environment from. Blank: Blender's own",
-        subtype="FILE_PATH", default="", update=_normalise("setup_base_python"),
+        subtype="FILE_PATH",
+        default="",
+        update=_normalise("setup_base_python"),
     )
     package_index: StringProperty(
         name="Package Index",
@@ -46,7 +50,9 @@ class SAPE_AddonPreferences(bpy.types.AddonPreferences):
     work_dir: StringProperty(
         name="Work Folder",
         description="Where job files go while a job runs (blank: the system temp folder)",
-        subtype="DIR_PATH", default="", update=_normalise("work_dir"),
+        subtype="DIR_PATH",
+        default="",
+        update=_normalise("work_dir"),
     )
     check_report: StringProperty(name="Last Check", default="")
 

@@ -104,7 +104,7 @@ def redraw_status_bar() -> None:
     resetting the workspace's status text to Blender's own (None) redraws it. Called only when SAPE's
     entry changes, since it would also reset the text of a tool that is running at that moment."""
     wm = getattr(bpy.context, "window_manager", None)
-    for window in (wm.windows if wm is not None else ()):
+    for window in wm.windows if wm is not None else ():
         workspace = getattr(window, "workspace", None)
         if workspace is None or not hasattr(workspace, "status_text_set"):
             continue
@@ -122,8 +122,9 @@ class SAPE_OT_report(bpy.types.Operator):
     bl_label = "SAPE Report"
     bl_options = {"INTERNAL"}
 
-    level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")),
-                        default="INFO")
+    level: EnumProperty(
+        items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")), default="INFO"
+    )
     message: StringProperty(default="")
 
     def execute(self, context):

@@ -94,7 +94,7 @@ def fit_matrix(obj: bpy.types.Object):
     flat = obj.get("sape_fit_matrix")
     if flat is None or len(flat) != 16:
         return obj.matrix_world.copy()  # a result made before the matrix was stored
-    return [list(flat[4 * r: 4 * r + 4]) for r in range(4)]
+    return [list(flat[4 * r : 4 * r + 4]) for r in range(4)]
 
 
 def limit_faces(obj: bpy.types.Object, max_faces: int) -> None:
@@ -217,8 +217,10 @@ def apply_deform_mesh(run, item, event: dict) -> str:
     with np.load(event["mesh"]) as data:
         vertices, snapshots = data["vertices"], data["snapshots"]
     if len(vertices) != len(source.data.vertices):
-        raise ValueError(f"'{source.name}' changed while it was deformed ({len(source.data.vertices)} vertices now, "
-                         f"{len(vertices)} deformed)")
+        raise ValueError(
+            f"'{source.name}' changed while it was deformed ({len(source.data.vertices)} vertices now, "
+            f"{len(vertices)} deformed)"
+        )
     matrix = item.data["matrix_world"]
     scene = bpy.data.scenes.get(item.scene_name) or bpy.context.scene
     name = f"{item.label}_sape"
@@ -234,7 +236,9 @@ def apply_deform_mesh(run, item, event: dict) -> str:
         if not keys:
             keys = [_set_key(obj, "SAPE", local)]
         if len(keys) > 1:
-            convert.crossfade_shape_keys(keys, list(np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys))))
+            convert.crossfade_shape_keys(
+                keys, list(np.linspace(item.data["frame_start"], item.data["frame_end"], len(keys)))
+            )
         keys[-1].value = 1.0
     else:
         mesh.vertices.foreach_set("co", np.asarray(local, dtype=np.float32).ravel())

@@ -36,6 +36,7 @@ PROGRESS_REDRAW_S = 1.0
 it: under software OpenGL a redraw costs about 0.15 CPU-s, so five a second took three quarters of a
 core from the worker; once a second costs a sixth (measured under Xvfb, Blender 3.4)."""
 
+
 @dataclass
 class Item:
     """One job waiting or running."""
@@ -181,8 +182,14 @@ class Runner:
     def _start_next(self) -> None:
         while self.current is None and self.queue:
             item = self.queue.popleft()
-            worker = WorkerProcess(item.python, item.task, item.settings, item.work_dir, item.inputs,
-                                   threads=worker_threads(bpy.app.background))
+            worker = WorkerProcess(
+                item.python,
+                item.task,
+                item.settings,
+                item.work_dir,
+                item.inputs,
+                threads=worker_threads(bpy.app.background),
+            )
             try:
                 worker.start()
             except (OSError, ValueError) as exc:
@@ -309,8 +316,12 @@ class Runner:
 
 # ---------------------------------------------------------------------------------------- appliers
 #: How each kind of item's result reaches the scene (``results``), and its name in the undo history.
-APPLY = {"fit": results.apply_fit, "extract": results.apply_extract, "deform": results.apply_deform,
-         "deform_mesh": results.apply_deform_mesh}
+APPLY = {
+    "fit": results.apply_fit,
+    "extract": results.apply_extract,
+    "deform": results.apply_deform,
+    "deform_mesh": results.apply_deform_mesh,
+}
 ACTIONS = {"fit": "Fit", "extract": "Re-extract", "deform": "Deform", "deform_mesh": "Deform onto Target"}
 
 

@@ -38,8 +38,9 @@ class _Check:
     def _run(self) -> None:
         try:
             with tempfile.TemporaryDirectory(prefix="sape_check_") as tmp:
-                self.result = worker_client.run_check(self.python, tmp,
-                                                      threads=worker_client.worker_threads(self.background))
+                self.result = worker_client.run_check(
+                    self.python, tmp, threads=worker_client.worker_threads(self.background)
+                )
         finally:
             self.done = True
 
@@ -48,8 +49,9 @@ class _Check:
         if info.get("ok"):
             devices = ", ".join(info.get("devices") or []) or "none"
             threads = f", {info['threads']} CPU thread(s) for a fit" if info.get("threads") else ""
-            return "INFO", (f"{self.python}: Python {info.get('python')}, torch {info.get('torch')}, "
-                            f"devices: {devices}{threads}")
+            return "INFO", (
+                f"{self.python}: Python {info.get('python')}, torch {info.get('torch')}, devices: {devices}{threads}"
+            )
         return "ERROR", f"{self.python or '(no Python)'} ({self.where}): {info.get('reason') or 'unknown problem'}"
 
 
@@ -115,10 +117,15 @@ class SAPE_OT_setup_worker(bpy.types.Operator):
     bl_label = "Set Up Worker"
     bl_options = {"REGISTER"}
 
-    wait: BoolProperty(name="Wait", description="Run to the end before returning (scripts, blender -b)",
-                       default=False, options={"SKIP_SAVE"})
-    rebuild: BoolProperty(name="Rebuild", description="Build a new environment even if one works",
-                          default=False, options={"SKIP_SAVE"})
+    wait: BoolProperty(
+        name="Wait",
+        description="Run to the end before returning (scripts, blender -b)",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+    rebuild: BoolProperty(
+        name="Rebuild", description="Build a new environment even if one works", default=False, options={"SKIP_SAVE"}
+    )
 
     @classmethod
     def poll(cls, context):
@@ -129,9 +136,12 @@ class SAPE_OT_setup_worker(bpy.types.Operator):
         prefs = get_preferences(context)
         base = absolute(prefs.setup_base_python) if prefs is not None else ""
         options = worker_setup.SetupOptions(
-            base_python=base or worker_setup.blender_python(), env_dir=setup_env_dir(),
+            base_python=base or worker_setup.blender_python(),
+            env_dir=setup_env_dir(),
             package_index=prefs.package_index if prefs is not None else "",
-            torch_build=prefs.torch_build if prefs is not None else "CPU", force=self.rebuild)
+            torch_build=prefs.torch_build if prefs is not None else "CPU",
+            force=self.rebuild,
+        )
         job = worker_setup.SetupJob(options)
         JOBS["setup"] = job
         runner.RUNNER.clear_outcome()  # the panel's top line is this set-up's from now on
@@ -262,5 +272,11 @@ class SAPE_OT_use_python(bpy.types.Operator):
 
 
 # ------------------------------------------------------------------------------------------ drawing
-classes = (SAPE_OT_setup_worker, SAPE_OT_cancel_setup, SAPE_OT_open_setup_log, SAPE_OT_check_worker,
-           SAPE_OT_find_pythons, SAPE_OT_use_python)
+classes = (
+    SAPE_OT_setup_worker,
+    SAPE_OT_cancel_setup,
+    SAPE_OT_open_setup_log,
+    SAPE_OT_check_worker,
+    SAPE_OT_find_pythons,
+    SAPE_OT_use_python,
+)

@@ -123,7 +123,7 @@ def _split(layout):
 
 
 def voxel_text(context, radius: float, resolution: int, at_most: bool = False) -> str:
-    """"Voxel 2.41 cm" in scene units; ``at_most`` when ``radius`` is an upper bound (the Fit panel's, from
+    """ "Voxel 2.41 cm" in scene units; ``at_most`` when ``radius`` is an upper bound (the Fit panel's, from
     the bounding box: the fit's own radius, from the vertices, is known once it has run)."""
     size = js.voxel_size(radius, resolution)
     units = context.scene.unit_settings

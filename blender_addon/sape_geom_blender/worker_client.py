@@ -137,8 +137,15 @@ def worker_env(threads: int | None = None) -> dict[str, str]:
 class WorkerProcess:
     """One worker process running one job file; every method is for the main thread except the reader."""
 
-    def __init__(self, python: str, task: str, settings: dict[str, Any], work_dir: str | os.PathLike,
-                 inputs: str | os.PathLike | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        python: str,
+        task: str,
+        settings: dict[str, Any],
+        work_dir: str | os.PathLike,
+        inputs: str | os.PathLike | None = None,
+        threads: int | None = None,
+    ):
         self.python = python
         self.threads = threads
         self.task = task
@@ -174,8 +181,11 @@ class WorkerProcess:
         try:
             self.proc = subprocess.Popen(
                 [self.python, "-m", "sape_geom.app.worker", str(job_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file,
-                cwd=str(self.work_dir), env=worker_env(self.threads),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr_file,
+                cwd=str(self.work_dir),
+                env=worker_env(self.threads),
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
             )
         except OSError as exc:
@@ -327,8 +337,9 @@ class WorkerProcess:
             self._stderr_file.close()
 
 
-def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0,
-              threads: int | None = None) -> dict[str, Any]:
+def run_check(
+    python: str, work_dir: str | os.PathLike, timeout: float = 120.0, threads: int | None = None
+) -> dict[str, Any]:
     """Run the ``check`` job and wait for it (call it from a thread in a UI); returns its result, with
     ``ok`` false and a one-line ``reason`` when the Python cannot run this add-on's worker. ``threads`` as
     a fit would get them, so that the result's ``threads`` is what a fit uses."""
@@ -362,5 +373,7 @@ def run_check(python: str, work_dir: str | os.PathLike, timeout: float = 120.0,
 
 
 def protocol_mismatch(version: Any) -> str:
-    return (f"the worker speaks protocol {version}, this add-on needs {PROTOCOL_VERSION}: its sape_geom is another "
-            "version (press Set Up Worker, or update sape_geom there)")
+    return (
+        f"the worker speaks protocol {version}, this add-on needs {PROTOCOL_VERSION}: its sape_geom is another "
+        "version (press Set Up Worker, or update sape_geom there)"
+    )

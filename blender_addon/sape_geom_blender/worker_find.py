@@ -19,8 +19,16 @@ from pathlib import Path
 from .worker_client import find_source_root, is_store_stub, run_check
 
 MAX_CANDIDATES = 24
-CONDA_DIRS = ("miniconda3", "anaconda3", "miniforge3", "mambaforge", "micromamba", ".conda", "opt/miniconda3",
-              "opt/anaconda3")
+CONDA_DIRS = (
+    "miniconda3",
+    "anaconda3",
+    "miniforge3",
+    "mambaforge",
+    "micromamba",
+    ".conda",
+    "opt/miniconda3",
+    "opt/anaconda3",
+)
 
 
 def _env_python(prefix: Path, windows: bool) -> Path:
@@ -30,8 +38,9 @@ def _env_python(prefix: Path, windows: bool) -> Path:
     return prefix / "python.exe" if (prefix / "python.exe").exists() else prefix / "Scripts" / "python.exe"
 
 
-def candidate_pythons(setup_python: str = "", home: Path | None = None, environ: dict | None = None,
-                      windows: bool | None = None) -> list[tuple[str, str]]:
+def candidate_pythons(
+    setup_python: str = "", home: Path | None = None, environ: dict | None = None, windows: bool | None = None
+) -> list[tuple[str, str]]:
     """``(path, where)`` of Python interpreters that exist, most likely first, without duplicates."""
     environ = os.environ if environ is None else environ
     home = Path.home() if home is None else home
@@ -62,8 +71,11 @@ def candidate_pythons(setup_python: str = "", home: Path | None = None, environ:
             add(_env_python(env, windows), f"virtual environment {env.name}")
     conda_envs: list[Path] = []
     try:
-        conda_envs += [Path(line.strip()) for line in (home / ".conda" / "environments.txt").read_text().splitlines()
-                       if line.strip()]
+        conda_envs += [
+            Path(line.strip())
+            for line in (home / ".conda" / "environments.txt").read_text().splitlines()
+            if line.strip()
+        ]
     except OSError:
         pass
     for name in CONDA_DIRS:
@@ -78,8 +90,9 @@ def candidate_pythons(setup_python: str = "", home: Path | None = None, environ:
     for version in sorted((home / ".pyenv" / "versions").glob("*"), key=_version_key, reverse=True):
         add(version / "bin" / "python", f"pyenv {version.name}")
     system = ["/opt/homebrew/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3"]
-    system += sorted(map(str, Path("/Library/Frameworks/Python.framework/Versions").glob("3.*/bin/python3")),
-                     reverse=True)
+    system += sorted(
+        map(str, Path("/Library/Frameworks/Python.framework/Versions").glob("3.*/bin/python3")), reverse=True
+    )
     if windows:
         local = Path(environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "Programs" / "Python"
         system += sorted(map(str, local.glob("Python3*/python.exe")), reverse=True)

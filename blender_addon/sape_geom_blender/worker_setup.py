@@ -84,7 +84,9 @@ def requirements() -> list[str]:
     return [js.TORCH_REQUIREMENT, *js.WORKER_REQUIREMENTS]
 
 
-def pip_sources(package_index: str, torch_build: str, platform: str = sys.platform) -> tuple[list[str], list[str], dict]:
+def pip_sources(
+    package_index: str, torch_build: str, platform: str = sys.platform
+) -> tuple[list[str], list[str], dict]:
     """``(pip arguments for torch, pip arguments for the rest, environment changes)``.
 
     ``package_index`` blank: pip's own configuration (pip.conf, PIP_* variables), plus the PyTorch index
@@ -124,18 +126,22 @@ def explain_pip_failure(output: list[str], package_index: str, what: str) -> str
     if not reason and "(from versions: none)" in text and "://" in where:
         reason = probe(where)  # pip without retries does not say why it saw no versions
     if reason:
-        return (f"pip cannot reach {where} ({reason}) while installing {what}: check the network, or "
-                "set Package Index in the add-on preferences to a reachable mirror or a folder of wheels")
+        return (
+            f"pip cannot reach {where} ({reason}) while installing {what}: check the network, or "
+            "set Package Index in the add-on preferences to a reachable mirror or a folder of wheels"
+        )
     if missing:
-        return (f"{where} has no {missing[0]} for this Python and system: set Package Index to one that has it, "
-                "or pick another Python for the set-up")
+        return (
+            f"{where} has no {missing[0]} for this Python and system: set Package Index to one that has it, "
+            "or pick another Python for the set-up"
+        )
     errors = [ln.strip() for ln in output if ln.strip().startswith("ERROR:")]
     last = errors[-1] if errors else (output[-1].strip() if output else "no output")
     return f"pip failed installing {what}: {last}"
 
 
 def probe(url: str, timeout: float = 10.0) -> str:
-    """"" when ``url`` answers (any HTTP status), else why not."""
+    """ "" when ``url`` answers (any HTTP status), else why not."""
     import urllib.error
     import urllib.request
 
@@ -253,22 +259,46 @@ class SetupJob:
         self._step("venv", "Creating environment", [base, "-m", "venv", str(partial)], fail=self._venv_failure)
         python = str(env_python(partial))
         torch_args, dep_args, env_changes = pip_sources(self.options.package_index, self.options.torch_build)
-        pip = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
-               "--retries", str(PIP_RETRIES), "--timeout", str(PIP_TIMEOUT_S)]
-        for step, label, args, reqs in (("torch", "Installing torch", torch_args, [js.TORCH_REQUIREMENT]),
-                                        ("deps", "Installing the rest", dep_args,
-                                         [*js.WORKER_REQUIREMENTS, js.TORCH_REQUIREMENT])):
+        pip = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "--retries",
+            str(PIP_RETRIES),
+            "--timeout",
+            str(PIP_TIMEOUT_S),
+        ]
+        for step, label, args, reqs in (
+            ("torch", "Installing torch", torch_args, [js.TORCH_REQUIREMENT]),
+            ("deps", "Installing the rest", dep_args, [*js.WORKER_REQUIREMENTS, js.TORCH_REQUIREMENT]),
+        ):
             what = " ".join(reqs[:1] if step == "torch" else reqs[:-1])
-            self._step(step, label, [*pip, *args, *reqs], env_changes,
-                       fail=lambda out, what=what: explain_pip_failure(out, self.options.package_index, what))
+            self._step(
+                step,
+                label,
+                [*pip, *args, *reqs],
+                env_changes,
+                fail=lambda out, what=what: explain_pip_failure(out, self.options.package_index, what),
+            )
         self._begin("check", "Checking worker")
         check = self._check(python)
         if not check.get("ok"):
             raise _Stop(f"the new environment does not run the worker: {check.get('reason') or 'unknown problem'}")
-        info = {"requirements": requirements(), "torch_build": self.options.torch_build,
-                "package_index": clean_index(self.options.package_index), "base_python": base,
-                "torch": check.get("torch"), "devices": check.get("devices"), "python": check.get("python"),
-                "built": time.strftime("%Y-%m-%d %H:%M:%S")}
+        info = {
+            "requirements": requirements(),
+            "torch_build": self.options.torch_build,
+            "package_index": clean_index(self.options.package_index),
+            "base_python": base,
+            "torch": check.get("torch"),
+            "devices": check.get("devices"),
+            "python": check.get("python"),
+            "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         (partial / MARKER).write_text(json.dumps(info, indent=1), encoding="utf-8")
         if self._cancel.is_set():
             raise _Stop("cancelled")
@@ -302,9 +332,15 @@ class SetupJob:
             env.update(env_changes)
         output: list[str] = []
         try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, env=env, cwd=str(self.options.env_dir.parent),
-                                          creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(self.options.env_dir.parent),
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )
         except OSError as exc:
             raise _Stop(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
         start, share = self.progress, WEIGHTS[step]
@@ -339,8 +375,10 @@ class SetupJob:
         text = "\n".join(output)
         base = self.options.base_python
         if "ensurepip" in text:
-            return (f"{base} cannot create environments with pip (Debian/Ubuntu: install python3-venv); "
-                    "choose another Python for the set-up in the add-on preferences")
+            return (
+                f"{base} cannot create environments with pip (Debian/Ubuntu: install python3-venv); "
+                "choose another Python for the set-up in the add-on preferences"
+            )
         return f"{base} cannot create a virtual environment: {output[-1] if output else 'no output'}"
 
     def _write(self, line: str) -> None:

@@ -124,8 +124,7 @@ class ContourSet:
         return CurveNormalization.fit(self.points, flip_y=self.y_down)
 
     @classmethod
-    def from_loops(cls, loops: list[np.ndarray], min_area: float = DEFAULT_MIN_LOOP_AREA,
-                   **frame: Any) -> ContourSet:
+    def from_loops(cls, loops: list[np.ndarray], min_area: float = DEFAULT_MIN_LOOP_AREA, **frame: Any) -> ContourSet:
         """Holes found by nesting; loops with an area below ``min_area`` x the largest one's are dropped."""
         kept: list[np.ndarray] = []
         dropped = 0
@@ -320,4 +319,3 @@ def as_points(points: Any, what: str) -> np.ndarray:
     if not np.all(np.isfinite(p)):
         raise InputError(f"{what} contains NaN or infinite coordinates")
     return p
-

@@ -41,8 +41,9 @@ def load_contour(path: str | os.PathLike, image_threshold: float | None = None) 
     return load_contours(p, min_area=0.0).largest()
 
 
-def load_contours(path: str | os.PathLike, image_threshold: float | None = None,
-                  min_area: float = DEFAULT_MIN_LOOP_AREA) -> ContourSet:
+def load_contours(
+    path: str | os.PathLike, image_threshold: float | None = None, min_area: float = DEFAULT_MIN_LOOP_AREA
+) -> ContourSet:
     """Every loop of a silhouette image or polyline file (outer contours and holes), see :class:`ContourSet`.
 
     Same formats as :func:`load_contour`. Loops enclosing less than ``min_area`` x the largest loop's area
@@ -146,8 +147,6 @@ def _load_text(p: Path) -> list[np.ndarray]:
     if not loops:
         raise InputError(f"{p} holds no points")
     return [np.asarray(r, dtype=np.float64) for r in loops]
-
-
 
 
 def _load_obj(p: Path) -> list[np.ndarray]:
@@ -280,8 +279,7 @@ def save_curve_svg(
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def save_curve_npz(points: Any, path: str | os.PathLike, *, holes: Sequence[bool] | None = None,
-                   **extra: Any) -> Path:
+def save_curve_npz(points: Any, path: str | os.PathLike, *, holes: Sequence[bool] | None = None, **extra: Any) -> Path:
     """Write ``points`` (and any extra arrays / JSON-able values given as keywords) to an ``.npz``.
 
     Several loops are stored end to end in ``points`` with ``contour_offsets`` (K + 1 indices: loop k is

@@ -132,7 +132,6 @@ def largest_outer_loop(loops: Sequence[np.ndarray]) -> np.ndarray | None:
     return best
 
 
-
 def image_mask(path: str | os.PathLike, image_threshold: float | None = None) -> np.ndarray:
     """The boolean shape mask of a silhouette image (True = shape).
 
@@ -187,8 +186,9 @@ MIN_IMAGE_LOOP_AREA = 2.0
 pixels is noise, and too small for a curve to be deformed onto."""
 
 
-def loops_from_mask(mask: np.ndarray, what: str = "image",
-                    min_area: float = DEFAULT_MIN_LOOP_AREA) -> tuple[list[np.ndarray], list[bool], int]:
+def loops_from_mask(
+    mask: np.ndarray, what: str = "image", min_area: float = DEFAULT_MIN_LOOP_AREA
+) -> tuple[list[np.ndarray], list[bool], int]:
     """Every outer contour and hole of a boolean mask, largest first, in pixel coordinates.
 
     Returns ``(loops, holes, dropped)``: holes are the loops :func:`trace_mask` gives a negative area;
@@ -220,5 +220,3 @@ def contour_from_mask(mask: np.ndarray, what: str = "image") -> np.ndarray:
     if loop is None or len(loop) < 3:  # pragma: no cover - a non-empty mask always has an outer loop
         raise InputError(f"{what} has no closed contour")
     return loop
-
-

@@ -23,8 +23,9 @@ def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = 4_000_000) -> n
     return out
 
 
-def distances_to_polyline(points: np.ndarray, vertices: np.ndarray, closed: bool = True,
-                          block: int = 250_000) -> np.ndarray:
+def distances_to_polyline(
+    points: np.ndarray, vertices: np.ndarray, closed: bool = True, block: int = 250_000
+) -> np.ndarray:
     """For every point the exact distance to the polyline through ``vertices`` (point-to-segment, from
     coordinate differences in float64; all pairs, blocked)."""
     p = np.asarray(points, dtype=np.float64)
@@ -79,9 +80,7 @@ def crossing_pairs(loops: Sequence[np.ndarray], block: int = 256) -> tuple[np.nd
         Q0, Q1 = a0[None, :, :], a1[None, :, :]
 
         def orient(u, v, w):
-            return (v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1]) - (v[..., 1] - u[..., 1]) * (
-                w[..., 0] - u[..., 0]
-            )
+            return (v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1]) - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0])
 
         d1 = orient(P0, P1, Q0)
         d2 = orient(P0, P1, Q1)
@@ -171,8 +170,9 @@ def curve_metrics(pred: np.ndarray, target: np.ndarray, iou_size: int = IOU_RAST
     }
 
 
-def shape_metrics(pred: Sequence[np.ndarray], target: Sequence[np.ndarray],
-                  iou_size: int = IOU_RASTER) -> dict[str, float | int]:
+def shape_metrics(
+    pred: Sequence[np.ndarray], target: Sequence[np.ndarray], iou_size: int = IOU_RASTER
+) -> dict[str, float | int]:
     """:func:`curve_metrics` for shapes of several loops (outer contours and holes, one frame): nearest
     distances over all loops together, IoU of the even-odd fills, crossings within and between loops."""
     p = np.vstack([as_points(c, "predicted curve") for c in pred])
@@ -186,5 +186,3 @@ def shape_metrics(pred: Sequence[np.ndarray], target: Sequence[np.ndarray],
         "iou": shape_iou(pred, target, iou_size),
         "self_intersections": count_crossings(pred),
     }
-
-

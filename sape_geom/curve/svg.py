@@ -27,7 +27,6 @@ def is_number(s: str) -> bool:
         return False
 
 
-
 def load_svg(p: Path) -> np.ndarray:
     """The sub-path enclosing the largest area."""
     subpaths = load_svg_loops(p)
@@ -217,5 +216,3 @@ def _svg_arc(p0, rx, ry, phi_deg, large, sweep, p1, samples) -> np.ndarray:
     pts = np.stack([x, y], axis=1)
     pts[-1] = p1
     return pts
-
-

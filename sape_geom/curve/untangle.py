@@ -46,8 +46,9 @@ class Untangled:
         return (1.0 - t) * v[k] + t * v[(k + 1) % len(v)]
 
 
-def winding_right_of(starts: np.ndarray, ends: np.ndarray, owner: np.ndarray, polygon: np.ndarray,
-                     block: int = 512) -> np.ndarray:
+def winding_right_of(
+    starts: np.ndarray, ends: np.ndarray, owner: np.ndarray, polygon: np.ndarray, block: int = 512
+) -> np.ndarray:
     """Winding number of ``polygon`` just right of the midpoint of each piece ``starts -> ends`` lying on
     polygon edge ``owner``: signed crossings of the ray from the midpoint perpendicular to the right."""
     a, b = polygon, np.roll(polygon, -1, axis=0)
@@ -120,8 +121,9 @@ def untangle(points: np.ndarray) -> Untangled | None:
     if (succ < 0).any() or len(np.unique(succ)) != len(succ):
         return None
     m = len(kept)
-    _, label = connected_components(coo_matrix((np.ones(m), (np.arange(m), succ)), shape=(m, m)),
-                                    directed=True, connection="strong")
+    _, label = connected_components(
+        coo_matrix((np.ones(m), (np.arange(m), succ)), shape=(m, m)), directed=True, connection="strong"
+    )
     a, b = xy[start[kept]], xy[end[kept]]
     area = np.bincount(label, weights=0.5 * (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]))
     best = int(np.argmax(area))

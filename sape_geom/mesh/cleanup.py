@@ -69,8 +69,12 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     ms = pymeshlab.MeshSet()
     ms.add_mesh(pymeshlab.Mesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32)))
     ms.meshing_decimation_quadric_edge_collapse(
-        targetfacenum=target, preservenormal=True, preservetopology=True, optimalplacement=True,
-        planarquadric=True, autoclean=True,
+        targetfacenum=target,
+        preservenormal=True,
+        preservetopology=True,
+        optimalplacement=True,
+        planarquadric=True,
+        autoclean=True,
     )
     out = ms.current_mesh()
     return trimesh.Trimesh(out.vertex_matrix(), out.face_matrix(), process=False)

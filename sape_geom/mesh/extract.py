@@ -78,8 +78,13 @@ def _grid_points(flat: np.ndarray, axis: np.ndarray, res: int, lo: float, hi: fl
     return _coords(tuple(axis[i] for i in np.unravel_index(flat, (len(axis),) * 3)), res, lo, hi)
 
 
-def _evaluate(query: Query, count: int, points: Callable[[int, int], np.ndarray], batch_size: int,
-              should_cancel: Cancel | None = None) -> np.ndarray:
+def _evaluate(
+    query: Query,
+    count: int,
+    points: Callable[[int, int], np.ndarray],
+    batch_size: int,
+    should_cancel: Cancel | None = None,
+) -> np.ndarray:
     """``query`` on ``count`` points made batch by batch by ``points(start, stop)``; (count,) float64, finite."""
     out = np.empty(count, dtype=np.float64)
     for start in range(0, count, batch_size):
@@ -90,7 +95,7 @@ def _evaluate(query: Query, count: int, points: Callable[[int, int], np.ndarray]
             raise InputError(f"query returned {len(vals)} values for {len(chunk)} points")
         if not np.isfinite(vals).all():
             raise InputError("query returned NaN or infinite values")
-        out[start:start + len(chunk)] = vals
+        out[start : start + len(chunk)] = vals
     return out
 
 
@@ -122,8 +127,13 @@ def extract_surface_dense(
     t1 = time.perf_counter()
     verts, faces = mcubes.marching_cubes(values.reshape(res, res, res), float(level))
     mesh = _mesh(verts, faces, res, lo, hi)
-    stats = {"evaluated": res**3, "dense": res**3, "fraction": 1.0,
-             "query_s": t1 - t0, "time_s": time.perf_counter() - t0}
+    stats = {
+        "evaluated": res**3,
+        "dense": res**3,
+        "fraction": 1.0,
+        "query_s": t1 - t0,
+        "time_s": time.perf_counter() - t0,
+    }
     return (mesh, stats) if return_stats else mesh
 
 
@@ -178,13 +188,15 @@ def extract_surface(
             raise FaceBudgetExceeded(
                 f"the field {what} {faces:,.0f} faces at {res}^3, over the face budget of {face_budget:,} "
                 f"(a noisy field? train longer); raise the face budget, or set it to 0 for no limit, to "
-                f"extract it anyway (--face-budget on the command line, face_budget in a config or job)")
+                f"extract it anyway (--face-budget on the command line, face_budget in a config or job)"
+            )
 
     axis = levels.axes[0]
     n = len(axis)
     tq = time.perf_counter()
-    coarse = _evaluate(query, n**3, lambda a, b: _grid_points(np.arange(a, b), axis, res, lo, hi), batch_size,
-                       should_cancel)
+    coarse = _evaluate(
+        query, n**3, lambda a, b: _grid_points(np.arange(a, b), axis, res, lo, hi), batch_size, should_cancel
+    )
     levels.coarse = coarse.reshape(n, n, n)
     query_s += time.perf_counter() - tq
     per_level = [int(n**3)]
@@ -192,13 +204,19 @@ def extract_surface(
         band = margin
         if distance_margin is not None and index == 0:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        todo, crossed = refine(levels, index, level, band, ring(step, distance_margin),
-                                slack(step, distance_margin), should_cancel)
+        todo, crossed = refine(
+            levels, index, level, band, ring(step, distance_margin), slack(step, distance_margin), should_cancel
+        )
         budget_check(FACES_PER_SURFACE_CELL * crossed * 4.0 ** (len(steps) - 1 - index), "would give about")
         new = levels.axes[index + 1]
         tq = time.perf_counter()
-        values = _evaluate(query, len(todo), lambda a, b, todo=todo, new=new: _grid_points(todo[a:b], new, res, lo, hi), batch_size,
-                           should_cancel)
+        values = _evaluate(
+            query,
+            len(todo),
+            lambda a, b, todo=todo, new=new: _grid_points(todo[a:b], new, res, lo, hi),
+            batch_size,
+            should_cancel,
+        )
         query_s += time.perf_counter() - tq
         levels.queried.append(compact(todo, values, len(new)))
         per_level.append(len(todo))
@@ -212,6 +230,12 @@ def extract_surface(
         budget_check(marcher.faces_so_far, "gives more than")
     mesh = _mesh(*marcher.result(), res, lo, hi)
     evaluated = int(sum(per_level))
-    stats = {"evaluated": evaluated, "dense": res**3, "fraction": evaluated / res**3,
-             "per_level": per_level, "query_s": query_s, "time_s": time.perf_counter() - t0}
+    stats = {
+        "evaluated": evaluated,
+        "dense": res**3,
+        "fraction": evaluated / res**3,
+        "per_level": per_level,
+        "query_s": query_s,
+        "time_s": time.perf_counter() - t0,
+    }
     return (mesh, stats) if return_stats else mesh

@@ -37,7 +37,9 @@ SAVE_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb")
 _REL_EPS = 1e-9
 
 
-def validate_mesh(vertices: Any, faces: Any, name: str = "mesh", *, allow_flat: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def validate_mesh(
+    vertices: Any, faces: Any, name: str = "mesh", *, allow_flat: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Check a triangle mesh given as arrays and return ``(V float64 (n,3), F int64 (m,3))``.
 
     Raises :class:`InputError` naming ``name`` when there are no faces, faces are not triangles or index

@@ -20,8 +20,20 @@ __all__ = ["SlabMarcher", "marching_tables"]
 
 CORNERS = np.array([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)])
 """Corner ``m`` of a cube as an offset from its lowest corner (PyMCubes' numbering)."""
-EDGES = {0: (0, 1), 1: (1, 2), 2: (2, 3), 3: (3, 0), 4: (4, 5), 5: (5, 6), 6: (6, 7), 7: (7, 4),
-         8: (0, 4), 9: (1, 5), 10: (2, 6), 11: (3, 7)}
+EDGES = {
+    0: (0, 1),
+    1: (1, 2),
+    2: (2, 3),
+    3: (3, 0),
+    4: (4, 5),
+    5: (5, 6),
+    6: (6, 7),
+    7: (7, 4),
+    8: (0, 4),
+    9: (1, 5),
+    10: (2, 6),
+    11: (3, 7),
+}
 """Edge -> (first corner, second corner), in the order PyMCubes interpolates it."""
 ORDER = (6, 5, 10, 0, 1, 2, 3, 4, 7, 8, 9, 11)
 """The order in which one cube creates its vertices."""
@@ -84,7 +96,7 @@ class SlabMarcher:
         inside = planes <= self.level
         case = np.zeros(np.subtract(inside.shape, 1), dtype=np.uint8)
         for m, (a, b, c) in enumerate(CORNERS):
-            case |= inside[a:a + case.shape[0], b:b + case.shape[1], c:c + case.shape[2]].astype(np.uint8) << m
+            case |= inside[a : a + case.shape[0], b : b + case.shape[1], c : c + case.shape[2]].astype(np.uint8) << m
         del inside
         li, j, k = np.nonzero((case != 0) & (case != 255))
         if len(li) == 0:

@@ -44,10 +44,22 @@ fold that shading shows at once (``deviating_area``)."""
 
 
 def _empty_metrics(threshold: float) -> dict:
-    return {"iou": 0.0, "chamfer_l1": float("inf"), "accuracy": float("inf"),
-            "completeness": float("inf"), "normal_consistency": 0.0, "normal_angle_p50": 180.0,
-            "normal_angle_p90": 180.0, "deviating_area": 1.0, "fscore": 0.0,
-            "precision": 0.0, "recall": 0.0, "fscore_threshold": threshold, "fscore_fine": 0.0, "components": 0}
+    return {
+        "iou": 0.0,
+        "chamfer_l1": float("inf"),
+        "accuracy": float("inf"),
+        "completeness": float("inf"),
+        "normal_consistency": 0.0,
+        "normal_angle_p50": 180.0,
+        "normal_angle_p90": 180.0,
+        "deviating_area": 1.0,
+        "fscore": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "fscore_threshold": threshold,
+        "fscore_fine": 0.0,
+        "components": 0,
+    }
 
 
 def mesh_metrics(
@@ -130,12 +142,20 @@ def _surface_metrics(Vp, Fp, Vr, Fr, n: int, tau: float, rng: np.random.Generato
     nc_r = np.abs(np.sum(nr * n_at_pred, axis=1)).mean()
     angle = np.degrees(np.arccos(np.clip(cos_p, 0.0, 1.0)))  # area-weighted samples: percentiles by area
     precision, recall = float((d_pr < tau).mean()), float((d_rp < tau).mean())
-    return {"chamfer_l1": 0.5 * (accuracy + completeness), "accuracy": accuracy,
-            "completeness": completeness, "normal_consistency": float(0.5 * (nc_p + nc_r)),
-            "normal_angle_p50": float(np.percentile(angle, 50)), "normal_angle_p90": float(np.percentile(angle, 90)),
-            "deviating_area": float((angle > DEVIATING_ANGLE).mean()),
-            "fscore": _fscore(precision, recall), "precision": precision, "recall": recall,
-            "fscore_threshold": tau, "fscore_fine": _fscore(float((d_pr < tau / 2).mean()), float((d_rp < tau / 2).mean()))}
+    return {
+        "chamfer_l1": 0.5 * (accuracy + completeness),
+        "accuracy": accuracy,
+        "completeness": completeness,
+        "normal_consistency": float(0.5 * (nc_p + nc_r)),
+        "normal_angle_p50": float(np.percentile(angle, 50)),
+        "normal_angle_p90": float(np.percentile(angle, 90)),
+        "deviating_area": float((angle > DEVIATING_ANGLE).mean()),
+        "fscore": _fscore(precision, recall),
+        "precision": precision,
+        "recall": recall,
+        "fscore_threshold": tau,
+        "fscore_fine": _fscore(float((d_pr < tau / 2).mean()), float((d_rp < tau / 2).mean())),
+    }
 
 
 def _fscore(precision: float, recall: float) -> float:

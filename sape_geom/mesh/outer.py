@@ -92,8 +92,9 @@ def _separates(points: np.ndarray, normals: np.ndarray, queries: MeshQueries, th
     return front != back
 
 
-def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold: float = 0.5,
-                  seed: int = 0) -> OuterSurface:
+def outer_surface(
+    vertices: Any, faces: Any, queries: MeshQueries, *, threshold: float = 0.5, seed: int = 0
+) -> OuterSurface:
     """The part of the mesh that bounds its solid {winding number > ``threshold``}. The mesh is about
     unit size (the fit's unit frame or the metrics' frame): the offsets and edge lengths above assume it.
 
@@ -109,8 +110,9 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
         return OuterSurface(V, F, 0.0)
     pieces, piece_from = _split_to(V[F], TEST_EDGE)
     # The split surface has the same winding number, and its tree answers faster near long faces.
-    split = MeshQueries(pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3),
-                        should_cancel=queries.should_cancel)
+    split = MeshQueries(
+        pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3), should_cancel=queries.should_cancel
+    )
     normal, area = triangle_normals(pieces)
     separates = _separates(pieces.mean(axis=1), normal, split, threshold) | (area <= 1e-14)  # no area: no error
     if not separates.any():
@@ -121,8 +123,9 @@ def outer_surface(vertices: Any, faces: Any, queries: MeshQueries, *, threshold:
     whole = np.bincount(piece_from, weights=~separates, minlength=len(F)) == 0
     cut = pieces[separates & ~whole[piece_from]].reshape(-1, 3)
     outer_faces = np.concatenate([F[whole], len(V) + np.arange(len(cut), dtype=np.int64).reshape(-1, 3)])
-    return OuterSurface(np.concatenate([V, cut]), outer_faces, buried,
-                        pieces[~separates].mean(axis=1), piece_from[~separates])
+    return OuterSurface(
+        np.concatenate([V, cut]), outer_faces, buried, pieces[~separates].mean(axis=1), piece_from[~separates]
+    )
 
 
 def solid_pieces(vertices: Any, faces: Any, outer: OuterSurface) -> int:
@@ -139,8 +142,9 @@ def solid_pieces(vertices: Any, faces: Any, outer: OuterSurface) -> int:
     joined = [np.zeros((0, 2), dtype=np.int64)]  # (part, part) pairs that make one solid
     for part, part_faces in enumerate(np.split(F[order], np.cumsum(np.bincount(labels, minlength=count))[:-1])):
         corners = V[part_faces.ravel()]
-        near = (owner != part) & np.all((outer.buried_points >= corners.min(axis=0))
-                                        & (outer.buried_points <= corners.max(axis=0)), axis=1)
+        near = (owner != part) & np.all(
+            (outer.buried_points >= corners.min(axis=0)) & (outer.buried_points <= corners.max(axis=0)), axis=1
+        )
         if not near.any():
             continue
         inside = MeshQueries(V, part_faces).winding_number(outer.buried_points[near]) > 0.5

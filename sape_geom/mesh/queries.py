@@ -36,14 +36,23 @@ class MeshQueries:
     gets what is computed (``"winding numbers"`` or ``"distances"``) and the fraction of that call done.
     """
 
-    def __init__(self, vertices: Any, faces: Any, *, should_cancel: Callable[[], bool] | None = None,
-                 on_progress: Callable[[str, float], None] | None = None, faces_per_tree: int = FACES_PER_TREE) -> None:
+    def __init__(
+        self,
+        vertices: Any,
+        faces: Any,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        on_progress: Callable[[str, float], None] | None = None,
+        faces_per_tree: int = FACES_PER_TREE,
+    ) -> None:
         self.V = np.ascontiguousarray(vertices, dtype=np.float64)
         self.F = np.ascontiguousarray(faces, dtype=np.int64)
         if self.V.ndim != 2 or self.V.shape[1] != 3 or self.F.ndim != 2 or self.F.shape[1] != 3 or len(self.F) == 0:
             raise InputError(f"need vertices (n,3) and triangle faces (m,3), got {self.V.shape} and {self.F.shape}")
         self.should_cancel, self.on_progress = should_cancel, on_progress
-        self.parts = [self.F] if len(self.F) <= faces_per_tree else np.array_split(self.F, -(-len(self.F) // faces_per_tree))
+        self.parts = (
+            [self.F] if len(self.F) <= faces_per_tree else np.array_split(self.F, -(-len(self.F) // faces_per_tree))
+        )
         self._trees: dict[str, Any] = {}
 
     def release(self) -> None:

@@ -82,8 +82,9 @@ def _cells_of_points(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _flag_cells(values: np.ndarray, level: float, margin: float | None,
-                slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _flag_cells(
+    values: np.ndarray, level: float, margin: float | None, slack: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Cells (shape ``values.shape - 1``) that may contain the surface, and those its corners straddle.
 
     A cell is flagged when its corners straddle ``level``, when its closest corner value is within
@@ -93,7 +94,7 @@ def _flag_cells(values: np.ndarray, level: float, margin: float | None,
     """
     v = values - level
     n0, n1, n2 = (n - 1 for n in v.shape)
-    corners = [v[a:a + n0, b:b + n1, c:c + n2] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    corners = [v[a : a + n0, b : b + n1, c : c + n2] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     mn, mx = corners[0].copy(), corners[0].copy()
     for corner in corners[1:]:  # pairwise, not a stacked copy of all eight
         np.minimum(mn, corner, out=mn)
@@ -179,8 +180,9 @@ def compact(flat: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, n
     return flat, (narrow if np.array_equal(narrow, values) else values)
 
 
-def refine(levels: Levels, level: int, iso: float, band: float | None, dilate: bool, slack: float,
-            should_cancel: Cancel | None) -> tuple[np.ndarray, int]:
+def refine(
+    levels: Levels, level: int, iso: float, band: float | None, dilate: bool, slack: float, should_cancel: Cancel | None
+) -> tuple[np.ndarray, int]:
     """Flat indices (sorted) of the points of ``level + 1`` to query, and the cells of ``level`` that the
     surface crosses: points inside flagged cells (dilated by one cell if ``dilate``) not yet queried."""
     old, new = levels.axes[level], levels.axes[level + 1]
@@ -201,12 +203,12 @@ def refine(levels: Levels, level: int, iso: float, band: float | None, dilate: b
         f0, f1 = max(c0 - ring, 0), min(c1 + ring, n_cells)  # cells whose flags reach those
         values, known = levels.planes(level, f0, f1 + 1, exact=True)
         flagged, straddles = _flag_cells(values, iso, band, slack)
-        crossed += int(straddles[max(counted - f0, 0):].sum())
+        crossed += int(straddles[max(counted - f0, 0) :].sum())
         counted = f1
         if dilate:
             flagged = ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool))
         # A point is wanted when a flagged cell's closed span holds it: every cell's new points.
-        cx, cy, cz = np.nonzero(flagged[c0 - f0:c1 - f0])
+        cx, cy, cz = np.nonzero(flagged[c0 - f0 : c1 - f0])
         cx += c0
         found = []
         for ox, oy, oz in offsets:  # one of the (up to) 3 x 3 x 3 points of every flagged cell at a time

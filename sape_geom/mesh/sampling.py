@@ -69,8 +69,9 @@ def sample_training_points(
     return np.clip(pts, -1.0, 1.0).astype(np.float32)
 
 
-def winding_number(vertices: Any, faces: Any, points: Any, exact: bool = False, *,
-                   queries: MeshQueries | None = None) -> np.ndarray:
+def winding_number(
+    vertices: Any, faces: Any, points: Any, exact: bool = False, *, queries: MeshQueries | None = None
+) -> np.ndarray:
     """Generalised winding number of the mesh at each point: (n,) float64; ~1 inside, ~0 outside.
 
     ``exact=False`` uses libigl's fast (hierarchical) approximation, ``exact=True`` the exact sum.
@@ -86,7 +87,12 @@ def winding_number(vertices: Any, faces: Any, points: Any, exact: bool = False, 
 
 
 def inside_outside(
-    vertices: Any, faces: Any, points: Any, exact: bool = False, *, threshold: float = 0.5,
+    vertices: Any,
+    faces: Any,
+    points: Any,
+    exact: bool = False,
+    *,
+    threshold: float = 0.5,
     queries: MeshQueries | None = None,
 ) -> np.ndarray:
     """Inside labels (n,) bool, True = inside: winding number > ``threshold``.
@@ -106,8 +112,15 @@ def unsigned_distance(vertices: Any, faces: Any, points: Any, *, queries: MeshQu
     return (queries or MeshQueries(V, F)).unsigned_distance(P)
 
 
-def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False, *,
-                    queries: MeshQueries | None = None, distance_queries: MeshQueries | None = None) -> np.ndarray:
+def signed_distance(
+    vertices: Any,
+    faces: Any,
+    points: Any,
+    exact: bool = False,
+    *,
+    queries: MeshQueries | None = None,
+    distance_queries: MeshQueries | None = None,
+) -> np.ndarray:
     """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too.
     ``distance_queries`` (another surface, e.g. the outer one) measures the distance instead of ``queries``."""
     inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
@@ -115,8 +128,15 @@ def signed_distance(vertices: Any, faces: Any, points: Any, exact: bool = False,
 
 
 def field_targets(
-    vertices: Any, faces: Any, points: Any, target: str = "occupancy", *, shell_thickness: float = 0.0,
-    exact: bool = False, queries: MeshQueries | None = None, distance_queries: MeshQueries | None = None,
+    vertices: Any,
+    faces: Any,
+    points: Any,
+    target: str = "occupancy",
+    *,
+    shell_thickness: float = 0.0,
+    exact: bool = False,
+    queries: MeshQueries | None = None,
+    distance_queries: MeshQueries | None = None,
 ) -> np.ndarray:
     """Training targets (n,) float32 at ``points`` for one of :data:`FIELD_TARGETS` (positive = outside).
 
@@ -129,8 +149,9 @@ def field_targets(
     if shell_thickness > 0:
         distance = unsigned_distance(vertices, faces, points, queries=queries) - shell_thickness
     elif target == "sdf":
-        distance = signed_distance(vertices, faces, points, exact=exact, queries=queries,
-                                   distance_queries=distance_queries)
+        distance = signed_distance(
+            vertices, faces, points, exact=exact, queries=queries, distance_queries=distance_queries
+        )
     else:
         return (~inside_outside(vertices, faces, points, exact=exact, queries=queries)).astype(np.float32)
     return (distance > 0).astype(np.float32) if target == "occupancy" else distance.astype(np.float32)
@@ -165,8 +186,9 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     return float((loop_length**2).sum() / (4.0 * np.pi) / max(area, 1e-30))
 
 
-def _buried_loops(V: np.ndarray, F: np.ndarray, boundary: np.ndarray, loop_of_vertex: np.ndarray,
-                  loops: int) -> np.ndarray:
+def _buried_loops(
+    V: np.ndarray, F: np.ndarray, boundary: np.ndarray, loop_of_vertex: np.ndarray, loops: int
+) -> np.ndarray:
     """(loops,) bool: the boundary loops whose rim lies inside the other pieces of the mesh (the mean
     winding number of those pieces over the rim's vertices is above 0.5)."""
     rim = np.unique(boundary.reshape(-1))
@@ -239,9 +261,12 @@ class PointSetBuffer:
             else:
                 self._outer = outer_surface(self.vertices, self.faces, self.queries)
             if self._outer.changed:
-                self._outer_queries = MeshQueries(self._outer.vertices, self._outer.faces,
-                                                  should_cancel=self.queries.should_cancel,
-                                                  on_progress=self.queries.on_progress)
+                self._outer_queries = MeshQueries(
+                    self._outer.vertices,
+                    self._outer.faces,
+                    should_cancel=self.queries.should_cancel,
+                    on_progress=self.queries.on_progress,
+                )
         return self._outer
 
     def release(self) -> None:
@@ -263,11 +288,22 @@ class PointSetBuffer:
         if not todo:
             return
         outer = self.outer
-        points = [sample_training_points(outer.vertices, outer.faces, self.n_points, self._set_seeds[i],
-                                         surface_sampling=self.surface_sampling) for i in todo]
-        values = field_targets(self.vertices, self.faces, np.concatenate(points), self.target,
-                               shell_thickness=self.shell_thickness, exact=self.exact, queries=self.queries,
-                               distance_queries=self._outer_queries)
+        points = [
+            sample_training_points(
+                outer.vertices, outer.faces, self.n_points, self._set_seeds[i], surface_sampling=self.surface_sampling
+            )
+            for i in todo
+        ]
+        values = field_targets(
+            self.vertices,
+            self.faces,
+            np.concatenate(points),
+            self.target,
+            shell_thickness=self.shell_thickness,
+            exact=self.exact,
+            queries=self.queries,
+            distance_queries=self._outer_queries,
+        )
         for i, pts, vals in zip(todo, points, np.split(values, np.cumsum([len(p) for p in points])[:-1])):
             self._sets[i] = (pts, vals)
             self.generated += 1

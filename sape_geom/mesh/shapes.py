@@ -119,8 +119,10 @@ def several_pieces() -> trimesh.Trimesh:
 def overlapping_parts(teeth: int = 18) -> trimesh.Trimesh:
     """A gear kitbashed from overlapping closed parts, as models often are: a disc, teeth pushed into its
     rim and a hub through its middle, never joined (faces buried inside the solid; flat faces, sharp edges)."""
-    parts = [trimesh.creation.cylinder(radius=0.8, height=0.25, sections=128),
-             trimesh.creation.cylinder(radius=0.25, height=0.6, sections=64)]
+    parts = [
+        trimesh.creation.cylinder(radius=0.8, height=0.25, sections=128),
+        trimesh.creation.cylinder(radius=0.25, height=0.6, sections=64),
+    ]
     for k in range(teeth):
         tooth = trimesh.creation.box(extents=(0.25, 0.16, 0.25))
         tooth.apply_translation([0.88, 0.0, 0.0])

@@ -76,17 +76,21 @@ def _unfold(V: np.ndarray, original: np.ndarray, F: np.ndarray) -> np.ndarray:
     until none is. (Marching cubes makes slivers: moving a sliver's corners by a hair can turn it over,
     a fold that a renderer shows as a dark speck.) Ends: a face with all its corners back is as it was."""
     while True:
-        turned = np.concatenate([
-            np.einsum("ij,ij->i", triangle_normals(V[F[chunk]])[0], triangle_normals(original[F[chunk]])[0]) < 0
-            for chunk in _chunks(len(F))])
+        turned = np.concatenate(
+            [
+                np.einsum("ij,ij->i", triangle_normals(V[F[chunk]])[0], triangle_normals(original[F[chunk]])[0]) < 0
+                for chunk in _chunks(len(F))
+            ]
+        )
         if not turned.any():
             return V
         corners = F[turned].ravel()
         V[corners] = original[corners]
 
 
-def _averaged_normals(V: np.ndarray, F: np.ndarray, cos_limit: float, iterations: int,
-                      should_cancel: Callable[[], bool] | None) -> np.ndarray:
+def _averaged_normals(
+    V: np.ndarray, F: np.ndarray, cos_limit: float, iterations: int, should_cancel: Callable[[], bool] | None
+) -> np.ndarray:
     """(F, 3) float32 face normals, each averaged ``iterations`` times with those of the faces sharing a
     vertex with it, by area and by ``(cos - cos_limit)^2`` where their angle is under the limit."""
     n_faces = len(F)
@@ -95,16 +99,20 @@ def _averaged_normals(V: np.ndarray, F: np.ndarray, cos_limit: float, iterations
     for chunk in _chunks(n_faces):
         normals[chunk], areas[chunk] = triangle_normals(V[F[chunk]])
     # vertex -> the faces around it; a chunk's faces times this gives the pairs sharing a vertex
-    around = csr_matrix((np.ones(3 * n_faces, dtype=np.float32),
-                         (F.ravel(), np.repeat(np.arange(n_faces, dtype=np.int32), 3))), shape=(len(V), n_faces))
+    around = csr_matrix(
+        (np.ones(3 * n_faces, dtype=np.float32), (F.ravel(), np.repeat(np.arange(n_faces, dtype=np.int32), 3))),
+        shape=(len(V), n_faces),
+    )
     for _ in range(iterations):
         _check_cancel(should_cancel)
         averaged = np.empty_like(normals)
         for chunk in _chunks(n_faces):
             _check_cancel(should_cancel)
             size = chunk.stop - chunk.start
-            corners = csr_matrix((np.ones(3 * size, dtype=np.float32), F[chunk].ravel(), np.arange(0, 3 * size + 1, 3)),
-                                 shape=(size, len(V)))
+            corners = csr_matrix(
+                (np.ones(3 * size, dtype=np.float32), F[chunk].ravel(), np.arange(0, 3 * size + 1, 3)),
+                shape=(size, len(V)),
+            )
             pairs = corners @ around  # faces of the chunk x faces sharing a vertex with them
             rows = np.repeat(np.arange(chunk.start, chunk.stop), np.diff(pairs.indptr))
             agreement = np.einsum("ij,ij->i", normals[rows], normals[pairs.indices])

@@ -52,8 +52,10 @@ def triangle_areas(V: np.ndarray, F: np.ndarray, chunk: int = 1 << 20) -> np.nda
     """(m,) triangle areas, a million faces at a time (the (m, 3, 3) corners of a 5M-face mesh are 360 MB)."""
     area = np.empty(len(F), dtype=np.float64)
     for start in range(0, len(F), chunk):
-        tri = V[F[start:start + chunk]]
-        area[start:start + len(tri)] = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        tri = V[F[start : start + chunk]]
+        area[start : start + len(tri)] = 0.5 * np.linalg.norm(
+            np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1
+        )
     return area
 
 

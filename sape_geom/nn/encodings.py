@@ -55,7 +55,11 @@ def fourier_angles(x: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
     is the plain matrix product (the numbers as before); elsewhere, or when a lower matmul precision is
     allowed (TF32), the d <= 3 products are summed elementwise, which no matmul setting can touch.
     """
-    off = torch.autocast(x.device.type, enabled=False) if torch.amp.is_autocast_available(x.device.type) else nullcontext()
+    off = (
+        torch.autocast(x.device.type, enabled=False)
+        if torch.amp.is_autocast_available(x.device.type)
+        else nullcontext()
+    )
     with off:
         x = x.float()
         frequencies = frequencies.float()

@@ -55,7 +55,9 @@ class SineLayer(nn.Module):
 class Siren(nn.Module):
     """The sine-activated baseline network: sine layers of the same depth and width, linear output."""
 
-    def __init__(self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3, omega: float = 30.0) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, width: int = 256, hidden_layers: int = 3, omega: float = 30.0
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [SineLayer(in_dim, width, omega, first=True)]
         for _ in range(hidden_layers - 1):
@@ -94,7 +96,9 @@ class EncodedField(nn.Module):
         self.encoding: Encoding = build_encoding(config, in_dim, generator)
         self.controller = build_controller(config.control, self.encoding.out_dim, in_dim, total_steps, progress)
         if config.encoding == "siren":
-            self.network: nn.Module = Siren(in_dim, out_dim, config.hidden_width, config.hidden_layers, config.siren_omega)
+            self.network: nn.Module = Siren(
+                in_dim, out_dim, config.hidden_width, config.hidden_layers, config.siren_omega
+            )
         else:
             self.network = MLP(self.encoding.out_dim, out_dim, config.hidden_width, config.hidden_layers)
 

@@ -68,7 +68,9 @@ class GlobalProgression(nn.Module):
 
     def set_total_steps(self, total_steps: int) -> None:
         """Derive the block period from the number of steps (used again once a time budget fixes T)."""
-        period = self.config.block_period or max(self.config.min_block_period, (3 * total_steps) // (4 * self.period_blocks))
+        period = self.config.block_period or max(
+            self.config.min_block_period, (3 * total_steps) // (4 * self.period_blocks)
+        )
         self.period.fill_(period)
 
     def channel_values(self) -> torch.Tensor:
@@ -185,10 +187,14 @@ class SpatialProgression(nn.Module):
         self._mirror()
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # Checkpoints written before plateau_ratio have no previous_loss: start it at 0 (open at once).
         state_dict.setdefault(prefix + "previous_loss", torch.zeros_like(self.previous_loss))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def train(self, mode: bool = True) -> SpatialProgression:
         if not mode:

@@ -17,9 +17,19 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 _SYNC_OPS = {
-    "aten._local_scalar_dense", "aten.is_nonzero", "aten.equal", "aten.nonzero", "aten.nonzero_static",
-    "aten.unique", "aten._unique", "aten._unique2", "aten.unique_dim", "aten.unique_consecutive",
-    "aten.masked_select", "aten.bincount", "aten.repeat_interleave",
+    "aten._local_scalar_dense",
+    "aten.is_nonzero",
+    "aten.equal",
+    "aten.nonzero",
+    "aten.nonzero_static",
+    "aten.unique",
+    "aten._unique",
+    "aten._unique2",
+    "aten.unique_dim",
+    "aten.unique_consecutive",
+    "aten.masked_select",
+    "aten.bincount",
+    "aten.repeat_interleave",
 }
 _SYNC_METHODS = {"tolist", "numpy", "cpu", "item", "__bool__", "__int__", "__float__", "__index__"}
 
@@ -50,8 +60,11 @@ class _Ops(TorchDispatchMode):
         elif name in ("aten._to_copy", "aten.copy_", "aten.to"):
             source = args[1] if name == "aten.copy_" else args[0]
             target = args[0].device if name == "aten.copy_" else kwargs.get("device")
-            sync = isinstance(source, torch.Tensor) and source.device.type != "cpu" and (
-                target is not None and torch.device(target).type == "cpu")
+            sync = (
+                isinstance(source, torch.Tensor)
+                and source.device.type != "cpu"
+                and (target is not None and torch.device(target).type == "cpu")
+            )
         if sync:
             self.owner.syncs[name] += 1
         return func(*args, **kwargs)

@@ -120,7 +120,9 @@ def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], 
                 bar.close()
             stage = info.stage
             unit = "step" if stage == "training" else "item"
-            bar = tqdm(total=info.total, desc=f"{description}: {stage}", unit=unit, file=stream or sys.stderr, leave=False)
+            bar = tqdm(
+                total=info.total, desc=f"{description}: {stage}", unit=unit, file=stream or sys.stderr, leave=False
+            )
         bar.n = info.step
         # Redrawn at most every CONSOLE_REFRESH_S (and at the end): a redraw per step costs more than a
         # fast step.
@@ -209,8 +211,21 @@ def train(
     model.train()
     with _tf32(bool(getattr(getattr(model, "config", None), "allow_tf32", False)) and device.type == "cuda"):
         step, loss_value, history_steps, history_losses = _loop(
-            model, next_batch, loss_fn, optimizer, (lr, lr_final, lr_hold), total, budgeted, time_budget,
-            next_estimate, callbacks, stage, feedback, stop_below, start)
+            model,
+            next_batch,
+            loss_fn,
+            optimizer,
+            (lr, lr_final, lr_hold),
+            total,
+            budgeted,
+            time_budget,
+            next_estimate,
+            callbacks,
+            stage,
+            feedback,
+            stop_below,
+            start,
+        )
     model.eval()
     history = list(zip(history_steps, torch.stack(history_losses).tolist())) if history_losses else []
     return TrainStats(step, time.perf_counter() - start, loss_value, history)
@@ -241,10 +256,22 @@ def _tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def _loop(model: EncodedField, next_batch: Callable[[int], Batch], loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-          schedule: tuple[float, float | None, int], total: int, budgeted: bool, time_budget: float | None,
-          next_estimate: float, callbacks: TrainCallbacks, stage: str, feedback: bool, stop_below: float | None,
-          start: float) -> tuple[int, float, list[int], list[torch.Tensor]]:
+def _loop(
+    model: EncodedField,
+    next_batch: Callable[[int], Batch],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    schedule: tuple[float, float | None, int],
+    total: int,
+    budgeted: bool,
+    time_budget: float | None,
+    next_estimate: float,
+    callbacks: TrainCallbacks,
+    stage: str,
+    feedback: bool,
+    stop_below: float | None,
+    start: float,
+) -> tuple[int, float, list[int], list[torch.Tensor]]:
     """The steps of :func:`train`; returns (steps, last loss read, history steps, history losses)."""
     history_steps: list[int] = []
     history_losses: list[torch.Tensor] = []

@@ -139,7 +139,9 @@ def save_signal_plot(fit: SignalFit, path: str | Path, size: tuple[int, int] = (
     colours = coolwarm(fit.sample_open_fraction)
     for (px, py), colour in zip(to_pixels(fit.train_x, chirp(fit.train_x)), colours):
         draw.ellipse((px - 5, py - 5, px + 5, py + 5), fill=tuple(int(c) for c in colour), outline="black")
-    draw.text((20, height - 30), "grey: target   blue: fit   dots: samples (blue = few, red = many frequencies)", fill="black")
+    draw.text(
+        (20, height - 30), "grey: target   blue: fit   dots: samples (blue = few, red = many frequencies)", fill="black"
+    )
     _save_image(image, path)
 
 
@@ -227,7 +229,9 @@ def fit_image(
             if user_snapshot:
                 user_snapshot(step, live)
 
-        callbacks = TrainCallbacks(callbacks.on_progress, callbacks.should_cancel, frame_every, capture, callbacks.progress_every)
+        callbacks = TrainCallbacks(
+            callbacks.on_progress, callbacks.should_cancel, frame_every, capture, callbacks.progress_every
+        )
     stats = train(model, lambda _: (train_x, train_y), _mse, lr=config.lr, steps=config.steps, callbacks=callbacks)
     reconstruction = _render(model, coords, height, width)
     held_out = np.ones(height * width, dtype=bool)
@@ -246,8 +250,14 @@ def fit_image(
     }
     open_fraction = torch.cat([model.open_fraction(c) for c in coords.split(32768)]).cpu().numpy()
     return ImageFit(
-        model, target, ~held_out.reshape(height, width), reconstruction,
-        open_fraction.reshape(height, width), stats, metrics, frames,
+        model,
+        target,
+        ~held_out.reshape(height, width),
+        reconstruction,
+        open_fraction.reshape(height, width),
+        stats,
+        metrics,
+        frames,
     )
 
 
@@ -299,4 +309,3 @@ def _save_image(image, path: str | Path) -> None:
     """Write to a temporary name, then rename: a crash never leaves half an image."""
     image_format = Path(path).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
     atomic_write(path, lambda tmp: image.save(tmp, format=image_format))
-

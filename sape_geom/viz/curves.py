@@ -37,8 +37,14 @@ def _loops(points, what: str) -> list[np.ndarray]:
     return [as_points(p, what) for p in points]
 
 
-def _render(target: list[np.ndarray], curves: list[np.ndarray] | None, canvas: _Canvas, levels=None,
-            width: int = 2, legend: bool = False):
+def _render(
+    target: list[np.ndarray],
+    curves: list[np.ndarray] | None,
+    canvas: _Canvas,
+    levels=None,
+    width: int = 2,
+    legend: bool = False,
+):
     from PIL import Image, ImageChops, ImageDraw
 
     size = (canvas.size, canvas.size)
@@ -152,5 +158,3 @@ def save_gif(
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
     return atomic_write(path, write)
-
-

@@ -228,6 +228,7 @@ def render_mesh_png(
     ``colors``: for one mesh, None (its vertex colours or a neutral blue-grey), one RGB(A) 0-255 or
     (n,3|4) per-vertex 0-255 colours; for a list, a list of such entries. ``view``: one of :data:`VIEWS`.
     """
-    image = Image.fromarray(render_mesh_image(mesh_or_list, size=size, colors=colors, view=view, titles=titles,
-                                              smooth=smooth))
+    image = Image.fromarray(
+        render_mesh_image(mesh_or_list, size=size, colors=colors, view=view, titles=titles, smooth=smooth)
+    )
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -22,9 +22,15 @@ ADDON_PARENT = ROOT / "blender_addon"
 NAME = "sape_geom_blender"
 
 TINY_DEFORM = {
-    "calibration_steps": 5, "points": 48, "snapshot_every": 5, "field.num_frequencies": 16,
-    "field.hidden_width": 32, "progress.grid_resolution": 8, "max_target_samples": 200,
-    "target_samples": 200, "device": "cpu",
+    "calibration_steps": 5,
+    "points": 48,
+    "snapshot_every": 5,
+    "field.num_frequencies": 16,
+    "field.hidden_width": 32,
+    "progress.grid_resolution": 8,
+    "max_target_samples": 200,
+    "target_samples": 200,
+    "device": "cpu",
 }
 
 
@@ -71,15 +77,23 @@ def snapshot_scene() -> dict:
     """Everything a failed or cancelled run must leave as it was."""
     objs = {}
     for o in bpy.data.objects:
-        entry = {"matrix": [tuple(r) for r in o.matrix_world], "data": o.data.name if o.data else None,
-                 "modifiers": [m.name for m in o.modifiers], "collections": [c.name for c in o.users_collection]}
+        entry = {
+            "matrix": [tuple(r) for r in o.matrix_world],
+            "data": o.data.name if o.data else None,
+            "modifiers": [m.name for m in o.modifiers],
+            "collections": [c.name for c in o.users_collection],
+        }
         if o.type == "MESH":
             co = np.empty(len(o.data.vertices) * 3, np.float32)
             o.data.vertices.foreach_get("co", co)
             entry["co"] = co.tobytes()
         objs[o.name] = entry
-    return {"objects": objs, "collections": sorted(c.name for c in bpy.data.collections),
-            "meshes": sorted(m.name for m in bpy.data.meshes), "curves": sorted(c.name for c in bpy.data.curves)}
+    return {
+        "objects": objs,
+        "collections": sorted(c.name for c in bpy.data.collections),
+        "meshes": sorted(m.name for m in bpy.data.meshes),
+        "curves": sorted(c.name for c in bpy.data.curves),
+    }
 
 
 def fake_worker(tmp_path: Path, body: str, name: str = "fakepy") -> str:

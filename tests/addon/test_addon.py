@@ -39,6 +39,7 @@ pytestmark = pytest.mark.blender
 
 bpy = pytest.importorskip("bpy")
 
+
 def test_fit_selected_with_fake_worker_builds_result_and_keeps_source(addon, tmp_path):
     use_python(fake_worker(tmp_path, FAKE_PYTHON))
     cube = add_cube()
@@ -109,8 +110,14 @@ def test_fit_selected_real_worker(addon):
 
 
 TINY_FIT_CONFIG = {
-    "points_per_set": 5000, "num_sets": 1, "batch_size": 500, "field.num_frequencies": 64,
-    "field.hidden_width": 64, "field.hidden_layers": 2, "progress.grid_resolution": 8, "progress.num_blocks": 4,
+    "points_per_set": 5000,
+    "num_sets": 1,
+    "batch_size": 500,
+    "field.num_frequencies": 64,
+    "field.hidden_width": 64,
+    "field.hidden_layers": 2,
+    "progress.grid_resolution": 8,
+    "progress.num_blocks": 4,
     "field.sigma": 5.0,  # at the preset's 20 this small field finds no more than a fragment in 200 steps
 }
 
@@ -218,11 +225,16 @@ def test_check_operator_reports_torch_or_reason(addon, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ failures
-@pytest.mark.parametrize("body, expected", [
-    ("#!/bin/sh\necho 'boom: no such thing' >&2\nexit 1\n", "exited with code 1"),
-    ("#!/bin/sh\necho '{\"event\": \"started\", \"protocol\": 1, \"task\": \"fit_surface\"}'\nkill -9 $$\n",
-     "killed (SIGKILL)"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("#!/bin/sh\necho 'boom: no such thing' >&2\nexit 1\n", "exited with code 1"),
+        (
+            '#!/bin/sh\necho \'{"event": "started", "protocol": 1, "task": "fit_surface"}\'\nkill -9 $$\n',
+            "killed (SIGKILL)",
+        ),
+    ],
+)
 def test_worker_crash_leaves_scene_as_it_was(addon, tmp_path, monkeypatch, body, expected):
     started = []
 
@@ -318,15 +330,20 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
 def test_built_zip_installs_as_extension_offline(tmp_path):
     import addon_utils
 
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_addon.py"), "--output-dir", str(tmp_path)],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_addon.py"), "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     zip_path = Path(out)
     assert zip_path.is_file() and zip_path.name.startswith(NAME)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     module = f"bl_ext.user_default.{NAME}"
     try:
-        result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
-                                                          enable_on_install=True)
+        result = bpy.ops.extensions.package_install_files(
+            filepath=str(zip_path), repo="user_default", enable_on_install=True
+        )
         assert result == {"FINISHED"}
         assert module in bpy.context.preferences.addons
         ext = importlib.import_module(module)

@@ -48,8 +48,13 @@ def test_presets_name_the_library_presets_and_state_their_steps_and_grid():
 
 
 #: The words the encoding tooltips use for what the library builds.
-BASE_WORDS = {"ff": "Fourier features", "pe": "Positional encoding", "rbf": "Radial basis functions",
-              "prbf": "Periodic radial basis functions", "none": "Raw coordinates"}
+BASE_WORDS = {
+    "ff": "Fourier features",
+    "pe": "Positional encoding",
+    "rbf": "Radial basis functions",
+    "prbf": "Periodic radial basis functions",
+    "none": "Raw coordinates",
+}
 MASK_WORDS = {"spatial": "spatially adaptive progressive mask", "global": "global progressive mask", "none": "no mask"}
 
 
@@ -86,8 +91,15 @@ def test_defaults_are_the_library_defaults():
 @pytest.mark.parametrize("preset", [name for name, _, _ in js.PRESETS])
 def test_panel_settings_with_the_extra_settings_example_pass_the_worker_parsing(budget, preset):
     settings = js.fit_settings(
-        preset=preset, encoding="ff", device="cpu", budget=budget, steps=300, time_budget=20.0,
-        resolution=js.RESOLUTION_DEFAULT, preview_every_s=js.DEFAULT_PREVIEW_EVERY_S, extra=js.EXTRA_SETTINGS_EXAMPLE,
+        preset=preset,
+        encoding="ff",
+        device="cpu",
+        budget=budget,
+        steps=300,
+        time_budget=20.0,
+        resolution=js.RESOLUTION_DEFAULT,
+        preview_every_s=js.DEFAULT_PREVIEW_EVERY_S,
+        extra=js.EXTRA_SETTINGS_EXAMPLE,
     )
     config = parse_settings(FitSurfaceSettings, "fit_surface", settings).occupancy_config()
     for key, value in json.loads(js.EXTRA_SETTINGS_EXAMPLE)["config"].items():  # what the example sets
@@ -134,14 +146,33 @@ def test_voxel_size_is_the_extraction_spacing_in_the_input_frame():
 
 
 def test_keep_largest_reaches_the_worker_settings():
-    settings = js.fit_settings(preset="fast", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
-                               resolution=64, preview_every_s=0.0, extra="", keep_largest=True)
+    settings = js.fit_settings(
+        preset="fast",
+        encoding="sape",
+        device="auto",
+        budget="PRESET",
+        steps=1,
+        time_budget=1.0,
+        resolution=64,
+        preview_every_s=0.0,
+        extra="",
+        keep_largest=True,
+    )
     assert parse_settings(FitSurfaceSettings, "fit_surface", settings).keep_largest is True
 
 
 def test_skip_smoothing_reaches_the_fit_config():
-    common = dict(preset="fast", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
-                  resolution=64, preview_every_s=0.0, extra="")
+    common = dict(
+        preset="fast",
+        encoding="sape",
+        device="auto",
+        budget="PRESET",
+        steps=1,
+        time_budget=1.0,
+        resolution=64,
+        preview_every_s=0.0,
+        extra="",
+    )
     smoothed = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common))
     raw = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, skip_smoothing=True))
     assert smoothed.occupancy_config().smooth_surface and not raw.occupancy_config().smooth_surface
@@ -159,8 +190,17 @@ def test_precisions_are_the_library_list_and_reach_the_fit_config(monkeypatch):
     assert precision.resolve_precision("auto", torch.device("cpu")) == "bfloat16"
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     assert precision.resolve_precision("auto", torch.device("cpu")) == "float32"
-    common = dict(preset="paper", encoding="sape", device="auto", budget="PRESET", steps=1, time_budget=1.0,
-                  resolution=64, preview_every_s=0.0, extra="")
+    common = dict(
+        preset="paper",
+        encoding="sape",
+        device="auto",
+        budget="PRESET",
+        steps=1,
+        time_budget=1.0,
+        resolution=64,
+        preview_every_s=0.0,
+        extra="",
+    )
     for chosen, expected in [("auto", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16")]:
         settings = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, precision=chosen))
         assert settings.occupancy_config().field.precision == expected

@@ -17,8 +17,18 @@ pytestmark = pytest.mark.blender
 
 bpy = pytest.importorskip("bpy")
 
-TINY = json.dumps({"config": {"calibration_steps": 5, "source_samples": 200, "target_samples": 5000,
-                              "target_per_step": 500, "metric_points": 2000, "device": "cpu"}})
+TINY = json.dumps(
+    {
+        "config": {
+            "calibration_steps": 5,
+            "source_samples": 200,
+            "target_samples": 5000,
+            "target_per_step": 500,
+            "metric_points": 2000,
+            "device": "cpu",
+        }
+    }
+)
 
 
 def sphere_and_target():

@@ -43,12 +43,17 @@ def source_state(obj) -> dict:
     co = np.empty(len(obj.data.vertices) * 3, np.float32)
     obj.data.vertices.foreach_get("co", co)
     return {
-        "name": obj.name, "data": obj.data.name, "co": co.tobytes(), "matrix": [tuple(r) for r in obj.matrix_world],
+        "name": obj.name,
+        "data": obj.data.name,
+        "co": co.tobytes(),
+        "matrix": [tuple(r) for r in obj.matrix_world],
         "materials": [m.name if m else None for m in obj.data.materials],
         "slots": [(s.link, s.material.name if s.material else None) for s in obj.material_slots],
         "modifiers": [(m.name, m.type, m.show_viewport, getattr(m, "levels", None)) for m in obj.modifiers],
-        "smooth": [p.use_smooth for p in obj.data.polygons], "hidden": obj.hide_get(),
-        "collections": [c.name for c in obj.users_collection], "users": obj.data.users,
+        "smooth": [p.use_smooth for p in obj.data.polygons],
+        "hidden": obj.hide_get(),
+        "collections": [c.name for c in obj.users_collection],
+        "users": obj.data.users,
     }
 
 
@@ -98,11 +103,14 @@ def test_a_failing_worker_shows_its_message_in_the_panel_and_the_status_bar(addo
 
 
 def test_done_only_when_the_result_is_in_the_scene(addon, tmp_path):
-    empty = fake_worker(tmp_path, f"""#!/bin/sh
+    empty = fake_worker(
+        tmp_path,
+        f"""#!/bin/sh
 echo '{{"event": "started", "protocol": 1, "task": "fit_surface"}}'
 {sys.executable} -c "import numpy as np; z = np.zeros; np.savez('mesh.npz', vertices=z((0, 3)), faces=z((0, 3), int), colors=z((0, 4), 'u1'))"
 echo '{{"event": "result", "task": "fit_surface", "mesh": "'$PWD/mesh.npz'", "checkpoint": ""}}'
-""")
+""",
+    )
     use_python(empty)
     select_only(add_cube())
     assert bpy.ops.sape.fit_selected() == {"FINISHED"}
@@ -280,7 +288,9 @@ def test_results_wait_while_an_object_is_in_edit_mode_or_a_render_runs(addon, tm
     for _ in range(10):
         runner().poll()
         time.sleep(0.05)
-    assert "Cube_sape" not in bpy.data.objects and "waits until 'Other' leaves Edit Mode" in runner().RUNNER.state.status
+    assert (
+        "Cube_sape" not in bpy.data.objects and "waits until 'Other' leaves Edit Mode" in runner().RUNNER.state.status
+    )
     handlers = mod("handlers")
     handlers.on_render_init()
     bpy.ops.object.mode_set(mode="OBJECT")
@@ -380,7 +390,7 @@ def test_the_status_bar_is_redrawn_when_a_job_starts_and_ends_and_never_for_prog
     the add-on redrew it itself; now it is redrawn on every change of its entry, and only then."""
     reports = mod("reports")
     redrawn = []
-    busy = lambda: runner().RUNNER.busy  # noqa: E731
+    busy = lambda: runner().RUNNER.busy
     monkeypatch.setattr(reports, "redraw_status_bar", lambda: redrawn.append(reports.status_bar_entry(busy())))
     reports.tag_redraw(busy())  # what the bar shows before the job (earlier tests leave their last message)
     redrawn.clear()

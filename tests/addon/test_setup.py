@@ -137,8 +137,11 @@ def test_set_up_reports_an_unreachable_index_and_leaves_nothing(setup_env, tmp_p
     p.worker_python, p.setup_base_python = "", sys.executable
     p.package_index = "http://127.0.0.1:9/simple"
     runner().RUNNER.state.status = "Cancelled"  # an earlier run's outcome, which the set-up replaces
-    with pytest.raises(RuntimeError, match=r"pip cannot reach http://127\.0\.0\.1:9/simple \(.*\) while installing "
-                                           r"torch==2\.13\.0: check the network"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"pip cannot reach http://127\.0\.0\.1:9/simple \(.*\) while installing "
+        r"torch==2\.13\.0: check the network",
+    ):
         bpy.ops.sape.setup_worker(wait=True)
     shown = " ".join(str(c[2].get("text", "")) for c in draw_panel("SAPE") if c[0] == "label")
     assert shown.startswith("Set-up failed: pip cannot reach") and "Cancelled" not in shown  # the reason on top
@@ -197,8 +200,11 @@ def test_check_runs_in_the_background_and_reports_through_the_timer(setup_env):
 
 
 def test_a_worker_of_another_protocol_is_refused(addon, tmp_path):
-    other = fake_worker(tmp_path, '#!/bin/sh\necho \'{"event": "started", "protocol": 99, "task": "check"}\'\n'
-                        'echo \'{"event": "result", "task": "fit_surface", "mesh": "/nonexistent.npz"}\'\nsleep 5\n')
+    other = fake_worker(
+        tmp_path,
+        '#!/bin/sh\necho \'{"event": "started", "protocol": 99, "task": "check"}\'\n'
+        'echo \'{"event": "result", "task": "fit_surface", "mesh": "/nonexistent.npz"}\'\nsleep 5\n',
+    )
     with pytest.raises(RuntimeError, match="speaks protocol 99, this add-on needs 1"):
         bpy.ops.sape.check_worker(python=other, wait=True)
     use_python(other)
@@ -213,8 +219,12 @@ def test_a_worker_of_another_protocol_is_refused(addon, tmp_path):
 def test_candidates_are_found_in_the_usual_places_and_checked(addon, tmp_path):
     wf = mod("worker_find")
     home = tmp_path / "home"
-    for rel in (".virtualenvs/proj/bin/python", "miniconda3/bin/python", "miniconda3/envs/gpu/bin/python",
-                "elsewhere/env/bin/python"):
+    for rel in (
+        ".virtualenvs/proj/bin/python",
+        "miniconda3/bin/python",
+        "miniconda3/envs/gpu/bin/python",
+        "elsewhere/env/bin/python",
+    ):
         (home / rel).parent.mkdir(parents=True)
         (home / rel).write_text("#!/bin/sh\necho 'No module named torch' >&2\nexit 1\n")
         (home / rel).chmod(0o755)
@@ -255,18 +265,23 @@ def test_paths_are_cleaned_and_made_absolute_and_the_store_stub_is_refused(addon
 def test_pip_failures_are_explained_in_one_line():
     ws = __import__(f"{NAME}.worker_setup", fromlist=["x"])
     # pip 23's own lines when a mirror cannot be reached (retried) and when an index lacks the package
-    retried = ["Looking in indexes: http://mirror.invalid/simple",
-               "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection "
-               "broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f>: Failed to "
-               "establish a new connection: [Errno 111] Connection refused')': /simple/torch/",
-               "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: none)",
-               "ERROR: No matching distribution found for torch==2.13.0"]
+    retried = [
+        "Looking in indexes: http://mirror.invalid/simple",
+        "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection "
+        "broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f>: Failed to "
+        "establish a new connection: [Errno 111] Connection refused')': /simple/torch/",
+        "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: none)",
+        "ERROR: No matching distribution found for torch==2.13.0",
+    ]
     text = ws.explain_pip_failure(retried, "http://mirror.invalid/simple", "torch==2.13.0")
     assert text.startswith("pip cannot reach http://mirror.invalid/simple (NewConnectionError)")
     wheels = ws.explain_pip_failure(retried[2:], "/srv/wheels", "torch==2.13.0")
     assert wheels.startswith("/srv/wheels has no torch==2.13.0 for this Python")
     assert ws.pip_sources("/srv/wheels", "CPU")[0] == ["--no-index", "--find-links", "/srv/wheels"]
-    assert ws.pip_sources(' "https://pypi.example/simple" ', "CUDA")[1] == ["--index-url", "https://pypi.example/simple"]
+    assert ws.pip_sources(' "https://pypi.example/simple" ', "CUDA")[1] == [
+        "--index-url",
+        "https://pypi.example/simple",
+    ]
     assert ws.pip_sources("", "CPU", platform="darwin") == ([], [], {})  # PyPI's macOS torch is the only build
     assert ws.pip_sources("", "CUDA", platform="linux") == ([], [], {})  # PyPI's Linux torch is the CUDA build
 
@@ -306,8 +321,10 @@ def test_pip_warnings_are_not_shown_as_progress(addon):
     shown = mod("worker_setup").shown_line
     line = "Collecting torch==2.13.0"
     assert shown(line, "") == line
-    retry = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
-             "connection broken by 'NewConnectionError(...)': /simple/torch/")
+    retry = (
+        "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
+        "connection broken by 'NewConnectionError(...)': /simple/torch/"
+    )
     assert shown(retry, line) == mod("worker_setup").RETRYING == "Retrying the package index (network)..."
     assert shown("WARNING: The script f2py is installed in '/x/bin' which is not on PATH.", line) == line
     assert shown("DEPRECATION: a legacy install", line) == line

@@ -16,8 +16,18 @@ from sape_geom.app.cli import main
 from sape_geom.mesh.shapes import sphere, torus
 
 # Small enough to fit in seconds on a busy 2-core machine, smooth enough for a clean surface.
-SMALL = {"steps": 200, "points_per_set": 8000, "num_sets": 2, "batch_size": 1000, "resolution": 32, "device": "cpu",
-         "seed": 0, "field.hidden_width": 64, "field.hidden_layers": 2, "field.sigma": 2.0}
+SMALL = {
+    "steps": 200,
+    "points_per_set": 8000,
+    "num_sets": 2,
+    "batch_size": 1000,
+    "resolution": 32,
+    "device": "cpu",
+    "seed": 0,
+    "field.hidden_width": 64,
+    "field.hidden_layers": 2,
+    "field.sigma": 2.0,
+}
 
 
 def _has_ray() -> bool:
@@ -26,8 +36,6 @@ def _has_ray() -> bool:
     except ImportError:
         return False
     return True
-
-
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +66,9 @@ def test_ray_matches_local_records_failure_and_resumes(ray_head, tmp_path, monke
     local = run_batch(folder, tmp_path / "local", "fast", workers=2, overrides=SMALL, progress=False)
     options = {"cpus_per_fit": 1, "gpus_per_fit": 0}
     out = tmp_path / "ray"
-    rows = run_batch(folder, out, "fast", workers=2, overrides=SMALL, backend="ray", backend_options=options, progress=False)
+    rows = run_batch(
+        folder, out, "fast", workers=2, overrides=SMALL, backend="ray", backend_options=options, progress=False
+    )
 
     head = ray_head.get_runtime_context().get_node_id()
     for name in ("ball", "ring"):
@@ -82,7 +92,9 @@ def test_ray_matches_local_records_failure_and_resumes(ray_head, tmp_path, monke
     assert written["ring"]["node"] == head and written["broken"]["status"] == "failed"
 
     stamps = {name: (out / f"{name}.ply").stat().st_mtime_ns for name in ("ball", "ring")}
-    again = run_batch(folder, out, "fast", workers=2, overrides=SMALL, backend="ray", backend_options=options, progress=False)
+    again = run_batch(
+        folder, out, "fast", workers=2, overrides=SMALL, backend="ray", backend_options=options, progress=False
+    )
     assert {name: (out / f"{name}.ply").stat().st_mtime_ns for name in ("ball", "ring")} == stamps  # skipped
     assert again["broken"]["status"] == "failed" and again["ball"]["status"] == "ok"
 

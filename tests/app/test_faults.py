@@ -28,8 +28,17 @@ from sape_geom.fileio import is_temporary
 ROOT = Path(__file__).resolve().parents[2]
 #: A batch mesh in a couple of seconds: small network, few points, no dense grid; enough training to find
 #: the shape (a fit without a surface writes nothing).
-QUICK = {"steps": 200, "points_per_set": 3000, "num_sets": 1, "batch_size": 1000, "resolution": 24, "device": "cpu",
-         "field.hidden_width": 128, "field.hidden_layers": 2, "sigma": 5.0}
+QUICK = {
+    "steps": 200,
+    "points_per_set": 3000,
+    "num_sets": 1,
+    "batch_size": 1000,
+    "resolution": 24,
+    "device": "cpu",
+    "field.hidden_width": 128,
+    "field.hidden_layers": 2,
+    "sigma": 5.0,
+}
 
 
 def meshes(folder: Path, count: int = 2) -> Path:
@@ -60,8 +69,13 @@ def alive(pid: int) -> bool:
 def mounted_tmpfs(path: Path, size: str):
     """A small tmpfs at ``path`` (needs root and mount rights; the test is skipped without them)."""
     path.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                                          capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root to mount a small tmpfs")
     try:
         yield path
@@ -93,9 +107,17 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_a_second_batch_on_the_same_folder_stops_at_once_and_a_killed_holder_frees_it(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from sape_geom.app.batch.lock import BatchLock\n"
-                               f"with BatchLock({str(out)!r}):\n    print('locked', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from sape_geom.app.batch.lock import BatchLock\n"
+            f"with BatchLock({str(out)!r}):\n    print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert main(["batch", str(meshes(tmp_path / "in")), "-o", str(out), "--quiet"]) == 2
@@ -112,15 +134,34 @@ def test_a_second_batch_on_the_same_folder_stops_at_once_and_a_killed_holder_fre
 
 def test_a_killed_driver_leaves_no_worker_and_no_partial_output_and_the_rerun_finishes(tmp_path):
     folder, out = meshes(tmp_path / "in", 3), tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "sape_geom", "batch", str(folder), "-o", str(out), "--quiet",
-                               "--steps", "1000000", "--resolution", "24"], cwd=ROOT, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sape_geom",
+            "batch",
+            str(folder),
+            "-o",
+            str(out),
+            "--quiet",
+            "--steps",
+            "1000000",
+            "--resolution",
+            "24",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         workers: list[int] = []
         while not workers and time.monotonic() < deadline:
             time.sleep(0.5)
-            workers = [pid for pid in children(driver.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            workers = [
+                pid for pid in children(driver.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
         assert workers, "the batch started no worker"
         time.sleep(3)  # the worker is fitting its first mesh (a million steps: it cannot finish)
     finally:
@@ -145,10 +186,12 @@ def test_an_unwritable_output_path_is_refused_before_any_work(tmp_path, capsys, 
     trimesh.creation.icosphere(subdivisions=1).export(mesh)
     (tmp_path / "somefile").write_text("a file, not a folder")
     monkeypatch.setattr(mesh_io, "load_mesh", lambda *a, **k: pytest.fail("the mesh was loaded before the check"))
-    for command in (["fit", str(mesh), "-o", str(tmp_path / "somefile" / "x.ply")],
-                    ["fit", str(mesh), "-o", str(tmp_path / "ok.ply"), "--checkpoint", str(tmp_path / "somefile" / "c.ckpt")],
-                    ["fit", str(mesh), "-o", str(tmp_path / "x.xyz")],
-                    ["extract", str(tmp_path / "missing.ckpt"), "-o", str(tmp_path / "somefile" / "deep" / "x.ply")]):
+    for command in (
+        ["fit", str(mesh), "-o", str(tmp_path / "somefile" / "x.ply")],
+        ["fit", str(mesh), "-o", str(tmp_path / "ok.ply"), "--checkpoint", str(tmp_path / "somefile" / "c.ckpt")],
+        ["fit", str(mesh), "-o", str(tmp_path / "x.xyz")],
+        ["extract", str(tmp_path / "missing.ckpt"), "-o", str(tmp_path / "somefile" / "deep" / "x.ply")],
+    ):
         assert main(command) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"sape-geom {command[0]}: error:"), err
@@ -175,8 +218,19 @@ def test_a_full_disk_stops_the_batch_with_one_line_and_keeps_earlier_outputs(tmp
     with mounted_tmpfs(tmp_path / "small", "200k") as out:
         (out / "earlier.txt").write_text("kept")
         # 200 steps: the preset's field finds the sphere (and the first write fills the disk)
-        code = main(["batch", str(meshes(tmp_path / "in", 3)), "-o", str(out), "--quiet", "--steps", "200",
-                     "--resolution", "24"])
+        code = main(
+            [
+                "batch",
+                str(meshes(tmp_path / "in", 3)),
+                "-o",
+                str(out),
+                "--quiet",
+                "--steps",
+                "200",
+                "--resolution",
+                "24",
+            ]
+        )
         lines = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and "no space left" in lines[0] and "rerun to resume" in lines[0], lines
         assert (out / "earlier.txt").read_text() == "kept"
@@ -218,8 +272,15 @@ def test_cancel_during_extraction_ends_the_job_without_a_result(tmp_path):
     import json
 
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"task": "extract", "output_dir": "out", "settings": {
-        "checkpoint": str(_checkpoint(tmp_path / "field.pt")), "resolution": 384, "colors": False}}))
+    job.write_text(
+        json.dumps(
+            {
+                "task": "extract",
+                "output_dir": "out",
+                "settings": {"checkpoint": str(_checkpoint(tmp_path / "field.pt")), "resolution": 384, "colors": False},
+            }
+        )
+    )
     code, events, after = _run_and_cancel(job, lambda event, f: f.get("stage") == "extract")
     assert code == EXIT_CANCELLED and events[-1][0] == "cancelled", events[-3:]
     assert after == 1 and not (tmp_path / "out" / "mesh.npz").exists()  # nothing but the cancel came after
@@ -231,13 +292,25 @@ def test_a_closed_stdin_during_labelling_ends_the_job_before_training(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=5)
     np.savez(tmp_path / "inputs.npz", vertices=sphere.vertices, faces=sphere.faces)
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"task": "fit_surface", "inputs": "inputs.npz", "output_dir": "out",
-                               "stop_on_stdin_close": True,
-                               "settings": {"overrides": {"steps": 5, "device": "cpu"}, "preview_every_s": 0}}))
+    job.write_text(
+        json.dumps(
+            {
+                "task": "fit_surface",
+                "inputs": "inputs.npz",
+                "output_dir": "out",
+                "stop_on_stdin_close": True,
+                "settings": {"overrides": {"steps": 5, "device": "cpu"}, "preview_every_s": 0},
+            }
+        )
+    )
     read_fd, write_fd = os.pipe()
     stdin = os.fdopen(read_fd)
-    code, events, after = _run_and_cancel(job, lambda event, f: str(f.get("stage", "")).startswith("labels"),
-                                          stdin=stdin, close=lambda: os.close(write_fd))
+    code, events, after = _run_and_cancel(
+        job,
+        lambda event, f: str(f.get("stage", "")).startswith("labels"),
+        stdin=stdin,
+        close=lambda: os.close(write_fd),
+    )
     assert code == EXIT_CANCELLED and events[-1][0] == "cancelled", events[-3:]
     assert "closed" in events[-1][1]["reason"] and after >= 1
     assert not any(fields.get("stage") == "training" for _, fields in events)  # it ended during labelling

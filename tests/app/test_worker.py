@@ -41,8 +41,13 @@ def write_job(tmp: Path, task: str, settings: dict | None = None, arrays: dict |
 
 
 def run_worker(job: Path, timeout: float = 120) -> tuple[int, list[dict], str]:
-    proc = subprocess.run([sys.executable, "-m", "sape_geom.app.worker", str(job)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sape_geom.app.worker", str(job)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     return proc.returncode, parse(proc.stdout), proc.stderr
 
 
@@ -87,8 +92,11 @@ def test_bad_input_arrays_give_error_event_and_nonzero_exit(tmp_path):
     assert "lacks array(s) faces" in events[-1]["message"]
     assert events[-1]["traceback"]
 
-    code, events, _ = run_worker(write_job(tmp_path, "fit_surface", arrays={
-        "vertices": np.zeros((0, 3)), "faces": np.zeros((0, 3), dtype=np.int64)}))
+    code, events, _ = run_worker(
+        write_job(
+            tmp_path, "fit_surface", arrays={"vertices": np.zeros((0, 3)), "faces": np.zeros((0, 3), dtype=np.int64)}
+        )
+    )
     assert code == EXIT_ERROR and "non-empty" in events[-1]["message"]
 
 
@@ -117,8 +125,9 @@ def test_stray_prints_do_not_corrupt_the_protocol(tmp_path, monkeypatch):
 
 
 def test_deform_streams_progress_and_writes_curves(tmp_path):
-    job = write_job(tmp_path, "deform", settings={"steps": 10, "config": TINY_DEFORM},
-                    arrays={"target_points": flower()})
+    job = write_job(
+        tmp_path, "deform", settings={"steps": 10, "config": TINY_DEFORM}, arrays={"target_points": flower()}
+    )
     code, events, stderr = run_worker(job)
     assert code == EXIT_OK, stderr
     kinds = [e["event"] for e in events]
@@ -132,8 +141,14 @@ def test_deform_streams_progress_and_writes_curves(tmp_path):
 
 
 def _start(job: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sape_geom.app.worker", str(job)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sape_geom.app.worker", str(job)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def _wait_for_progress(proc: subprocess.Popen) -> list[dict]:
@@ -147,8 +162,9 @@ def _wait_for_progress(proc: subprocess.Popen) -> list[dict]:
 
 @pytest.mark.parametrize("how", ["stdin", "sigterm"])
 def test_cancel_gives_cancelled_event(tmp_path, how):
-    job = write_job(tmp_path, "deform", settings={"steps": 100000, "config": TINY_DEFORM},
-                    arrays={"target_points": flower()})
+    job = write_job(
+        tmp_path, "deform", settings={"steps": 100000, "config": TINY_DEFORM}, arrays={"target_points": flower()}
+    )
     proc = _start(job)
     try:
         _wait_for_progress(proc)
@@ -170,8 +186,13 @@ def test_cancel_gives_cancelled_event(tmp_path, how):
 
 
 def test_closing_stdin_cancels_when_asked(tmp_path):
-    job = write_job(tmp_path, "deform", settings={"steps": 100000, "config": TINY_DEFORM},
-                    arrays={"target_points": flower()}, stop_on_stdin_close=True)
+    job = write_job(
+        tmp_path,
+        "deform",
+        settings={"steps": 100000, "config": TINY_DEFORM},
+        arrays={"target_points": flower()},
+        stop_on_stdin_close=True,
+    )
     proc = _start(job)
     try:
         _wait_for_progress(proc)
@@ -190,8 +211,12 @@ def test_fit_surface_tiny_sphere(tmp_path):
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.8)
-    job = write_job(tmp_path, "fit_surface", settings=TINY_FIT, arrays={
-        "vertices": np.asarray(sphere.vertices) + [1.0, 2.0, 3.0], "faces": np.asarray(sphere.faces)})
+    job = write_job(
+        tmp_path,
+        "fit_surface",
+        settings=TINY_FIT,
+        arrays={"vertices": np.asarray(sphere.vertices) + [1.0, 2.0, 3.0], "faces": np.asarray(sphere.faces)},
+    )
     code, events, stderr = run_worker(job)
     assert code == EXIT_OK, stderr + json.dumps(events[-1])[:2000]
     assert any(e["event"] == "progress" for e in events)
@@ -215,9 +240,16 @@ def test_fit_surface_tiny_sphere(tmp_path):
 TINY_FIT = {
     "preset": "fast",
     "overrides": {"steps": 200, "device": "cpu", "seed": 0},
-    "config": {"points_per_set": 5000, "num_sets": 1, "batch_size": 500, "field.num_frequencies": 64,
-               "field.hidden_width": 64, "field.hidden_layers": 2, "progress.grid_resolution": 8,
-               "progress.num_blocks": 4},
+    "config": {
+        "points_per_set": 5000,
+        "num_sets": 1,
+        "batch_size": 500,
+        "field.num_frequencies": 64,
+        "field.hidden_width": 64,
+        "field.hidden_layers": 2,
+        "progress.grid_resolution": 8,
+        "progress.num_blocks": 4,
+    },
     "resolution": 32,
     "preview_every_s": 0.0,
 }

@@ -15,23 +15,34 @@ from sape_geom.app.worker.mesh_tasks import task_deform_mesh
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = {"calibration_steps": 5, "source_samples": 200, "target_samples": 5000, "target_per_step": 500,
-        "metric_points": 2000, "device": "cpu"}
+TINY = {
+    "calibration_steps": 5,
+    "source_samples": 200,
+    "target_samples": 5000,
+    "target_per_step": 500,
+    "metric_points": 2000,
+    "device": "cpu",
+}
 
 
 def meshes() -> dict[str, np.ndarray]:
     source = trimesh.creation.icosphere(2)
     target = trimesh.creation.icosphere(3)
-    return {"source_vertices": source.vertices * 3.0, "source_faces": source.faces,
-            "target_vertices": target.vertices * [1.0, 0.6, 0.4] + 10.0, "target_faces": target.faces}
+    return {
+        "source_vertices": source.vertices * 3.0,
+        "source_faces": source.faces,
+        "target_vertices": target.vertices * [1.0, 0.6, 0.4] + 10.0,
+        "target_faces": target.faces,
+    }
 
 
 def context(tmp_path: Path, settings: dict, arrays: dict) -> tuple[TaskContext, list]:
     np.savez(tmp_path / "inputs.npz", **arrays)
     (tmp_path / "out").mkdir()
     events: list = []
-    return TaskContext(settings, tmp_path / "inputs.npz", tmp_path / "out",
-                       lambda event, **f: events.append((event, f)), lambda: False), events
+    return TaskContext(
+        settings, tmp_path / "inputs.npz", tmp_path / "out", lambda event, **f: events.append((event, f)), lambda: False
+    ), events
 
 
 def test_the_task_is_registered_and_its_settings_are_typed():
@@ -61,8 +72,11 @@ def test_a_source_without_faces_is_one_error_line_through_the_protocol(tmp_path)
     arrays = {**meshes(), "source_faces": np.zeros((0, 3), dtype=np.int64)}
     np.savez(tmp_path / "in.npz", **arrays)
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"task": "deform_mesh", "settings": {"steps": 2, "config": TINY}, "inputs": "in.npz",
-                               "output_dir": "out"}))
+    job.write_text(
+        json.dumps(
+            {"task": "deform_mesh", "settings": {"steps": 2, "config": TINY}, "inputs": "in.npz", "output_dir": "out"}
+        )
+    )
     code, events, _ = run_worker(job)
     assert code == 1 and events[-1]["event"] == "error"
     assert "no faces" in events[-1]["message"] and "\n" not in events[-1]["message"]

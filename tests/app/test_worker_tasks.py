@@ -29,19 +29,38 @@ def test_settings_are_typed_with_the_documented_defaults():
     assert parse_settings(DeformSettings, "deform", {"steps": 7}).deform_config().steps == 7
 
 
-@pytest.mark.parametrize("cls, task, settings, message", [
-    (FitSurfaceSettings, "fit_surface", {"resolutoin": 64},
-     "unknown setting(s) for the fit_surface task: resolutoin; known: preset, overrides"),
-    (FitSurfaceSettings, "fit_surface", {"colors": "yes"},
-     "settings.colors of the fit_surface task must be true or false, got 'yes'"),
-    (FitSurfaceSettings, "fit_surface", {"resolution": 64.5},
-     "settings.resolution of the fit_surface task must be an integer or null, got 64.5"),
-    (FitSurfaceSettings, "fit_surface", {"overrides": [1, 2]},
-     "settings.overrides of the fit_surface task must be a JSON object, got [1, 2]"),
-    (DeformSettings, "deform", {"steps": True}, "settings.steps of the deform task must be an integer or null"),
-    (ExtractSettings, "extract", {"resolution": 32}, "the extract task needs settings.checkpoint"),
-    (ExtractSettings, "extract", {"checkpoint": ""}, "must name a file written by fit_surface"),
-])
+@pytest.mark.parametrize(
+    "cls, task, settings, message",
+    [
+        (
+            FitSurfaceSettings,
+            "fit_surface",
+            {"resolutoin": 64},
+            "unknown setting(s) for the fit_surface task: resolutoin; known: preset, overrides",
+        ),
+        (
+            FitSurfaceSettings,
+            "fit_surface",
+            {"colors": "yes"},
+            "settings.colors of the fit_surface task must be true or false, got 'yes'",
+        ),
+        (
+            FitSurfaceSettings,
+            "fit_surface",
+            {"resolution": 64.5},
+            "settings.resolution of the fit_surface task must be an integer or null, got 64.5",
+        ),
+        (
+            FitSurfaceSettings,
+            "fit_surface",
+            {"overrides": [1, 2]},
+            "settings.overrides of the fit_surface task must be a JSON object, got [1, 2]",
+        ),
+        (DeformSettings, "deform", {"steps": True}, "settings.steps of the deform task must be an integer or null"),
+        (ExtractSettings, "extract", {"resolution": 32}, "the extract task needs settings.checkpoint"),
+        (ExtractSettings, "extract", {"checkpoint": ""}, "must name a file written by fit_surface"),
+    ],
+)
 def test_bad_settings_are_one_line_errors(cls, task, settings, message):
     with pytest.raises(JobError) as info:
         parse_settings(cls, task, settings)
@@ -49,7 +68,9 @@ def test_bad_settings_are_one_line_errors(cls, task, settings, message):
 
 
 def test_config_changes_reach_the_library_config():
-    s = parse_settings(FitSurfaceSettings, "fit_surface", {"overrides": {"steps": 10}, "config": {"progress.epsilon": 0.5}})
+    s = parse_settings(
+        FitSurfaceSettings, "fit_surface", {"overrides": {"steps": 10}, "config": {"progress.epsilon": 0.5}}
+    )
     config = s.occupancy_config()
     assert (config.steps, config.progress.epsilon) == (10, 0.5)
     with pytest.raises(ConfigError, match="unknown option"):
@@ -126,8 +147,11 @@ def test_deform_towards_an_image_or_polyline_file_works_in_its_normalised_frame(
 def test_deform_several_loops_gives_one_curve_per_loop_and_keeps_the_old_keys(tmp_path):
     outer, hole = flower(), flower()[::-1] * 0.4
     offsets = np.array([0, len(outer), len(outer) + len(hole)])
-    ctx, _ = context(tmp_path, {"steps": 5, "config": TINY_DEFORM},
-                     {"target_points": np.vstack([outer, hole]), "target_offsets": offsets})
+    ctx, _ = context(
+        tmp_path,
+        {"steps": 5, "config": TINY_DEFORM},
+        {"target_points": np.vstack([outer, hole]), "target_offsets": offsets},
+    )
     result = task_deform(ctx)
     assert result["contours"] == 2 and result["metrics"]["holes"] == 1
     with np.load(result["curves"]) as data:
@@ -138,7 +162,10 @@ def test_deform_several_loops_gives_one_curve_per_loop_and_keeps_the_old_keys(tm
         np.testing.assert_allclose(data["curve"], data["contour_points"][: o[1]])  # old keys: the outline
         np.testing.assert_allclose(data["target"], outer, atol=1e-6)
     (tmp_path / "bad").mkdir()
-    bad, _ = context(tmp_path / "bad", {"steps": 5, "config": TINY_DEFORM},
-                     {"target_points": outer, "target_offsets": np.array([0, 2, len(outer)])})
+    bad, _ = context(
+        tmp_path / "bad",
+        {"steps": 5, "config": TINY_DEFORM},
+        {"target_points": outer, "target_offsets": np.array([0, 2, len(outer)])},
+    )
     with pytest.raises(JobError, match="target_offsets"):
         task_deform(bad)

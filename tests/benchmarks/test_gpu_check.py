@@ -11,8 +11,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_gpu_check_quick_runs_every_case_and_writes_its_results(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "gpu_check: 0 case(s) failed" in done.stderr
     results = json.loads((tmp_path / "gpu_speed" / "results.json").read_text())

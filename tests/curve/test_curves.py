@@ -290,8 +290,22 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "none.obj").write_text("# nothing\n")
     (tmp_path / "bad.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nl 1 2 9\n")
     names = [
-        "white.png", "black.png", "black.jpg", "garbage.png", "two.npz", "nan.npz", "inf.npz", "same.npz",
-        "two.txt", "words.txt", "nan.txt", "shape.stl", "empty.svg", "broken.svg", "none.obj", "bad.obj",
+        "white.png",
+        "black.png",
+        "black.jpg",
+        "garbage.png",
+        "two.npz",
+        "nan.npz",
+        "inf.npz",
+        "same.npz",
+        "two.txt",
+        "words.txt",
+        "nan.txt",
+        "shape.stl",
+        "empty.svg",
+        "broken.svg",
+        "none.obj",
+        "bad.obj",
         "missing.png",
     ]
     for name in names:

@@ -24,8 +24,10 @@ def _winding(curve: np.ndarray, at: np.ndarray) -> np.ndarray:
 def test_a_tip_run_around_twice_stays_filled():
     # a square whose right side makes an extra lap around its small tip, covering part of it twice
     # (winding number 2); the outline is the square with the whole tip, where reordering cuts into it
-    curve = np.array([(0, 0), (4, 0), (4, 1), (5, 1), (5, 2), (3.5, 2), (3.5, 0.5), (4.5, 0.5), (4.5, 3),
-                      (4, 3), (4, 4), (0, 4)], dtype=np.float64)
+    curve = np.array(
+        [(0, 0), (4, 0), (4, 1), (5, 1), (5, 2), (3.5, 2), (3.5, 0.5), (4.5, 0.5), (4.5, 3), (4, 3), (4, 4), (0, 4)],
+        dtype=np.float64,
+    )
     assert count_self_intersections(curve) > 0
     out = untangle(curve)
     assert out is not None and count_self_intersections(out.points) == 0

@@ -20,8 +20,8 @@ def _coords(idx, res, lo, hi):
 def _evaluate(query, points, batch_size):
     out = np.empty(len(points), dtype=np.float64)
     for start in range(0, len(points), batch_size):
-        chunk = points[start:start + batch_size]
-        out[start:start + len(chunk)] = np.asarray(query(chunk), dtype=np.float64).reshape(-1)
+        chunk = points[start : start + batch_size]
+        out[start : start + len(chunk)] = np.asarray(query(chunk), dtype=np.float64).reshape(-1)
     return out
 
 
@@ -54,8 +54,12 @@ def _cells_of_points(old, new):
 
 def _flag_cells(values, level, margin, dilate=True, slack=1.0):
     v = values - level
-    corners = [v[a:a + v.shape[0] - 1, b:b + v.shape[1] - 1, c:c + v.shape[2] - 1]
-               for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    corners = [
+        v[a : a + v.shape[0] - 1, b : b + v.shape[1] - 1, c : c + v.shape[2] - 1]
+        for a in (0, 1)
+        for b in (0, 1)
+        for c in (0, 1)
+    ]
     mn = np.minimum.reduce(corners)
     mx = np.maximum.reduce(corners)
     near = np.minimum(np.abs(mn), np.abs(mx))
@@ -65,8 +69,17 @@ def _flag_cells(values, level, margin, dilate=True, slack=1.0):
     return ndimage.binary_dilation(flagged, structure=np.ones((3, 3, 3), bool)) if dilate else flagged
 
 
-def extract_in_memory(query, resolution, *, bounds=(-1.0, 1.0), level=0.0, batch_size=65536,
-                      coarse_resolution=None, margin=None, distance_margin=None):
+def extract_in_memory(
+    query,
+    resolution,
+    *,
+    bounds=(-1.0, 1.0),
+    level=0.0,
+    batch_size=65536,
+    coarse_resolution=None,
+    margin=None,
+    distance_margin=None,
+):
     """(vertices (V, 3) in grid units, faces (F, 3) as PyMCubes gives them, per-level query counts)."""
     res, lo, hi = int(resolution), float(bounds[0]), float(bounds[1])
     step = _coarse_step(res, coarse_resolution)
@@ -80,8 +93,9 @@ def extract_in_memory(query, resolution, *, bounds=(-1.0, 1.0), level=0.0, batch
         band = margin
         if distance_margin is not None and len(per_level) == 1:
             band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
-        flagged = _flag_cells(values, level, band, dilate=ring(step, distance_margin),
-                              slack=slack(step, distance_margin))
+        flagged = _flag_cells(
+            values, level, band, dilate=ring(step, distance_margin), slack=slack(step, distance_margin)
+        )
         step //= 2
         new = _level_axis(res, step)
         for ax in range(3):

@@ -66,13 +66,16 @@ def slab_field(p):
     return np.maximum(np.abs(p[:, 2] - 0.013) - 0.01, np.abs(p[:, :2]).max(axis=1) - 0.5)
 
 
-@pytest.mark.parametrize("name, res, options, slab_bytes", [
-    ("sphere", 192, {}, None),  # the default slabs: two per level at 192^3
-    ("network", 97, {}, 1),  # one plane per slab
-    ("torus", 90, {"distance_margin": 0.05}, 40_000),
-    ("occupancy", 64, {"margin": 0.3}, 40_000),
-    ("slab", 128, {"distance_margin": 0.05}, 200_000),
-])
+@pytest.mark.parametrize(
+    "name, res, options, slab_bytes",
+    [
+        ("sphere", 192, {}, None),  # the default slabs: two per level at 192^3
+        ("network", 97, {}, 1),  # one plane per slab
+        ("torus", 90, {"distance_margin": 0.05}, 40_000),
+        ("occupancy", 64, {"margin": 0.3}, 40_000),
+        ("slab", 128, {"distance_margin": 0.05}, 200_000),
+    ],
+)
 def test_streaming_equals_the_in_memory_extraction_bit_for_bit(name, res, options, slab_bytes):
     field = slab_field if name == "slab" else FIELDS[name]
     extra = {} if slab_bytes is None else {"slab_bytes": slab_bytes}
@@ -96,7 +99,7 @@ def test_slab_marching_cubes_is_pymcubes_bit_for_bit(seed):
     for planes in (1, 2, 5, 100):
         marcher = SlabMarcher(volume.shape)
         for a in range(0, volume.shape[0] - 1, planes):
-            marcher.add(volume[a:min(volume.shape[0], a + planes + 1)], a)
+            marcher.add(volume[a : min(volume.shape[0], a + planes + 1)], a)
         mine_v, mine_f = marcher.result()
         np.testing.assert_array_equal(mine_v, verts)
         np.testing.assert_array_equal(mine_f, np.asarray(faces, dtype=np.int64))

@@ -79,8 +79,14 @@ def test_open_mesh_is_accepted(tmp_path, sphere):
 
 
 def _write_ply(path, vertices, faces=None):
-    lines = ["ply", "format ascii 1.0", f"element vertex {len(vertices)}",
-             "property float x", "property float y", "property float z"]
+    lines = [
+        "ply",
+        "format ascii 1.0",
+        f"element vertex {len(vertices)}",
+        "property float x",
+        "property float y",
+        "property float z",
+    ]
     if faces is not None:
         lines += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
     lines.append("end_header")
@@ -120,8 +126,16 @@ def _bad_file(tmp_path, kind):
 
 @pytest.mark.parametrize(
     "kind, words",
-    [("missing", "not found"), ("empty", "empty"), ("garbage", "cannot read"), ("points", "point cloud"),
-     ("nan", "NaN"), ("flat", "flat"), ("zero_area", "zero area"), ("suffix", "unknown mesh format")],
+    [
+        ("missing", "not found"),
+        ("empty", "empty"),
+        ("garbage", "cannot read"),
+        ("points", "point cloud"),
+        ("nan", "NaN"),
+        ("flat", "flat"),
+        ("zero_area", "zero area"),
+        ("suffix", "unknown mesh format"),
+    ],
 )
 def test_bad_files_raise_input_error_naming_the_file(tmp_path, kind, words):
     path = _bad_file(tmp_path, kind)

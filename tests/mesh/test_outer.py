@@ -77,8 +77,11 @@ def test_signed_distances_ignore_buried_faces():
 def test_overlapping_parts_count_as_one_solid_and_separate_ones_stay_separate():
     V, F = _overlapping_boxes()
     assert solid_pieces(V, F, outer_surface(V, F, MeshQueries(V, F))) == 1
-    apart = trimesh.util.concatenate([trimesh.util.concatenate([_box([0.6, 0.4, 0.4], [-0.2, 0, 0]),
-                                                                _box([0.6, 0.4, 0.4], [0.2, 0, 0])]),
-                                      _box([0.2, 0.2, 0.2], [0, 0.6, 0])])
+    apart = trimesh.util.concatenate(
+        [
+            trimesh.util.concatenate([_box([0.6, 0.4, 0.4], [-0.2, 0, 0]), _box([0.6, 0.4, 0.4], [0.2, 0, 0])]),
+            _box([0.2, 0.2, 0.2], [0, 0.6, 0]),
+        ]
+    )
     V, F = np.asarray(apart.vertices), np.asarray(apart.faces)
     assert solid_pieces(V, F, outer_surface(V, F, MeshQueries(V, F))) == 2

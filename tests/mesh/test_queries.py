@@ -51,8 +51,9 @@ def test_labelling_asks_for_a_cancel_between_chunks(mesh, monkeypatch):
     monkeypatch.setattr(queries, "POINTS_PER_CALL", 1000)
     V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
     asked = []
-    buffer = PointSetBuffer(V, F, num_sets=2, n_points=6000, target="sdf",
-                            should_cancel=lambda: asked.append(1) or len(asked) > 4)
+    buffer = PointSetBuffer(
+        V, F, num_sets=2, n_points=6000, target="sdf", should_cancel=lambda: asked.append(1) or len(asked) > 4
+    )
     with pytest.raises(TrainingCancelled):
         buffer.prepare()
     assert len(asked) == 5 and buffer.generated == 0

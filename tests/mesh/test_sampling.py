@@ -27,13 +27,13 @@ def test_training_points_layout(unit_sphere, mode):
     assert np.abs(pts).max() <= 1.0
     s = 2 * ((n // 3) // 2)
     radius = np.linalg.norm(pts, axis=1)
-    near, far, uniform = radius[:s], radius[s:2 * s], pts[2 * s:]
+    near, far, uniform = radius[:s], radius[s : 2 * s], pts[2 * s :]
     assert np.abs(near - 0.95).mean() < 0.02  # sigma 0.01 around the surface
     assert 0.04 < np.abs(far - 0.95).mean() < 0.12  # sigma 0.1
     assert len(uniform) == n - 2 * s
     assert np.abs(uniform.mean(axis=0)).max() < 0.05 and uniform.min() < -0.95 and uniform.max() > 0.95
     # the two near sets perturb the same surface points
-    assert np.linalg.norm(pts[:s] - pts[s:2 * s], axis=1).mean() < 0.25
+    assert np.linalg.norm(pts[:s] - pts[s : 2 * s], axis=1).mean() < 0.25
 
 
 def test_training_points_are_seeded(unit_sphere):

@@ -61,7 +61,9 @@ def test_a_hole_inside_another_piece_is_not_open():
     holed = head.submesh([np.arange(1, len(head.faces))], append=True)
     with_eye = trimesh.util.concatenate([holed, eye.copy().apply_translation([0.0, 0.0, 0.65])])
     hole = hole_area_fraction(holed.vertices, holed.faces)
-    assert hole > 0 and hole_area_fraction(with_eye.vertices, with_eye.faces) == pytest.approx(hole * holed.area / with_eye.area)
+    assert hole > 0 and hole_area_fraction(with_eye.vertices, with_eye.faces) == pytest.approx(
+        hole * holed.area / with_eye.area
+    )
 
 
 def test_shell_targets_are_inside_within_the_half_thickness():

@@ -131,7 +131,9 @@ class _LoopSape:
 @pytest.mark.parametrize("dim, resolution, width", [(1, 12, 9), (2, 8, 14)])
 def test_sape_state_equals_the_loop_over_three_periods(dim, resolution, width):
     period = 4
-    control = SpatialProgression(width, dim, 100, ProgressConfig(grid_resolution=resolution, block_period=period, epsilon=0.3))
+    control = SpatialProgression(
+        width, dim, 100, ProgressConfig(grid_resolution=resolution, block_period=period, epsilon=0.3)
+    )
     loop = _LoopSape(control)
     generator = torch.Generator().manual_seed(dim)
     for _ in range(3 * period + 2):  # three boundaries and two steps into the fourth period

@@ -44,7 +44,9 @@ def test_positional_encoding_layout():
     features = encoding(x)[0]
     assert features.shape == (12,)
     # octave 1: cos(2 pi x1), cos(2 pi x2), sin(2 pi x1), sin(2 pi x2)
-    expected = torch.tensor([math.cos(2 * math.pi * 0.25), math.cos(-math.pi), math.sin(math.pi / 2), math.sin(-math.pi)])
+    expected = torch.tensor(
+        [math.cos(2 * math.pi * 0.25), math.cos(-math.pi), math.sin(math.pi / 2), math.sin(-math.pi)]
+    )
     torch.testing.assert_close(features[4:8], expected, atol=1e-6, rtol=0)
 
 

@@ -34,14 +34,17 @@ def cpu_bf16(monkeypatch):
     precision.cpu_has_native_bf16.cache_clear()
 
 
-@pytest.mark.parametrize("cpu, expected", [
-    (("x86_64",), "float32"),                       # AVX2 only: bf16 would be emulated
-    (("x86_64", True), "bfloat16"),                 # AVX512-BF16
-    (("AMD64", False, True), "bfloat16"),           # AMX (Windows names the machine AMD64)
-    (("x86_64", False, False, True), "float32"),    # oneDNN's check says yes, but x86 without the instructions
-    (("aarch64", False, False, True), "bfloat16"),  # ARM with BF16
-    (("aarch64",), "float32"),
-])
+@pytest.mark.parametrize(
+    "cpu, expected",
+    [
+        (("x86_64",), "float32"),  # AVX2 only: bf16 would be emulated
+        (("x86_64", True), "bfloat16"),  # AVX512-BF16
+        (("AMD64", False, True), "bfloat16"),  # AMX (Windows names the machine AMD64)
+        (("x86_64", False, False, True), "float32"),  # oneDNN's check says yes, but x86 without the instructions
+        (("aarch64", False, False, True), "bfloat16"),  # ARM with BF16
+        (("aarch64",), "float32"),
+    ],
+)
 def test_auto_picks_bfloat16_only_where_the_cpu_computes_it_natively(cpu_bf16, cpu, expected):
     cpu_bf16(*cpu)
     assert precision.resolve_precision("auto", CPU) == expected
@@ -97,8 +100,9 @@ def test_only_the_network_runs_in_the_low_precision(name, dtype):
 
 
 def test_the_checkpoint_keeps_the_precision_asked_for(tmp_path, capsys):
-    config = occupancy_preset("fast", device="cpu", precision="bfloat16",
-                              **{"field.hidden_width": 16, "field.hidden_layers": 1})
+    config = occupancy_preset(
+        "fast", device="cpu", precision="bfloat16", **{"field.hidden_width": 16, "field.hidden_layers": 1}
+    )
     fit = OccupancyFit(build_model(config, 10), Normalization(np.zeros(3), 1.0), config)
     path = fit.save(tmp_path / "field.ckpt")
     loaded = OccupancyFit.load(path, device="cpu")
@@ -113,11 +117,41 @@ def test_fit_reports_the_precision_it_resolved_to(tmp_path, capsys, cpu_bf16):
     cpu_bf16("x86_64")  # a CPU without native bf16: auto is float32
     mesh = tmp_path / "ball.ply"
     sphere(0.5).export(mesh)
-    code = main(["fit", str(mesh), "-o", str(tmp_path / "out.ply"), "--steps", "300", "--resolution", "32",
-                 "--device", "cpu", "--json", "--no-metrics", "--quiet",
-                 "--checkpoint", str(tmp_path / "ball.ckpt")])
+    code = main(
+        [
+            "fit",
+            str(mesh),
+            "-o",
+            str(tmp_path / "out.ply"),
+            "--steps",
+            "300",
+            "--resolution",
+            "32",
+            "--device",
+            "cpu",
+            "--json",
+            "--no-metrics",
+            "--quiet",
+            "--checkpoint",
+            str(tmp_path / "ball.ckpt"),
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["precision"] == "float32"
-    assert main(["extract", str(tmp_path / "ball.ckpt"), "-o", str(tmp_path / "b.ply"), "--resolution", "24",
-                 "--precision", "bfloat16", "--json"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path / "ball.ckpt"),
+                "-o",
+                str(tmp_path / "b.ply"),
+                "--resolution",
+                "24",
+                "--precision",
+                "bfloat16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["precision"] == "bfloat16"

@@ -35,7 +35,12 @@ def test_block_partitions_of_each_task(width, dim, num_blocks, n_blocks_after_fi
 
 @pytest.mark.parametrize(
     "width, dim, steps, num_blocks, sape_period, global_period",
-    [(513, 1, 20000, None, 19, 29), (514, 2, 5000, None, 9, 14), (515, 3, 100000, None, 294, 441), (513, 1, 10000, 6, 833, 1250)],
+    [
+        (513, 1, 20000, None, 19, 29),
+        (514, 2, 5000, None, 9, 14),
+        (515, 3, 100000, None, 294, 441),
+        (513, 1, 10000, 6, 833, 1250),
+    ],
 )
 def test_schedule_periods(width, dim, steps, num_blocks, sape_period, global_period):
     config = ProgressConfig(num_blocks=num_blocks, grid_resolution=8)
@@ -82,7 +87,9 @@ def _naive_mask(control: SpatialProgression, x: torch.Tensor) -> torch.Tensor:
     """Loop-based oracle: dense node masks, box-filtered channel by channel, interpolated corner by corner."""
     r, d, k, width = control.resolution, control.in_dim, control.kernel, control.width
     dense = (torch.arange(width)[None] < control.block_ends[control.level.long()][:, None]).float()
-    smoothed = torch.stack([_box_filter_reference(g, k) for g in dense.T.reshape(width, *(r,) * d)]).reshape(width, -1).T
+    smoothed = (
+        torch.stack([_box_filter_reference(g, k) for g in dense.T.reshape(width, *(r,) * d)]).reshape(width, -1).T
+    )
     out = torch.zeros(len(x), width)
     for n in range(len(x)):
         u = ((x[n] + 1) / 2 * (r - 2) + 0.5).clamp(0, r - 1)
@@ -100,7 +107,9 @@ def _naive_mask(control: SpatialProgression, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("dim, resolution, width, kernel", [(1, 12, 33, None), (2, 9, 22, None), (3, 7, 27, None), (2, 6, 14, 5)])
+@pytest.mark.parametrize(
+    "dim, resolution, width, kernel", [(1, 12, 33, None), (2, 9, 22, None), (3, 7, 27, None), (2, 6, 14, 5)]
+)
 def test_vectorised_mask_equals_loop_reference_including_borders_and_outside(dim, resolution, width, kernel):
     torch.manual_seed(dim)
     control = SpatialProgression(width, dim, 1000, ProgressConfig(grid_resolution=resolution, blur_kernel=kernel))
@@ -176,8 +185,14 @@ def test_a_long_run_uses_its_own_plateau_ratio():
     left = x[:, 0] < 0
     levels = {}
     for total, long_ratio in ((100, None), (101, None), (101, 0.4)):
-        config = ProgressConfig(grid_resolution=16, epsilon=0.1, block_period=1, plateau_ratio=0.9,
-                                long_run_steps=100, long_run_plateau_ratio=long_ratio)
+        config = ProgressConfig(
+            grid_resolution=16,
+            epsilon=0.1,
+            block_period=1,
+            plateau_ratio=0.9,
+            long_run_steps=100,
+            long_run_plateau_ratio=long_ratio,
+        )
         control = SpatialProgression(7, 1, total, config)
         for period in range(3):  # left: the loss falls by 40 % per period (still learning); right flat
             control.observe(x, torch.where(left, torch.full((200,), 1.6 * 0.6**period), torch.ones(200)))
@@ -215,7 +230,9 @@ def test_flat_half_freezes_low_while_detailed_half_opens_high():
     rng = np.random.default_rng(0)
     image = np.full((size, size, 1), 0.5, dtype=np.float32)
     rows, cols = np.meshgrid(np.arange(size), np.arange(size // 2), indexing="ij")
-    image[:, size // 2 :, 0] = 0.5 + 0.4 * np.sin(rows * 1.7) * np.cos(cols * 2.3) + 0.05 * rng.standard_normal((size, size // 2))
+    image[:, size // 2 :, 0] = (
+        0.5 + 0.4 * np.sin(rows * 1.7) * np.cos(cols * 2.3) + 0.05 * rng.standard_normal((size, size // 2))
+    )
     config = ImageFitConfig(
         field=FieldConfig(sigma=10.0, hidden_width=64, hidden_layers=2, num_frequencies=64),
         progress=ProgressConfig(epsilon=1e-3, grid_resolution=16),
@@ -252,8 +269,13 @@ def test_open_width_bounds_every_open_channel_and_the_field_skips_the_rest(devic
     from sape_geom.nn.model import EncodedField
 
     torch.manual_seed(0)
-    field = EncodedField(2, 1, FieldConfig(num_frequencies=32, hidden_width=16, hidden_layers=2),
-                         ProgressConfig(grid_resolution=8, num_blocks=6), 600)
+    field = EncodedField(
+        2,
+        1,
+        FieldConfig(num_frequencies=32, hidden_width=16, hidden_layers=2),
+        ProgressConfig(grid_resolution=8, num_blocks=6),
+        600,
+    )
     control = field.controller
     control.compact_levels = not device_like  # both ways of finding the highest level
     x = torch.rand(300, 2) * 2 - 1

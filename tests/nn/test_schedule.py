@@ -13,7 +13,7 @@ def test_constant_without_a_final_rate():
 def test_holds_then_decays_to_the_final_rate_at_the_last_step(hold):
     schedule, total = (1e-3, 5e-5, hold), 1000
     rates = [learning_rate(schedule, step, total) for step in range(total + 1)]
-    assert rates[:hold + 1] == [1e-3] * (hold + 1)
+    assert rates[: hold + 1] == [1e-3] * (hold + 1)
     assert rates[-1] == pytest.approx(5e-5)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     mid = hold + (total - hold) // 2  # half-way through the decay: the geometric mean

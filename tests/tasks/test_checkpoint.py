@@ -30,12 +30,17 @@ def rewritten(saved, tmp_path, **changes):
 
 
 def test_the_current_version_is_written_and_read_back(saved):
-    assert torch.load(saved, weights_only=True)["version"] == CHECKPOINT_VERSION and CHECKPOINT_VERSION in READABLE_VERSIONS
+    assert (
+        torch.load(saved, weights_only=True)["version"] == CHECKPOINT_VERSION
+        and CHECKPOINT_VERSION in READABLE_VERSIONS
+    )
     assert OccupancyFit.load(saved, device="cpu").normalization.scale == 0.5
 
 
 def test_version_1_without_a_support_grid_still_loads(saved, tmp_path):
-    loaded = OccupancyFit.load(rewritten(saved, tmp_path, version=1, support=None, support_resolution=None), device="cpu")
+    loaded = OccupancyFit.load(
+        rewritten(saved, tmp_path, version=1, support=None, support_resolution=None), device="cpu"
+    )
     assert loaded.support is None
 
 

@@ -28,8 +28,9 @@ def test_device_batches_equal_the_host_epochs_for_the_same_seed():
 
 def test_a_step_inside_an_epoch_reads_nothing_back():
     mesh = sphere(0.8)
-    batches = DeviceBatches(PointSetBuffer(mesh.vertices, mesh.faces, num_sets=1, n_points=600, seed=0), 100,
-                            torch.device("cpu"))
+    batches = DeviceBatches(
+        PointSetBuffer(mesh.vertices, mesh.faces, num_sets=1, n_points=600, seed=0), 100, torch.device("cpu")
+    )
     batches(0)
     with SyncCounter() as counter:
         for step in range(1, 6):

@@ -14,8 +14,15 @@ from sape_geom.tasks.mesh_deform import MeshDeformConfig, deform_mesh
 from sape_geom.tasks.mesh_deform.loss import barycentric, random_barycentric
 
 #: Small sizes: a 642-vertex sphere, a few hundred steps of a small network (seconds on two cores).
-SMALL = dict(steps=120, calibration_steps=50, source_samples=1000, target_samples=20_000, target_per_step=2000,
-             metric_points=5000, device="cpu")
+SMALL = dict(
+    steps=120,
+    calibration_steps=50,
+    source_samples=1000,
+    target_samples=20_000,
+    target_per_step=2000,
+    metric_points=5000,
+    device="cpu",
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,8 +34,9 @@ def small(**changes) -> MeshDeformConfig:
 
 def ellipsoid(center=(0.0, 0.0, 0.0), scale: float = 1.0) -> trimesh.Trimesh:
     mesh = trimesh.creation.icosphere(4)
-    return trimesh.Trimesh(mesh.vertices * np.array([1.0, 0.6, 0.4]) * scale + np.asarray(center), mesh.faces,
-                           process=False)
+    return trimesh.Trimesh(
+        mesh.vertices * np.array([1.0, 0.6, 0.4]) * scale + np.asarray(center), mesh.faces, process=False
+    )
 
 
 def test_barycentric_coordinates_rebuild_the_point():
@@ -57,7 +65,9 @@ def test_a_moved_and_scaled_target_moves_and_scales_the_result():
     # Equal up to rounding, which 20 steps amplify to about 1e-3 of the size (libigl sees other numbers).
     assert np.abs(b.mesh.vertices - (a.mesh.vertices * 2.5 + [3.0, -1.0, 2.0])).max() < 0.01 * 2.5
     assert np.abs(a.vertices_normalized - b.vertices_normalized).max() < 0.01
-    assert np.allclose(b.normalization.center, [3.0, -1.0, 2.0]) and np.isclose(a.normalization.scale / b.normalization.scale, 2.5)
+    assert np.allclose(b.normalization.center, [3.0, -1.0, 2.0]) and np.isclose(
+        a.normalization.scale / b.normalization.scale, 2.5
+    )
 
 
 def test_the_source_frame_does_not_matter_with_frame_each():
@@ -105,8 +115,14 @@ def test_progress_reports_both_stages_and_cancel_stops_the_run():
     from sape_geom.nn.trainer import TrainCallbacks
 
     stages = []
-    deform_mesh(trimesh.creation.icosphere(1), ellipsoid(), small(steps=3, calibration_steps=2),
-                TrainCallbacks(on_progress=lambda info: stages.append(info.stage)))
+    deform_mesh(
+        trimesh.creation.icosphere(1),
+        ellipsoid(),
+        small(steps=3, calibration_steps=2),
+        TrainCallbacks(on_progress=lambda info: stages.append(info.stage)),
+    )
     assert stages[0] == "calibration" and stages[-1] == "deform"
     with pytest.raises(TrainingCancelled):
-        deform_mesh(trimesh.creation.icosphere(1), ellipsoid(), small(steps=3), TrainCallbacks(should_cancel=lambda: True))
+        deform_mesh(
+            trimesh.creation.icosphere(1), ellipsoid(), small(steps=3), TrainCallbacks(should_cancel=lambda: True)
+        )

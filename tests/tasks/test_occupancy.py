@@ -23,8 +23,15 @@ from sape_geom.tasks.occupancy.surface import surface_field
 # A small network and a short run: seconds on a CPU. Sigma 10 because a 400-step run opens its blocks
 # faster than the field settles; the fast preset's 1000 steps handle sigma 20 (see benchmarks/).
 TINY = {
-    "steps": 400, "points_per_set": 30_000, "num_sets": 2, "batch_size": 2000, "resolution": 64, "device": "cpu",
-    "sigma": 10.0, "field.hidden_width": 128, "field.hidden_layers": 3,
+    "steps": 400,
+    "points_per_set": 30_000,
+    "num_sets": 2,
+    "batch_size": 2000,
+    "resolution": 64,
+    "device": "cpu",
+    "sigma": 10.0,
+    "field.hidden_width": 128,
+    "field.hidden_layers": 3,
 }
 
 
@@ -66,7 +73,9 @@ def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
 
 def test_the_surface_is_smoothed_unless_asked_not_to(sphere_fit):
     smoothed = sphere_fit.extract(64, colors=False)
-    raw = dataclasses.replace(sphere_fit, config=dataclasses.replace(sphere_fit.config, smooth_surface=False)).extract(64, colors=False)
+    raw = dataclasses.replace(sphere_fit, config=dataclasses.replace(sphere_fit.config, smooth_surface=False)).extract(
+        64, colors=False
+    )
     assert np.array_equal(raw.faces, smoothed.faces) and not np.allclose(raw.vertices, smoothed.vertices)
 
     def off_radial(mesh) -> float:  # degrees between face normals and the sphere's, by area (as shading sees it)
@@ -112,8 +121,10 @@ def test_every_encoding_can_fit(tmp_path):
 def test_time_budget_finishes_the_sape_schedule():
     # epsilon 0: no node freezes (a ball's distance is fitted under 0.005 by the first blocks), so the
     # schedule itself, scaled to the budget, must reach the last block
-    fit = fit_occupancy(sphere(0.8), tiny_config(steps=None, time_budget=4.0,
-                                                 **{"progress.min_block_period": 1, "progress.epsilon": 0.0}))
+    fit = fit_occupancy(
+        sphere(0.8),
+        tiny_config(steps=None, time_budget=4.0, **{"progress.min_block_period": 1, "progress.epsilon": 0.0}),
+    )
     controller = fit.model.spatial
     assert fit.stats.seconds >= 3.99  # trains until the budget is spent
     assert int(controller.current_block) == len(controller.block_ends) - 1  # every block was reached
@@ -139,10 +150,20 @@ def test_presets_and_overrides():
     assert (paper.points_per_set, paper.steps, paper.batch_size, paper.lr) == (1_000_000, 100_000, 5000, 1e-4)
     assert (paper.progress.epsilon, paper.progress.grid_resolution, paper.progress.block_period) == (0.1, 64, 200)
     assert (paper.field.hidden_layers, paper.field.sigma) == (4, 20.0)
-    assert (paper.target, paper.open_input, paper.remove_unsupported, paper.smooth_surface) == ("occupancy", "solid", False, False)
+    assert (paper.target, paper.open_input, paper.remove_unsupported, paper.smooth_surface) == (
+        "occupancy",
+        "solid",
+        False,
+        False,
+    )
     quality = occupancy_preset("quality")
     assert (quality.points_per_set, quality.steps, quality.progress.block_period) == (1_000_000, 100_000, 200)
-    assert (quality.target, quality.open_input, quality.remove_unsupported, quality.smooth_surface) == ("sdf", "auto", True, True)
+    assert (quality.target, quality.open_input, quality.remove_unsupported, quality.smooth_surface) == (
+        "sdf",
+        "auto",
+        True,
+        True,
+    )
     with pytest.raises(ConfigError, match="preset"):
         occupancy_preset("turbo")
     with pytest.raises(ConfigError, match="unknown option"):
@@ -180,9 +201,27 @@ def test_cli_fit_json_and_extract(tmp_path):
     sphere(0.5).apply_translation([1, 2, 3]).export(mesh_path)
     ckpt = tmp_path / "ball.ckpt"
     result = subprocess.run(
-        [sys.executable, "-m", "sape_geom", "fit", str(mesh_path), "-o", str(tmp_path / "ball.ply"), "--steps", "300",
-         "--resolution", "48", "--device", "cpu", "--json", "--checkpoint", str(ckpt)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "sape_geom",
+            "fit",
+            str(mesh_path),
+            "-o",
+            str(tmp_path / "ball.ply"),
+            "--steps",
+            "300",
+            "--resolution",
+            "48",
+            "--device",
+            "cpu",
+            "--json",
+            "--checkpoint",
+            str(ckpt),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     payload = json.loads(result.stdout)
     assert payload["metrics"]["iou"] > 0.9 and payload["watertight"]
@@ -283,11 +322,28 @@ def test_a_fit_that_found_no_surface_writes_nothing_and_says_so(tmp_path, capsys
     mesh_path = tmp_path / "ball.ply"
     sphere(0.5).export(mesh_path)
     out = tmp_path / "ball_sape.ply"
-    code = main(["fit", str(mesh_path), "-o", str(out), "--steps", "3", "--resolution", "32", "--device", "cpu",
-                 "--quiet", "--checkpoint", str(tmp_path / "ball.ckpt")])
+    code = main(
+        [
+            "fit",
+            str(mesh_path),
+            "-o",
+            str(out),
+            "--steps",
+            "3",
+            "--resolution",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--checkpoint",
+            str(tmp_path / "ball.ckpt"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists() and not (tmp_path / "ball.ckpt").exists()
-    assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps at 32^3"), err
+    assert err[-1].startswith("sape-geom fit: error: the fitted field has no surface after 3 training steps at 32^3"), (
+        err
+    )
     assert "train longer" in err[-1]
 
 

@@ -133,8 +133,9 @@ def test_morph_square_to_star_and_offset_mode():
 
 def test_every_encoding_runs():
     for enc in ("progressive", "ff", "pe", "none", "siren"):
-        res = deform_curve(star(), small_config(steps=5, calibration_steps=5, snapshot_every=0,
-                                                **{"field.encoding": enc}))
+        res = deform_curve(
+            star(), small_config(steps=5, calibration_steps=5, snapshot_every=0, **{"field.encoding": enc})
+        )
         assert np.all(np.isfinite(res.curve)), enc
         assert [s for s, _ in res.snapshots] == [0, 5]
     res = deform_curve(star(), small_config(steps=6, calibration_steps=2, snapshot_every=4, snapshot_steps=[1, 3]))
@@ -157,9 +158,29 @@ def test_cancel_and_bad_inputs():
 
 def test_cli_writes_outputs_and_json(tmp_path, capsys):
     np.savetxt(tmp_path / "star.txt", star())
-    rc = cli_main(["deform", str(tmp_path / "star.txt"), "-o", str(tmp_path / "o"), "--steps", "20", "--points", "64",
-               "--calibration-steps", "20", "--json", "--quiet", "--gif", "--snapshot-every", "5",
-               "--encoding", "ff", "--seed", "3"])
+    rc = cli_main(
+        [
+            "deform",
+            str(tmp_path / "star.txt"),
+            "-o",
+            str(tmp_path / "o"),
+            "--steps",
+            "20",
+            "--points",
+            "64",
+            "--calibration-steps",
+            "20",
+            "--json",
+            "--quiet",
+            "--gif",
+            "--snapshot-every",
+            "5",
+            "--encoding",
+            "ff",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
@@ -195,7 +216,9 @@ def test_cli_subprocess_bad_input(tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "w.png")
     proc = subprocess.run(
         [sys.executable, "-m", "sape_geom", "deform", str(tmp_path / "w.png"), "-o", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
@@ -210,8 +233,22 @@ def test_wired_into_package_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "error" in err[0], err
     np.savetxt(tmp_path / "s.txt", star())
-    rc = cli.main(["deform", str(tmp_path / "s.txt"), "-o", str(tmp_path / "o"), "--steps", "3", "--points", "32",
-                   "--calibration-steps", "0", "--json", "--quiet"])
+    rc = cli.main(
+        [
+            "deform",
+            str(tmp_path / "s.txt"),
+            "-o",
+            str(tmp_path / "o"),
+            "--steps",
+            "3",
+            "--points",
+            "32",
+            "--calibration-steps",
+            "0",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     data = json.loads(capsys.readouterr().out.strip())
     assert data["metrics"]["calibration_mse"] is None and data["metrics"]["steps"] == 3
@@ -261,10 +298,16 @@ def test_generated_star_has_no_self_intersection_with_the_fold_and_crossing_term
     target = star() * [1.0, 0.7]
     plain, res = [], []
     for seed in (0, 1):  # one seed's Chamfer varies by about 10 % either way: compare the mean of two
-        plain.append(deform_curve(target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0,
-                                                       uncross=False, seed=seed)))
-        res.append(deform_curve(target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0,
-                                                     uncross=False, seed=seed)))
+        plain.append(
+            deform_curve(
+                target, small_config(steps=400, fold_weight=0.0, crossing_weight=0.0, uncross=False, seed=seed)
+            )
+        )
+        res.append(
+            deform_curve(
+                target, small_config(steps=400, fold_weight=10.0, crossing_weight=10.0, uncross=False, seed=seed)
+            )
+        )
     assert min(r.metrics["self_intersections"] for r in plain) > 0  # what the terms are for (10 and 30 here)
     assert [r.metrics["self_intersections"] for r in res] == [0, 0]
     mean_chamfer = lambda runs: np.mean([r.metrics["chamfer"] for r in runs])
@@ -314,8 +357,22 @@ def test_cli_deforms_every_loop_and_handles_awkward_targets(tmp_path, capsys):
     t = np.linspace(0, 2 * np.pi, 80, endpoint=False)
     np.savetxt(tmp_path / "eight.txt", np.stack([np.sin(t), np.sin(t) * np.cos(t)], axis=1))
     for name, loops in (("ring.png", 2), ("two.txt", 2), ("eight.txt", 1)):
-        rc = cli_main(["deform", str(tmp_path / name), "-o", str(tmp_path / name[:-4]), "--steps", "10",
-                       "--points", "64", "--calibration-steps", "10", "--json", "--quiet"])
+        rc = cli_main(
+            [
+                "deform",
+                str(tmp_path / name),
+                "-o",
+                str(tmp_path / name[:-4]),
+                "--steps",
+                "10",
+                "--points",
+                "64",
+                "--calibration-steps",
+                "10",
+                "--json",
+                "--quiet",
+            ]
+        )
         captured = capsys.readouterr()
         assert rc == 0, captured.err
         data = json.loads(captured.out)

@@ -27,8 +27,14 @@ def test_png_is_not_blank(tmp_path):
 def test_side_by_side_with_titles_colours_and_empty(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=2)
     red = colorize_by_values(sphere.vertices, np.ones(len(sphere.vertices)))
-    path = render_mesh_png([sphere, trimesh.creation.box(), trimesh.Trimesh()], tmp_path / "row.png",
-                           size=96, colors=[red, None, None], titles=["a", "b", "empty"], view="front")
+    path = render_mesh_png(
+        [sphere, trimesh.creation.box(), trimesh.Trimesh()],
+        tmp_path / "row.png",
+        size=96,
+        colors=[red, None, None],
+        titles=["a", "b", "empty"],
+        view="front",
+    )
     img = np.asarray(Image.open(path)).astype(int)
     assert img.shape == (96, 288, 3)
     centre = img[48, 48]
@@ -40,8 +46,12 @@ def test_side_by_side_with_titles_colours_and_empty(tmp_path):
 def test_nearest_surface_wins():
     near = trimesh.creation.box(extents=[1, 1, 0.1]).apply_translation([0, 0, 1])
     far = trimesh.creation.box(extents=[2, 2, 0.1])
-    img = render_mesh_image([trimesh.util.concatenate([near, far])], size=64, view="front",
-                            colors=[np.where(np.arange(16)[:, None] < 8, [255, 0, 0], [0, 0, 255])])
+    img = render_mesh_image(
+        [trimesh.util.concatenate([near, far])],
+        size=64,
+        view="front",
+        colors=[np.where(np.arange(16)[:, None] < 8, [255, 0, 0], [0, 0, 255])],
+    )
     assert img[32, 32, 0] > img[32, 32, 2]  # red box in front of the blue one
 
 

@@ -21,8 +21,27 @@ from ...fileio import atomic_write
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 CSV_COLUMNS = [
-    "name", "status", "input", "surface", "checkpoint", "preview", "iou", "chamfer_l1", "normal_consistency",
-    "fscore", "components", "faces", "fit_s", "extract_s", "total_s", "steps", "device", "precision", "host", "node", "error",
+    "name",
+    "status",
+    "input",
+    "surface",
+    "checkpoint",
+    "preview",
+    "iou",
+    "chamfer_l1",
+    "normal_consistency",
+    "fscore",
+    "components",
+    "faces",
+    "fit_s",
+    "extract_s",
+    "total_s",
+    "steps",
+    "device",
+    "precision",
+    "host",
+    "node",
+    "error",
 ]
 
 
@@ -96,10 +115,14 @@ def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]
     if job.preview:
         from ...viz.render import render_mesh_png
 
-        row["preview"] = str(render_mesh_png([mesh, surface], out / f"{job.name}.png", size=384, titles=["input", "SAPE fit"]))
+        row["preview"] = str(
+            render_mesh_png([mesh, surface], out / f"{job.name}.png", size=384, titles=["input", "SAPE fit"])
+        )
     if job.metrics:
         metrics = mesh_metrics(surface, mesh)
-        row.update({key: round(float(metrics[key]), 6) for key in ("iou", "chamfer_l1", "normal_consistency", "fscore")})
+        row.update(
+            {key: round(float(metrics[key]), 6) for key in ("iou", "chamfer_l1", "normal_consistency", "fscore")}
+        )
         row["components"] = int(metrics["components"])
     row["total_s"] = round(time.perf_counter() - start, 2)
     return row

@@ -46,8 +46,9 @@ def watch_parent(parent_pid: int) -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=watch_parent,
-                               initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=watch_parent, initargs=(os.getpid(),)
+    )
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -38,14 +38,18 @@ class BatchLock:
         if not _try_lock(fd):
             holder = _read(fd)
             os.close(fd)
-            raise BatchLocked(f"another sape-geom batch ({holder or 'unknown process'}) is writing into "
-                              f"{self.path.parent}; wait for it to finish or choose another output folder")
+            raise BatchLocked(
+                f"another sape-geom batch ({holder or 'unknown process'}) is writing into "
+                f"{self.path.parent}; wait for it to finish or choose another output folder"
+            )
         self._fd = fd
         try:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                     .encode())
+            os.write(
+                fd,
+                f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
+            )
         except OSError:  # a full disk must not hide the real error the batch will report
             pass
         return self

@@ -100,7 +100,10 @@ def _connect(ray, address: str | None) -> bool:
 def _run(ray, jobs, workers, on_done, threads, cpus_per_fit, gpus_per_fit, max_retries) -> None:
     # Resolve the task body at call time (a test can swap it); Ray ships the function to the workers.
     task = ray.remote(_task_body).options(
-        num_cpus=cpus_per_fit, num_gpus=gpus_per_fit, max_retries=max_retries, retry_exceptions=False,
+        num_cpus=cpus_per_fit,
+        num_gpus=gpus_per_fit,
+        max_retries=max_retries,
+        retry_exceptions=False,
         name="sape_geom_fit",
     )
     _warm_up(ray, min(workers, len(jobs)), cpus_per_fit, gpus_per_fit)
@@ -139,7 +142,9 @@ def _warm_up(ray, count: int, cpus_per_fit: float, gpus_per_fit: float) -> None:
     process) is not paid inside the first meshes."""
     if count < 1:
         return
-    warm = ray.remote(_import_fitting_code).options(num_cpus=cpus_per_fit, num_gpus=gpus_per_fit, name="sape_geom_warm_up")
+    warm = ray.remote(_import_fitting_code).options(
+        num_cpus=cpus_per_fit, num_gpus=gpus_per_fit, name="sape_geom_warm_up"
+    )
     ray.get([warm.remote() for _ in range(count)])
 
 
@@ -150,7 +155,9 @@ def _collect(ray, ref, job: MeshJob, started: float, max_retries: int) -> dict[s
     except ray.exceptions.RayError as error:  # worker or node died (after the retries), object lost, ...
         kind = error.__class__.__name__
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return failed_row(job, f"Ray task failed ({kind}) after {max_retries} retries: {detail}", traceback.format_exc())
+        return failed_row(
+            job, f"Ray task failed ({kind}) after {max_retries} retries: {detail}", traceback.format_exc()
+        )
     if row.get("status") == "ok":
         out = Path(job.out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +175,9 @@ def _collect(ray, ref, job: MeshJob, started: float, max_retries: int) -> dict[s
     return row
 
 
-def _task_body(job: MeshJob, filename: str, data: bytes, threads: int) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+def _task_body(
+    job: MeshJob, filename: str, data: bytes, threads: int
+) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
     """Runs in a Ray worker: fit the mesh from bytes in a temporary folder, return (row, output files)."""
     import sys
 

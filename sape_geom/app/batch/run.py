@@ -53,8 +53,9 @@ def run_batch(
         return _run_locked(paths, out, preset, workers, overrides or {}, run, progress)
 
 
-def _run_locked(paths: list[Path], out: Path, preset: str, workers: int, overrides: dict[str, Any], run: Backend,
-                progress: bool) -> dict[str, dict[str, Any]]:
+def _run_locked(
+    paths: list[Path], out: Path, preset: str, workers: int, overrides: dict[str, Any], run: Backend, progress: bool
+) -> dict[str, dict[str, Any]]:
     for leftover in out.iterdir():  # temporary files of a run that was killed (the lock says none is running)
         if leftover.is_file() and is_temporary(leftover):
             leftover.unlink(missing_ok=True)
@@ -79,8 +80,10 @@ def _run_locked(paths: list[Path], out: Path, preset: str, workers: int, overrid
             run(jobs, workers, on_done)
     except OutputError as error:
         done = sum(1 for row in rows.values() if is_finished(row))
-        stopped = OutputError(f"{error}; the batch stopped ({done} of {len(paths)} meshes done and kept; "
-                              f"rerun to resume once it can write)")
+        stopped = OutputError(
+            f"{error}; the batch stopped ({done} of {len(paths)} meshes done and kept; "
+            f"rerun to resume once it can write)"
+        )
         stopped.errno = error.errno
         raise stopped from None
     finally:

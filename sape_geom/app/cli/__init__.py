@@ -28,9 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for adder in (fit.add_demo, fit.add_fit, fit.add_extract, batch.add_batch, deform.add_deform, deform_mesh.add_deform_mesh,
-                  regression.add_fit_image,
-                  regression.add_fit_signal):
+    for adder in (
+        fit.add_demo,
+        fit.add_fit,
+        fit.add_extract,
+        batch.add_batch,
+        deform.add_deform,
+        deform_mesh.add_deform_mesh,
+        regression.add_fit_image,
+        regression.add_fit_signal,
+    ):
         adder(sub)
     return parser
 

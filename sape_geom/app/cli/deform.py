@@ -72,8 +72,11 @@ def run_deform(args: argparse.Namespace) -> int:
     source = None if args.source in (None, "", "circle") else load_contours(args.source, args.threshold)
     crossings = count_crossings(target.loops)
     if crossings:
-        print(f"sape-geom deform: warning: the target crosses itself {crossings} time(s); the deformed curve "
-              "follows it and will cross too", file=sys.stderr)
+        print(
+            f"sape-geom deform: warning: the target crosses itself {crossings} time(s); the deformed curve "
+            "follows it and will cross too",
+            file=sys.stderr,
+        )
 
     from ...nn.trainer import TrainCallbacks, console_progress  # torch: imported only once the inputs are good
 

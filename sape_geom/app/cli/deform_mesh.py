@@ -30,15 +30,30 @@ def add_deform_mesh(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=d.steps, help=f"Chamfer steps (default {d.steps})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    p.add_argument("--calibration-steps", type=int, default=d.calibration_steps,
-                   help=f"at most this many calibration steps (default {d.calibration_steps}; 0 = none)")
-    p.add_argument("--edge-weight", type=float, default=d.edge_weight, help=f"edge term weight (default {d.edge_weight})")
-    p.add_argument("--frame", choices=FRAMES, default=d.frame,
-                   help="each: fit the source into the target's box (default); target: keep its place relative to the target")
+    p.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=d.calibration_steps,
+        help=f"at most this many calibration steps (default {d.calibration_steps}; 0 = none)",
+    )
+    p.add_argument(
+        "--edge-weight", type=float, default=d.edge_weight, help=f"edge term weight (default {d.edge_weight})"
+    )
+    p.add_argument(
+        "--frame",
+        choices=FRAMES,
+        default=d.frame,
+        help="each: fit the source into the target's box (default); target: keep its place relative to the target",
+    )
     p.add_argument("--snapshots", type=int, default=0, metavar="N", help="also keep N intermediate vertex arrays")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default: torch's own; 1 is fastest on a busy 2-core machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's own; 1 is fastest on a busy 2-core machine)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_deform_mesh)
@@ -56,9 +71,18 @@ def run_deform_mesh(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise usage_error(f"--threads must be >= 1, got {args.threads}")
     d = MeshDeformConfig()
-    config = dataclasses.replace(d, field=dataclasses.replace(d.field, encoding=args.encoding), steps=args.steps,
-                                 seed=args.seed, lr=args.lr, calibration_steps=args.calibration_steps, edge_weight=args.edge_weight, frame=args.frame,
-                                 snapshots=args.snapshots, device=args.device)
+    config = dataclasses.replace(
+        d,
+        field=dataclasses.replace(d.field, encoding=args.encoding),
+        steps=args.steps,
+        seed=args.seed,
+        lr=args.lr,
+        calibration_steps=args.calibration_steps,
+        edge_weight=args.edge_weight,
+        frame=args.frame,
+        snapshots=args.snapshots,
+        device=args.device,
+    )
     for path in output_paths(args.out, args.snapshots > 0).values():  # before any work
         check_writable(path)
     source, target = read_source(args.source), read_target(args.target)
@@ -71,8 +95,9 @@ def run_deform_mesh(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    cb = TrainCallbacks(on_progress=None if args.quiet else console_progress("deform-mesh"),
-                        progress_every=max(1, config.steps // 200))
+    cb = TrainCallbacks(
+        on_progress=None if args.quiet else console_progress("deform-mesh"), progress_every=max(1, config.steps // 200)
+    )
     result = deform_mesh(source, target, config, cb)
     paths = save_outputs(result, args.out)
     m = result.metrics

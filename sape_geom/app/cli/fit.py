@@ -17,19 +17,33 @@ def add_fit(sub) -> None:
     parser = sub.add_parser("fit", help="fit a neural field to a mesh and extract its surface")
     parser.add_argument("mesh", help="mesh file (OBJ, PLY, STL, OFF, GLB/GLTF)")
     parser.add_argument("-o", "--out", help="output mesh (default: <mesh>_sape.ply next to the input)")
-    parser.add_argument("--preset", default="fast", choices=tuple(PRESETS),
-                        help="fast (CPU, about a minute), quality (the method's budgets, for a GPU) or paper (the "
-                             "method exactly: occupancy target, no clean-up)")
+    parser.add_argument(
+        "--preset",
+        default="fast",
+        choices=tuple(PRESETS),
+        help="fast (CPU, about a minute), quality (the method's budgets, for a GPU) or paper (the "
+        "method exactly: occupancy target, no clean-up)",
+    )
     common_training_args(parser)
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training instead of --steps")
     _precision_arg(parser, "(default: the preset's; auto = bfloat16 where the device computes it natively)")
     parser.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default 256)")
-    parser.add_argument("--target", choices=TARGETS, default=None, help="what the network learns (default: the preset's)")
-    parser.add_argument("--open-input", choices=OPEN_INPUT_MODES, default=None,
-                        help="read the input as a solid, as a thin shell, or decide from its holes (default: the preset's)")
-    parser.add_argument("--shell-thickness", type=float, default=None,
-                        help="shell thickness as a fraction of the bounding-box diagonal "
-                             f"(default {PRESETS['fast'].shell_thickness:g})")
+    parser.add_argument(
+        "--target", choices=TARGETS, default=None, help="what the network learns (default: the preset's)"
+    )
+    parser.add_argument(
+        "--open-input",
+        choices=OPEN_INPUT_MODES,
+        default=None,
+        help="read the input as a solid, as a thin shell, or decide from its holes (default: the preset's)",
+    )
+    parser.add_argument(
+        "--shell-thickness",
+        type=float,
+        default=None,
+        help="shell thickness as a fraction of the bounding-box diagonal "
+        f"(default {PRESETS['fast'].shell_thickness:g})",
+    )
     _extraction_args(parser)
     parser.add_argument("--checkpoint", help="also save a checkpoint here (re-extract later with `sape-geom extract`)")
     parser.add_argument("--preview", help="also render a PNG preview (input and fit side by side)")
@@ -38,22 +52,34 @@ def add_fit(sub) -> None:
 
 
 def _precision_arg(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help=f"precision of the network's matrix products {default}")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=None, help=f"precision of the network's matrix products {default}"
+    )
 
 
 def _extraction_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-all", action="store_true",
-                        help="keep every extracted piece (default: drop pieces away from the input surface)")
-    parser.add_argument("--no-smooth", action="store_true",
-                        help="keep the surface as marching cubes gives it (default: smoothed where it bends by "
-                             f"less than {FEATURE_ANGLE:g} degrees, edges kept; the paper preset never smooths)")
+    parser.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="keep every extracted piece (default: drop pieces away from the input surface)",
+    )
+    parser.add_argument(
+        "--no-smooth",
+        action="store_true",
+        help="keep the surface as marching cubes gives it (default: smoothed where it bends by "
+        f"less than {FEATURE_ANGLE:g} degrees, edges kept; the paper preset never smooths)",
+    )
     parser.add_argument("--heatmap", action="store_true", help="colour vertices by the SAPE frequency level")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected piece")
     parser.add_argument("--max-faces", type=int, default=None, help="decimate to at most this many faces (pymeshlab)")
-    parser.add_argument("--face-budget", type=int, default=None, metavar="FACES",
-                        help="stop when the field would give more faces than this (a noisy field); default 20 x "
-                             "resolution^2, at least 1M (a fit's own setting for extract), 0 = no limit")
+    parser.add_argument(
+        "--face-budget",
+        type=int,
+        default=None,
+        metavar="FACES",
+        help="stop when the field would give more faces than this (a noisy field); default 20 x "
+        "resolution^2, at least 1M (a fit's own setting for extract), 0 = no limit",
+    )
 
 
 def _run_fit(args: argparse.Namespace) -> int:
@@ -68,17 +94,29 @@ def _run_fit(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.mesh).with_name(Path(args.mesh).stem + "_sape.ply")
     _check_outputs(out, args.checkpoint, args.preview)  # before any work: a fit must not be lost at the end
     config = occupancy_preset(
-        args.preset, encoding=args.encoding, sigma=args.sigma, steps=args.steps, time_budget=args.time_budget,
-        resolution=args.resolution, device=args.device, seed=args.seed, target=args.target,
-        open_input=args.open_input, shell_thickness=args.shell_thickness,
-        remove_unsupported=False if args.keep_all else None, smooth_surface=False if args.no_smooth else None,
-        face_budget=args.face_budget, precision=args.precision,
+        args.preset,
+        encoding=args.encoding,
+        sigma=args.sigma,
+        steps=args.steps,
+        time_budget=args.time_budget,
+        resolution=args.resolution,
+        device=args.device,
+        seed=args.seed,
+        target=args.target,
+        open_input=args.open_input,
+        shell_thickness=args.shell_thickness,
+        remove_unsupported=False if args.keep_all else None,
+        smooth_surface=False if args.no_smooth else None,
+        face_budget=args.face_budget,
+        precision=args.precision,
     )
     mesh = load_mesh(args.mesh)
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
     if not args.json:
         print(f"input read as a {fit.reading['mode']}: {fit.reading['reason']}", file=sys.stderr)
-    surface, stats = fit.extract(colors=args.heatmap, keep_largest=args.keep_largest, max_faces=args.max_faces, return_stats=True)
+    surface, stats = fit.extract(
+        colors=args.heatmap, keep_largest=args.keep_largest, max_faces=args.max_faces, return_stats=True
+    )
     save_mesh(surface, out)
     total = time.perf_counter() - start
     payload = {
@@ -92,7 +130,11 @@ def _run_fit(args: argparse.Namespace) -> int:
         "vertices": len(surface.vertices),
         "faces": len(surface.faces),
         "watertight": bool(surface.is_watertight),
-        "timings": {**{k: round(v, 3) for k, v in fit.timings.items()}, "extract_s": round(stats["extract_s"], 3), "total_s": round(total, 3)},
+        "timings": {
+            **{k: round(v, 3) for k, v in fit.timings.items()},
+            "extract_s": round(stats["extract_s"], 3),
+            "total_s": round(total, 3),
+        },
         "extraction": {"evaluated": stats.get("evaluated"), "dense": stats.get("dense")},
         "target": config.target,
         "input_read_as": fit.reading["mode"],
@@ -104,7 +146,9 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.preview:
         from ...viz.render import render_mesh_png
 
-        payload["preview"] = str(render_mesh_png([mesh, surface], args.preview, titles=["input", f"{config.field.encoding} fit"]))
+        payload["preview"] = str(
+            render_mesh_png([mesh, surface], args.preview, titles=["input", f"{config.field.encoding} fit"])
+        )
     lines = [
         f"wrote {out} ({len(surface.faces)} faces, {'watertight' if surface.is_watertight else 'not watertight'})"
         f" in {total:.1f} s (labels {fit.timings['labels_s']:.1f} s, training {fit.timings['train_s']:.1f} s,"
@@ -166,13 +210,28 @@ def _run_extract(args: argparse.Namespace) -> int:
         changes["field"] = fit.model.config
     if changes:
         fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, **changes))
-    surface, stats = fit.extract(args.resolution, colors=args.heatmap, keep_largest=args.keep_largest,
-                                 max_faces=args.max_faces, return_stats=True, face_budget=args.face_budget)
+    surface, stats = fit.extract(
+        args.resolution,
+        colors=args.heatmap,
+        keep_largest=args.keep_largest,
+        max_faces=args.max_faces,
+        return_stats=True,
+        face_budget=args.face_budget,
+    )
     save_mesh(surface, args.out)
-    payload = {"output": args.out, "resolution": args.resolution, "faces": len(surface.faces),
-               "precision": fit.model.precision,
-               "extract_s": round(stats["extract_s"], 3), "pieces_removed": stats["pieces_removed"]}
-    report(args, payload, [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats['extract_s']:.1f} s)"])
+    payload = {
+        "output": args.out,
+        "resolution": args.resolution,
+        "faces": len(surface.faces),
+        "precision": fit.model.precision,
+        "extract_s": round(stats["extract_s"], 3),
+        "pieces_removed": stats["pieces_removed"],
+    }
+    report(
+        args,
+        payload,
+        [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats['extract_s']:.1f} s)"],
+    )
     return 0
 
 
@@ -208,8 +267,20 @@ def _run_demo(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog="sape-geom demo")
     add_fit(parser.add_subparsers())
     fit_args = parser.parse_args(
-        ["fit", str(mesh), "-o", str(out / f"{mesh.stem}_sape.ply"), "--heatmap", "--device", args.device,
-         "--checkpoint", str(out / f"{mesh.stem}.ckpt"), "--preview", str(out / f"{mesh.stem}_preview.png")]
-        + (["--quiet"] if args.quiet else []) + (["--json"] if args.json else [])
+        [
+            "fit",
+            str(mesh),
+            "-o",
+            str(out / f"{mesh.stem}_sape.ply"),
+            "--heatmap",
+            "--device",
+            args.device,
+            "--checkpoint",
+            str(out / f"{mesh.stem}.ckpt"),
+            "--preview",
+            str(out / f"{mesh.stem}_preview.png"),
+        ]
+        + (["--quiet"] if args.quiet else [])
+        + (["--json"] if args.json else [])
     )
     return _run_fit(fit_args)

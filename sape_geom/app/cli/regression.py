@@ -29,7 +29,11 @@ def _run_fit_signal(args: argparse.Namespace) -> int:
     plot = Path(args.out) / "signal.png"
     save_signal_plot(fit, plot)
     payload = {**fit.metrics, "plot": str(plot)}
-    report(args, payload, [f"dense MSE {fit.metrics['dense_mse']:.3g}, train MSE {fit.metrics['train_mse']:.3g}", f"wrote {plot}"])
+    report(
+        args,
+        payload,
+        [f"dense MSE {fit.metrics['dense_mse']:.3g}, train MSE {fit.metrics['train_mse']:.3g}", f"wrote {plot}"],
+    )
     return 0
 
 

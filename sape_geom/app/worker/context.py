@@ -41,8 +41,15 @@ class TaskContext:
             now = time.monotonic()
             if info.step >= info.total or now - last[0] >= 0.1:
                 last[0] = now
-                self.emit("progress", step=int(info.step), total=int(info.total), loss=float(info.loss),
-                          elapsed_s=float(info.elapsed_s), eta_s=float(info.eta_s), stage=str(info.stage))
+                self.emit(
+                    "progress",
+                    step=int(info.step),
+                    total=int(info.total),
+                    loss=float(info.loss),
+                    elapsed_s=float(info.elapsed_s),
+                    eta_s=float(info.eta_s),
+                    stage=str(info.stage),
+                )
             if also is not None:
                 also(info)
 
@@ -65,8 +72,9 @@ class TaskContext:
             raise JobError(f"cannot read input arrays from {self.inputs}: {exc}") from None
         missing = [k for k in required if k not in arrays]
         if missing:
-            raise JobError(f"input file {self.inputs} lacks array(s) {', '.join(missing)}; "
-                           f"found: {', '.join(arrays) or 'none'}")
+            raise JobError(
+                f"input file {self.inputs} lacks array(s) {', '.join(missing)}; found: {', '.join(arrays) or 'none'}"
+            )
         return arrays
 
 

@@ -108,8 +108,7 @@ def run_job_file(job_file: str | os.PathLike, events: EventStream, cancel: Cance
             return EXIT_CANCELLED
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
-        events.emit("error", message=_user_message(exc), type=type(exc).__name__,
-                    traceback=traceback.format_exc())
+        events.emit("error", message=_user_message(exc), type=type(exc).__name__, traceback=traceback.format_exc())
         return EXIT_ERROR
     if cancel.is_set() and job.task != "check":
         # cancelled after the last step check: the user asked to stop, so no result

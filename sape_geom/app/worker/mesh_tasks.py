@@ -27,8 +27,12 @@ def task_deform_mesh(ctx: TaskContext) -> dict[str, Any]:
 
     from ...tasks.mesh_deform import deform_mesh
 
-    result = deform_mesh((arrays["source_vertices"], arrays["source_faces"]),
-                         (arrays["target_vertices"], arrays["target_faces"]), config, ctx.train_callbacks())
+    result = deform_mesh(
+        (arrays["source_vertices"], arrays["source_faces"]),
+        (arrays["target_vertices"], arrays["target_faces"]),
+        config,
+        ctx.train_callbacks(),
+    )
     steps = [s for s, _ in result.snapshots]
     path = save_npz(
         ctx.output_dir / "deformed.npz",
@@ -36,7 +40,10 @@ def task_deform_mesh(ctx: TaskContext) -> dict[str, Any]:
         faces=np.asarray(result.mesh.faces, dtype=np.int32),
         levels=np.zeros(0, np.float32) if result.levels is None else result.levels.astype(np.float32),
         snapshot_steps=np.asarray(steps, dtype=np.int64),
-        snapshots=(np.stack([v for _, v in result.snapshots]).astype(np.float32) if steps
-                   else np.zeros((0, len(result.mesh.vertices), 3), np.float32)),
+        snapshots=(
+            np.stack([v for _, v in result.snapshots]).astype(np.float32)
+            if steps
+            else np.zeros((0, len(result.mesh.vertices), 3), np.float32)
+        ),
     )
     return {"mesh": str(path), "metrics": result.metrics}

@@ -131,10 +131,14 @@ def parse_settings(cls: type[S], task: str, settings: Mapping[str, Any]) -> S:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise JobError(f"unknown setting(s) for the {task} task: {', '.join(unknown)}; "
-                       f"known: {', '.join(known) or 'none'}")
-    missing = [name for name, f in known.items()
-               if f.default is MISSING and f.default_factory is MISSING and name not in settings]
+        raise JobError(
+            f"unknown setting(s) for the {task} task: {', '.join(unknown)}; known: {', '.join(known) or 'none'}"
+        )
+    missing = [
+        name
+        for name, f in known.items()
+        if f.default is MISSING and f.default_factory is MISSING and name not in settings
+    ]
     if missing:
         raise JobError(f"the {task} task needs settings.{missing[0]}")
     hints = typing.get_type_hints(cls)
@@ -151,6 +155,5 @@ def _checked(task: str, key: str, value: Any, hint: Any) -> Any:
     what, accepts = _KINDS[typing.get_origin(hint) or hint]
     if not accepts(value):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise JobError(f"settings.{key} of the {task} task must be {what}{' or null' if optional else ''}, "
-                       f"got {shown}")
+        raise JobError(f"settings.{key} of the {task} task must be {what}{' or null' if optional else ''}, got {shown}")
     return float(value) if hint is float else value

@@ -78,14 +78,26 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
     fit = fit_occupancy(mesh, config, callbacks=ctx.train_callbacks(also=preview))
 
     ctx.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
-    out, stats = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
-                             return_stats=True, face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
+    out, stats = fit.extract(
+        resolution=s.resolution or None,
+        colors=s.colors,
+        keep_largest=s.keep_largest,
+        return_stats=True,
+        face_budget=s.face_budget,
+        should_cancel=ctx.is_cancelled,
+    )
     preview.clean()
     mesh_path = write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors)
     checkpoint = fit.save(ctx.output_dir / "checkpoint.pt")
-    metrics = {**fit.timings, "vertices": len(out.vertices), "faces": len(out.faces),
-               "pieces_removed": stats["pieces_removed"], "input_read_as": fit.reading["mode"],
-               "input_reading": fit.reading["reason"], "precision": fit.model.precision}
+    metrics = {
+        **fit.timings,
+        "vertices": len(out.vertices),
+        "faces": len(out.faces),
+        "pieces_removed": stats["pieces_removed"],
+        "input_read_as": fit.reading["mode"],
+        "input_reading": fit.reading["reason"],
+        "precision": fit.model.precision,
+    }
     if fit.stats is not None:
         metrics.update(steps=fit.stats.steps, final_loss=fit.stats.final_loss)
     return {"mesh": str(mesh_path), "checkpoint": str(checkpoint), "metrics": metrics}
@@ -94,8 +106,9 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
 class Previewer:
     """Coarse extraction every few seconds from the model being trained, written as a mesh npz."""
 
-    def __init__(self, ctx: TaskContext, every_s: float, resolution: int, normalization: Normalization,
-                 config: OccupancyConfig):
+    def __init__(
+        self, ctx: TaskContext, every_s: float, resolution: int, normalization: Normalization, config: OccupancyConfig
+    ):
         self.ctx = ctx
         self.every_s = every_s
         self.resolution = resolution
@@ -142,6 +155,11 @@ def task_extract(ctx: TaskContext) -> dict[str, Any]:
 
     fit = OccupancyFit.load(s.checkpoint, device=s.device)
     ctx.emit("progress", step=0, total=1, loss=None, elapsed_s=None, eta_s=None, stage="extract")
-    out = fit.extract(resolution=s.resolution or None, colors=s.colors, keep_largest=s.keep_largest,
-                      face_budget=s.face_budget, should_cancel=ctx.is_cancelled)
+    out = fit.extract(
+        resolution=s.resolution or None,
+        colors=s.colors,
+        keep_largest=s.keep_largest,
+        face_budget=s.face_budget,
+        should_cancel=ctx.is_cancelled,
+    )
     return {"mesh": str(write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors))}

@@ -10,8 +10,14 @@ from typing import Any
 
 from .config import FRAMES, MeshDeformConfig
 
-_LAZY = {"MeshDeformResult": "fit", "deform_mesh": "fit", "read_source": "fit", "read_target": "fit",
-         "deformation_metrics": "metrics", "save_outputs": "outputs"}
+_LAZY = {
+    "MeshDeformResult": "fit",
+    "deform_mesh": "fit",
+    "read_source": "fit",
+    "read_target": "fit",
+    "deformation_metrics": "metrics",
+    "save_outputs": "outputs",
+}
 
 __all__ = ["FRAMES", "MeshDeformConfig", *_LAZY]
 

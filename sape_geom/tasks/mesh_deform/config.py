@@ -15,7 +15,6 @@ lands on a bunny wherever either sits); ``target`` keeps the source where it is 
 (both moved by the target's normalisation), for two scans already roughly aligned."""
 
 
-
 def _default_field() -> FieldConfig:
     return FieldConfig(encoding="sape", sigma=4.0, num_frequencies=128, hidden_width=128, hidden_layers=2)
 
@@ -81,7 +80,14 @@ class MeshDeformConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.field, FieldConfig) or not isinstance(self.progress, ProgressConfig):
             raise ConfigError("MeshDeformConfig.field / .progress must be FieldConfig / ProgressConfig")
-        for name in ("steps", "calibration_points", "source_samples", "target_samples", "target_per_step", "metric_points"):
+        for name in (
+            "steps",
+            "calibration_points",
+            "source_samples",
+            "target_samples",
+            "target_per_step",
+            "metric_points",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")

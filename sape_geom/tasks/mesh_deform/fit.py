@@ -70,7 +70,9 @@ def read_source(source: Any, name: str = "source") -> trimesh.Trimesh:
     elif isinstance(source, (tuple, list)) and len(source) == 2:
         loaded = trimesh.Trimesh(*validate_mesh(*source, name=name, allow_flat=True), process=False)
     else:
-        raise InputError(f"{name}: expected a mesh file, a trimesh.Trimesh or (vertices, faces), got {type(source).__name__}")
+        raise InputError(
+            f"{name}: expected a mesh file, a trimesh.Trimesh or (vertices, faces), got {type(source).__name__}"
+        )
     if not isinstance(loaded, trimesh.Trimesh):
         raise InputError(f"{name}: no triangle mesh found (got {type(loaded).__name__})")
     validate_mesh(loaded.vertices, loaded.faces, name=name, allow_flat=True)
@@ -85,7 +87,9 @@ def read_target(target: Any) -> trimesh.Trimesh:
         return trimesh.Trimesh(*validate_mesh(target.vertices, target.faces, name="target"), process=False)
     if isinstance(target, (tuple, list)) and len(target) == 2:
         return trimesh.Trimesh(*validate_mesh(*target, name="target"), process=False)
-    raise InputError(f"target: expected a mesh file, a trimesh.Trimesh or (vertices, faces), got {type(target).__name__}")
+    raise InputError(
+        f"target: expected a mesh file, a trimesh.Trimesh or (vertices, faces), got {type(target).__name__}"
+    )
 
 
 def _areas(V: np.ndarray, F: np.ndarray) -> np.ndarray:
@@ -98,8 +102,9 @@ def _snapshot_steps(count: int, steps: int) -> set[int]:
     return {int(s) for s in np.linspace(0, steps, count + 2).round()[1:-1]}
 
 
-def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformConfig(),
-                callbacks: TrainCallbacks | None = None) -> MeshDeformResult:
+def deform_mesh(
+    source: Any, target: Any, config: MeshDeformConfig = MeshDeformConfig(), callbacks: TrainCallbacks | None = None
+) -> MeshDeformResult:
     """Deform ``source`` onto ``target`` (docs/method.md §6.5); both a path, a Trimesh or (V, F).
 
     ``callbacks``: progress (stages ``calibration`` then ``deform``) and cancel; its ``on_snapshot``, if
@@ -144,19 +149,37 @@ def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformC
         # The field is smooth: a share of the vertices pins it to zero everywhere on the source, cheaply.
         pick = torch.randperm(len(x), generator=gen)[: config.calibration_points].to(device)
         xc = x[pick]
-        calib = train(model, lambda step: (xc, torch.zeros_like(xc)), calibration_loss, lr=config.calibration_lr,
-                      steps=config.calibration_steps, stage="calibration", feedback=False,
-                      callbacks=TrainCallbacks(on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel,
-                                               progress_every=progress_every),
-                      stop_below=config.calibration_tolerance)
+        calib = train(
+            model,
+            lambda step: (xc, torch.zeros_like(xc)),
+            calibration_loss,
+            lr=config.calibration_lr,
+            steps=config.calibration_steps,
+            stage="calibration",
+            feedback=False,
+            callbacks=TrainCallbacks(
+                on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel, progress_every=progress_every
+            ),
+            stop_below=config.calibration_tolerance,
+        )
         calib_steps, calib_mse = calib.steps, calib.final_loss
     calibration_s = time.perf_counter() - t0
 
     # ---- stage 2: surface Chamfer, SAPE fed per vertex
-    loss_fn = SurfaceChamfer(F, areas, Vt, Ft, target_points, source_samples=config.source_samples,
-                             per_step=config.target_per_step, edge_weight=config.edge_weight,
-                             normal_weight=config.normal_weight, source_vertices=V0,
-                             generator=gen, device=device)
+    loss_fn = SurfaceChamfer(
+        F,
+        areas,
+        Vt,
+        Ft,
+        target_points,
+        source_samples=config.source_samples,
+        per_step=config.target_per_step,
+        edge_weight=config.edge_weight,
+        normal_weight=config.normal_weight,
+        source_vertices=V0,
+        generator=gen,
+        device=device,
+    )
 
     @torch.no_grad()
     def current() -> np.ndarray:
@@ -173,11 +196,24 @@ def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformC
         if user_snap is not None and user_every and step % user_every == 0:
             user_snap(step, m)
 
-    cb = TrainCallbacks(on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel, snapshot_every=1,
-                        on_snapshot=on_snapshot, progress_every=progress_every)
+    cb = TrainCallbacks(
+        on_progress=user_cb.on_progress,
+        should_cancel=user_cb.should_cancel,
+        snapshot_every=1,
+        on_snapshot=on_snapshot,
+        progress_every=progress_every,
+    )
     t1 = time.perf_counter()
-    stats = train(model, lambda step: (x, zeros), loss_fn, lr=config.lr, lr_final=config.final_learning_rate,
-                  steps=config.steps, callbacks=cb, stage="deform")
+    stats = train(
+        model,
+        lambda step: (x, zeros),
+        loss_fn,
+        lr=config.lr,
+        lr_final=config.final_learning_rate,
+        steps=config.steps,
+        callbacks=cb,
+        stage="deform",
+    )
     fit_s = time.perf_counter() - t1
 
     final_n = current()
@@ -190,18 +226,39 @@ def deform_mesh(source: Any, target: Any, config: MeshDeformConfig = MeshDeformC
     out.vertices = norm.invert(final_n)
 
     t2 = time.perf_counter()
-    metrics: dict[str, Any] = deformation_metrics(out, tgt_mesh, src_mesh, n_points=config.metric_points, seed=config.seed)
+    metrics: dict[str, Any] = deformation_metrics(
+        out, tgt_mesh, src_mesh, n_points=config.metric_points, seed=config.seed
+    )
     chamfer = torch.stack(loss_fn.chamfer).tolist() if loss_fn.chamfer else []
-    metrics.update(final_loss=float(stats.final_loss), final_chamfer=chamfer[-1] if chamfer else math.nan,
-                   steps=int(stats.steps), steps_per_s=float(stats.steps_per_second),
-                   calibration_steps=int(calib_steps), calibration_mse=float(calib_mse), encoding=config.field.encoding)
+    metrics.update(
+        final_loss=float(stats.final_loss),
+        final_chamfer=chamfer[-1] if chamfer else math.nan,
+        steps=int(stats.steps),
+        steps_per_s=float(stats.steps_per_second),
+        calibration_steps=int(calib_steps),
+        calibration_mse=float(calib_mse),
+        encoding=config.field.encoding,
+    )
     if levels is not None:
         metrics["mean_open_fraction"] = float(levels.mean())
-    timings = {"prepare_s": t_prep, "calibration_s": calibration_s, "fit_s": fit_s,
-               "metrics_s": time.perf_counter() - t2, "steps_per_s": float(stats.steps_per_second),
-               "total_s": time.perf_counter() - t_start}
+    timings = {
+        "prepare_s": t_prep,
+        "calibration_s": calibration_s,
+        "fit_s": fit_s,
+        "metrics_s": time.perf_counter() - t2,
+        "steps_per_s": float(stats.steps_per_second),
+        "total_s": time.perf_counter() - t_start,
+    }
     return MeshDeformResult(
-        mesh=out, vertices_normalized=final_n, levels=levels,
-        snapshots=[(s, norm.invert(v)) for s, v in snapshots_n], metrics=metrics, timings=timings,
-        normalization=norm, source_normalization=src_norm, history=list(stats.history), config=config, model=model,
+        mesh=out,
+        vertices_normalized=final_n,
+        levels=levels,
+        snapshots=[(s, norm.invert(v)) for s, v in snapshots_n],
+        metrics=metrics,
+        timings=timings,
+        normalization=norm,
+        source_normalization=src_norm,
+        history=list(stats.history),
+        config=config,
+        model=model,
     )

@@ -49,8 +49,9 @@ def random_barycentric(count: int, generator: torch.Generator) -> torch.Tensor:
     return torch.stack([1 - s, s * (1 - r[:, 1]), s * r[:, 1]], dim=1).float()
 
 
-def closest_points(tree: igl.AABB | None, vertices: np.ndarray, faces: np.ndarray,
-                   points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def closest_points(
+    tree: igl.AABB | None, vertices: np.ndarray, faces: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Closest face (n,) and closest point (n, 3) on the mesh for each point, exact (libigl). The points are
     queried in Morton order (same answers, fewer tree branches walked); ``tree`` None builds one."""
     order = spatial_order(points)
@@ -84,13 +85,28 @@ class SurfaceChamfer:
     part of every step (a tensor per step, read once at the end: no host sync for it per step).
     """
 
-    def __init__(self, faces: np.ndarray, source_areas: np.ndarray, target_vertices: np.ndarray,
-                 target_faces: np.ndarray, target_points: np.ndarray, *, source_samples: int, per_step: int,
-                 edge_weight: float, normal_weight: float, source_vertices: np.ndarray,
-                 generator: torch.Generator, device: torch.device) -> None:
+    def __init__(
+        self,
+        faces: np.ndarray,
+        source_areas: np.ndarray,
+        target_vertices: np.ndarray,
+        target_faces: np.ndarray,
+        target_points: np.ndarray,
+        *,
+        source_samples: int,
+        per_step: int,
+        edge_weight: float,
+        normal_weight: float,
+        source_vertices: np.ndarray,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
         self.faces_np = np.ascontiguousarray(faces, dtype=np.int64)
         self.faces = torch.as_tensor(self.faces_np, device=device)
-        self.tv, self.tf = np.ascontiguousarray(target_vertices, np.float64), np.ascontiguousarray(target_faces, np.int64)
+        self.tv, self.tf = (
+            np.ascontiguousarray(target_vertices, np.float64),
+            np.ascontiguousarray(target_faces, np.int64),
+        )
         self.tree = igl.AABB()
         self.tree.init(self.tv, self.tf)
         self.target_points = np.ascontiguousarray(target_points, np.float64)
@@ -98,7 +114,9 @@ class SurfaceChamfer:
         self.face_weights = torch.as_tensor(source_areas / source_areas.sum(), dtype=torch.float64)
         self.source_samples, self.edge_weight = int(source_samples), float(edge_weight)
         self.normal_weight = float(normal_weight)
-        normals = np.cross(self.tv[self.tf[:, 1]] - self.tv[self.tf[:, 0]], self.tv[self.tf[:, 2]] - self.tv[self.tf[:, 0]])
+        normals = np.cross(
+            self.tv[self.tf[:, 1]] - self.tv[self.tf[:, 0]], self.tv[self.tf[:, 2]] - self.tv[self.tf[:, 0]]
+        )
         if signed_volume(source_vertices, self.faces_np) * signed_volume(self.tv, self.tf) < 0:
             normals = -normals  # the target is wound the other way: compare like with like
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
@@ -163,7 +181,9 @@ class SurfaceChamfer:
         self.calls += 1
         return loss, self.feedback(d_st[: self.n].detach(), d_ts.detach(), face, bary)
 
-    def feedback(self, d_vertex: torch.Tensor, d_ts: torch.Tensor, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    def feedback(
+        self, d_vertex: torch.Tensor, d_ts: torch.Tensor, face: torch.Tensor, bary: torch.Tensor
+    ) -> torch.Tensor:
         """Per-vertex feedback: own distance plus the barycentric mean of the target samples landing near."""
         corners = self.faces[face].flatten()
         total = torch.zeros(self.n, device=self.device).index_add_(0, corners, (bary * d_ts[:, None]).flatten())

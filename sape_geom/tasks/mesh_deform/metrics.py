@@ -44,8 +44,14 @@ def flipped_fraction(V: np.ndarray, F: np.ndarray, Vt: np.ndarray, Ft: np.ndarra
     return float(np.mean(dots < 0))
 
 
-def deformation_metrics(deformed: trimesh.Trimesh, target: trimesh.Trimesh, source: trimesh.Trimesh, *,
-                        n_points: int = 50_000, seed: int = 0) -> dict[str, Any]:
+def deformation_metrics(
+    deformed: trimesh.Trimesh,
+    target: trimesh.Trimesh,
+    source: trimesh.Trimesh,
+    *,
+    n_points: int = 50_000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The metrics of the module notes; ``deformed`` and ``target`` in one frame, ``source`` in any."""
     out: dict[str, Any] = dict(mesh_metrics(deformed, target, n_points=n_points, iou_points=n_points, seed=seed))
     V, F = np.asarray(deformed.vertices, np.float64), np.asarray(deformed.faces, np.int64)

@@ -38,8 +38,9 @@ def save_deformed_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     if path.suffix.lower() != ".obj":
         return save_mesh(mesh, path)
     material = f"{path.stem}.mtl"
-    text, files = trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_texture=True,
-                                                  return_texture=True, mtl_name=material)
+    text, files = trimesh.exchange.obj.export_obj(
+        mesh, include_normals=False, include_texture=True, return_texture=True, mtl_name=material
+    )
     for name, data in files.items():
         atomic_write(path.parent / name, lambda tmp, data=data: tmp.write_bytes(data))
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -48,8 +49,12 @@ def save_deformed_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
 def level_mesh(result: MeshDeformResult) -> trimesh.Trimesh:
     """The result coloured by the SAPE level (fraction of frequencies open; blue = few, red = many)."""
     levels = result.levels if result.levels is not None else np.ones(len(result.mesh.vertices))
-    return trimesh.Trimesh(result.mesh.vertices, result.mesh.faces,
-                           vertex_colors=colorize_by_values(result.mesh.vertices, levels), process=False)
+    return trimesh.Trimesh(
+        result.mesh.vertices,
+        result.mesh.faces,
+        vertex_colors=colorize_by_values(result.mesh.vertices, levels),
+        process=False,
+    )
 
 
 def save_outputs(result: MeshDeformResult, mesh_path: str | Path) -> dict[str, str]:
@@ -60,10 +65,14 @@ def save_outputs(result: MeshDeformResult, mesh_path: str | Path) -> dict[str, s
     written = {"mesh": str(save_deformed_mesh(result.mesh, paths["mesh"]))}
     written["levels"] = str(save_mesh(level_mesh(result), paths["levels"]))
     if result.snapshots:
-        written["snapshots"] = str(save_npz(
-            paths["snapshots"], steps=np.asarray([s for s, _ in result.snapshots], dtype=np.int64),
-            vertices=np.stack([v for _, v in result.snapshots]).astype(np.float32),
-            faces=np.asarray(result.mesh.faces, dtype=np.int64)))
+        written["snapshots"] = str(
+            save_npz(
+                paths["snapshots"],
+                steps=np.asarray([s for s, _ in result.snapshots], dtype=np.int64),
+                vertices=np.stack([v for _, v in result.snapshots]).astype(np.float32),
+                faces=np.asarray(result.mesh.faces, dtype=np.int64),
+            )
+        )
     payload = {"metrics": result.metrics, "timings": result.timings, "normalization": result.normalization.to_dict()}
     text = json.dumps(json_safe(payload), indent=2, sort_keys=True)
     written["metrics"] = str(atomic_write(paths["metrics"], lambda tmp: tmp.write_text(text, encoding="utf-8")))

@@ -60,8 +60,10 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, An
         raise InputError(f"{path} is not a sape-geom occupancy checkpoint")
     version = payload.get("version")
     if version not in READABLE_VERSIONS:
-        raise InputError(f"{path} is a version {version} checkpoint; this sape-geom reads versions "
-                         f"{', '.join(map(str, READABLE_VERSIONS))} (refit, or use the sape-geom that wrote it)")
+        raise InputError(
+            f"{path} is a version {version} checkpoint; this sape-geom reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (refit, or use the sape-geom that wrote it)"
+        )
     config = cfg.from_dict(OccupancyConfig, payload["config"])
     if device is not None:
         config = dataclasses.replace(config, device=device)
@@ -71,5 +73,11 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, An
     support = None
     if "support" in payload:
         support = SupportGrid.from_array(np.asarray(payload["support"]), int(payload["support_resolution"]))
-    return {"model": model, "normalization": Normalization.from_dict(payload["normalization"]), "config": config,
-            "timings": dict(payload.get("timings", {})), "support": support, "reading": dict(payload.get("reading", {}))}
+    return {
+        "model": model,
+        "normalization": Normalization.from_dict(payload["normalization"]),
+        "config": config,
+        "timings": dict(payload.get("timings", {})),
+        "support": support,
+        "reading": dict(payload.get("reading", {})),
+    }

@@ -82,7 +82,9 @@ class OccupancyConfig:
         if not self.sdf_band > 0:
             raise ConfigError(f"sdf_band must be > 0, got {self.sdf_band}")
         if not 0 < self.shell_thickness < 0.5:
-            raise ConfigError(f"shell_thickness must be in (0, 0.5) (a fraction of the diagonal), got {self.shell_thickness}")
+            raise ConfigError(
+                f"shell_thickness must be in (0, 0.5) (a fraction of the diagonal), got {self.shell_thickness}"
+            )
         if self.steps is None and self.time_budget is None:
             raise ConfigError("give steps or a time budget")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps <= 0):
@@ -148,9 +150,15 @@ PRESETS: dict[str, OccupancyConfig] = {
     # 192 instead, at about the same time, lost 0.005 and 0.2e-3.
     "fast": OccupancyConfig(
         field=FieldConfig(sigma=20.0, num_frequencies=128, hidden_width=256, hidden_layers=4, precision="auto"),
-        progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=32, num_blocks=16, min_block_period=25,
-                                plateau_ratio=PLATEAU_RATIO, long_run_steps=LONG_RUN_STEPS,
-                                long_run_plateau_ratio=LONG_RUN_PLATEAU_RATIO),
+        progress=ProgressConfig(
+            epsilon=SDF_EPSILON,
+            grid_resolution=32,
+            num_blocks=16,
+            min_block_period=25,
+            plateau_ratio=PLATEAU_RATIO,
+            long_run_steps=LONG_RUN_STEPS,
+            long_run_plateau_ratio=LONG_RUN_PLATEAU_RATIO,
+        ),
         points_per_set=200_000,
         num_sets=4,
         steps=1000,
@@ -188,7 +196,6 @@ def occupancy_preset(name: str = "fast", **overrides: Any) -> OccupancyConfig:
     if changes.get("steps") is not None and "time_budget" not in changes:
         changes["time_budget"] = None
     return cfg.replace(PRESETS[name], **changes)
-
 
 
 def build_model(config: OccupancyConfig, total_steps: int, generator: torch.Generator | None = None) -> EncodedField:

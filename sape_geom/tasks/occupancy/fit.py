@@ -90,9 +90,17 @@ class OccupancyFit:
         support = self.support if self.config.remove_unsupported else None
         resolution = resolution or self.config.resolution
         result = extract_mesh(
-            self.model, self.normalization, self.config, resolution,
-            colors=colors, keep_largest=keep_largest, max_faces=max_faces, support=support,
-            return_stats=return_stats, face_budget=face_budget, should_cancel=should_cancel,
+            self.model,
+            self.normalization,
+            self.config,
+            resolution,
+            colors=colors,
+            keep_largest=keep_largest,
+            max_faces=max_faces,
+            support=support,
+            return_stats=return_stats,
+            face_budget=face_budget,
+            should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
         )
         self._check_surface(result[0] if return_stats else result, resolution, whole=not keep_largest)
@@ -103,16 +111,26 @@ class OccupancyFit:
         surface was asked for (see :meth:`extract`)."""
         # The input's area in the unit frame (checkpoints written before it was recorded lack it).
         input_area = self.reading.get("area") if whole else None
-        area = float(triangle_areas(self.normalization.apply(surface.vertices), surface.faces).sum()) if len(surface.faces) else 0.0
+        area = (
+            float(triangle_areas(self.normalization.apply(surface.vertices), surface.faces).sum())
+            if len(surface.faces)
+            else 0.0
+        )
         if len(surface.faces) and not (input_area and area < LEAST_AREA_FRACTION * input_area):
             return
         steps = self.stats.steps if self.stats is not None else None
         trained = f"after {steps} training steps" if steps is not None else "in this checkpoint"
         if self.config.time_budget is not None and steps is not None:
             trained += f" (all that {self.config.time_budget:g} s bought)"
-        found = "no surface" if not len(surface.faces) else f"only a fragment of a surface ({100 * area / input_area:.1f}% of the input's area)"
-        raise EmptySurfaceError(f"the fitted field has {found} {trained} at {resolution}^3: nothing written; "
-                                "train longer (more steps or a larger time budget), or extract finer")
+        found = (
+            "no surface"
+            if not len(surface.faces)
+            else f"only a fragment of a surface ({100 * area / input_area:.1f}% of the input's area)"
+        )
+        raise EmptySurfaceError(
+            f"the fitted field has {found} {trained} at {resolution}^3: nothing written; "
+            "train longer (more steps or a larger time budget), or extract finer"
+        )
 
     @property
     def sheet_half_thickness(self) -> float | None:
@@ -126,8 +144,6 @@ class OccupancyFit:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> OccupancyFit:
         return cls(**load_checkpoint(path, device))
-
-
 
 
 def _as_mesh(mesh: trimesh.Trimesh | str | Path) -> trimesh.Trimesh:
@@ -146,8 +162,10 @@ def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig)
     holes = hole_area_fraction(vertices, faces)
     if config.open_input == "auto":
         mode = "shell" if holes > SHELL_ABOVE_HOLE_AREA else "solid"
-        reason = (f"its holes are {100 * holes:.1f}% of its area "
-                  f"({'over' if mode == 'shell' else 'within'} {100 * SHELL_ABOVE_HOLE_AREA:.0f}%)")
+        reason = (
+            f"its holes are {100 * holes:.1f}% of its area "
+            f"({'over' if mode == 'shell' else 'within'} {100 * SHELL_ABOVE_HOLE_AREA:.0f}%)"
+        )
     else:
         mode, reason = config.open_input, "as asked"
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
@@ -161,6 +179,7 @@ def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig)
 def _loss_function(config: OccupancyConfig):
     """``loss_fn(prediction, target, x) -> (mean, per_sample)`` for the config's target (docs/method.md §6.3)."""
     if config.target == "occupancy":
+
         def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor, _x: torch.Tensor):
             per_sample = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")[:, 0]
             return per_sample.mean(), per_sample
@@ -202,8 +221,10 @@ def fit_occupancy(
     if reading["mode"] == "shell":  # a thin sheet may ask for its own field and batch (docs/method.md §6.3)
         frequencies = config.shell_num_frequencies or config.field.num_frequencies
         config = dataclasses.replace(
-            config, field=dataclasses.replace(config.field, num_frequencies=frequencies),
-            batch_size=min(config.shell_batch_size or config.batch_size, config.points_per_set))
+            config,
+            field=dataclasses.replace(config.field, num_frequencies=frequencies),
+            batch_size=min(config.shell_batch_size or config.batch_size, config.points_per_set),
+        )
     timings["load_s"] = time.perf_counter() - start
 
     # Every point set is sampled and labelled once, up front, so that training time is training only
@@ -217,8 +238,14 @@ def fit_occupancy(
 
     # All sets in one labelling pass, asking for a cancel between chunks of points (docs/method.md §6.3).
     buffer = PointSetBuffer(
-        unit_vertices, mesh.faces, num_sets=config.num_sets, n_points=config.points_per_set, seed=config.seed,
-        target=config.target, shell_thickness=reading["half_thickness"], should_cancel=callbacks.should_cancel,
+        unit_vertices,
+        mesh.faces,
+        num_sets=config.num_sets,
+        n_points=config.points_per_set,
+        seed=config.seed,
+        target=config.target,
+        shell_thickness=reading["half_thickness"],
+        should_cancel=callbacks.should_cancel,
         on_progress=label_progress,
     )
     callbacks.check_cancel()
@@ -227,9 +254,12 @@ def fit_occupancy(
     outer = buffer.outer  # pieces near buried faces are not supported: they are inside the solid
     support = build_support(outer.vertices, outer.faces, seed=config.seed)
     if outer.changed:
-        reading = {**reading, "buried_area": outer.buried_area,
-                   "reason": reading["reason"] + f"; {100 * outer.buried_area:.1f}% of its surface is buried inside "
-                             "it (overlapping parts) and left out of the distances"}
+        reading = {
+            **reading,
+            "buried_area": outer.buried_area,
+            "reason": reading["reason"] + f"; {100 * outer.buried_area:.1f}% of its surface is buried inside "
+            "it (overlapping parts) and left out of the distances",
+        }
     timings["labels_s"] = time.perf_counter() - labels_start
 
     progress = config.progress
@@ -241,8 +271,15 @@ def fit_occupancy(
     # Point sets uploaded once, each epoch gathered on the device (same batches as before, docs/method.md §6.3).
     next_batch = DeviceBatches(buffer, config.batch_size, device)
     stats = train(
-        model, next_batch, _loss_function(config), lr=config.lr, lr_final=config.lr_final, lr_hold=config.lr_hold,
-        steps=config.steps, time_budget=config.time_budget, callbacks=callbacks,
+        model,
+        next_batch,
+        _loss_function(config),
+        lr=config.lr,
+        lr_final=config.lr_final,
+        lr_hold=config.lr_hold,
+        steps=config.steps,
+        time_budget=config.time_budget,
+        callbacks=callbacks,
     )
     timings["train_s"] = stats.seconds
     timings["fit_s"] = time.perf_counter() - start

@@ -65,8 +65,9 @@ def _network_output(model: EncodedField, points: np.ndarray, batch_size: int | N
     return model.evaluate(x, batch_size)[:, 0]
 
 
-def field_values(model: EncodedField, config: OccupancyConfig, points: np.ndarray,
-                 batch_size: int | None = None) -> np.ndarray:
+def field_values(
+    model: EncodedField, config: OccupancyConfig, points: np.ndarray, batch_size: int | None = None
+) -> np.ndarray:
     """(N,) field at (N, 3) unit-frame points, positive outside: the logit, or the distance (unit frame)."""
     out = _network_output(model, points, batch_size)
     scale = config.sdf_band if config.target == "sdf" else 1.0
@@ -133,8 +134,15 @@ def extract_mesh(
 
     start = time.perf_counter()
     budget = allowed_faces(resolution, config.face_budget if face_budget is None else face_budget)
-    mesh, stats = extract_surface(query, resolution, batch_size=batch_size, return_stats=True, face_budget=budget,
-                                  should_cancel=should_cancel, **margins)
+    mesh, stats = extract_surface(
+        query,
+        resolution,
+        batch_size=batch_size,
+        return_stats=True,
+        face_budget=budget,
+        should_cancel=should_cancel,
+        **margins,
+    )
     stats["pieces_removed"] = 0
     if support is not None:
         mesh, stats["pieces_removed"] = remove_unsupported_pieces(mesh, support)
@@ -157,9 +165,13 @@ def extract_mesh(
 
 
 def preview_mesh(
-    model: EncodedField, normalization: Normalization, config: OccupancyConfig, resolution: int = 48,
+    model: EncodedField,
+    normalization: Normalization,
+    config: OccupancyConfig,
+    resolution: int = 48,
     sheet_half_thickness: float | None = None,
 ) -> trimesh.Trimesh:
     """A coarse, uncoloured extraction for live previews while training (no face budget: it is small)."""
-    return extract_mesh(model, normalization, config, resolution, colors=False, face_budget=0,
-                        sheet_half_thickness=sheet_half_thickness)
+    return extract_mesh(
+        model, normalization, config, resolution, colors=False, face_budget=0, sheet_half_thickness=sheet_half_thickness
+    )

@@ -142,6 +142,15 @@ def paper_config(**changes) -> DeformConfig:
     """The paper's setting for the reproduction (docs/method.md §6.4): the reference's random-subset
     Chamfer, no fold or crossing term, no uncrossing, 500 curve points, 10 000 steps at a constant 1e-5
     (1e-4 without encoding)."""
-    base = DeformConfig(loss="subset", fold_weight=0.0, crossing_weight=0.0, steps=10_000, lr=None, lr_final=None,
-                        unlock_fraction=0.5, uncross=False, points=500)
+    base = DeformConfig(
+        loss="subset",
+        fold_weight=0.0,
+        crossing_weight=0.0,
+        steps=10_000,
+        lr=None,
+        lr_final=None,
+        unlock_fraction=0.5,
+        uncross=False,
+        points=500,
+    )
     return replace(base, **changes)

@@ -137,8 +137,13 @@ def nearest(query: torch.Tensor, elements: Elements, candidates: int = CANDIDATE
     return index
 
 
-def distance_to(query: torch.Tensor, elements: Elements, index: torch.Tensor,
-                start: torch.Tensor | None = None, edge: torch.Tensor | None = None) -> torch.Tensor:
+def distance_to(
+    query: torch.Tensor,
+    elements: Elements,
+    index: torch.Tensor,
+    start: torch.Tensor | None = None,
+    edge: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(N,) Euclidean distance from each query to its element ``index``, with gradients.
 
     ``start`` / ``edge`` (S, 2) replace the stored (detached) elements when the elements themselves need a

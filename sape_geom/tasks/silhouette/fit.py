@@ -175,10 +175,18 @@ def deform_curve(
             return per_point.mean(), per_point
 
         calib = train(
-            model, lambda step: (tau, calib_goal), calibration_loss, lr=config.calibration_lr,
-            steps=config.calibration_steps, stage="calibration" + stage_suffix, feedback=False,
-            callbacks=TrainCallbacks(on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel,
-                                     progress_every=getattr(user_cb, "progress_every", 1) or 1),
+            model,
+            lambda step: (tau, calib_goal),
+            calibration_loss,
+            lr=config.calibration_lr,
+            steps=config.calibration_steps,
+            stage="calibration" + stage_suffix,
+            feedback=False,
+            callbacks=TrainCallbacks(
+                on_progress=user_cb.on_progress,
+                should_cancel=user_cb.should_cancel,
+                progress_every=getattr(user_cb, "progress_every", 1) or 1,
+            ),
             stop_below=config.calibration_tolerance,
         )
         calib_steps, calib_mse = calib.steps, calib.final_loss
@@ -188,8 +196,15 @@ def deform_curve(
     n_target = len(target_n)
     k = min(config.max_target_samples, n_target)
 
-    loss_fn = DeformLoss(config.loss, target, base, subset=k, generator=gen, fold_weight=config.fold_weight,
-                         crossing_weight=config.crossing_weight)
+    loss_fn = DeformLoss(
+        config.loss,
+        target,
+        base,
+        subset=k,
+        generator=gen,
+        fold_weight=config.fold_weight,
+        crossing_weight=config.crossing_weight,
+    )
 
     def next_batch(step: int):
         return tau, target
@@ -220,9 +235,16 @@ def deform_curve(
         progress_every=getattr(user_cb, "progress_every", 1) or 1,
     )
     t1 = time.perf_counter()
-    stats = train(model, next_batch, loss_fn, lr=config.learning_rate, lr_final=config.lr_final,
-                  steps=config.steps, callbacks=cb,
-                  stage="deform" + stage_suffix)
+    stats = train(
+        model,
+        next_batch,
+        loss_fn,
+        lr=config.learning_rate,
+        lr_final=config.lr_final,
+        steps=config.steps,
+        callbacks=cb,
+        stage="deform" + stage_suffix,
+    )
     fit_s = time.perf_counter() - t1
 
     final_n = current_curve()

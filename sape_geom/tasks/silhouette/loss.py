@@ -100,8 +100,9 @@ def crossing_pairs(curve: torch.Tensor, block: int = 1 << 18) -> tuple[torch.Ten
     return i[order], j[order]
 
 
-def crossing_penalty(curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
-                     weights: torch.Tensor | None = None) -> torch.Tensor:
+def crossing_penalty(
+    curve: torch.Tensor, i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum over the pairs (i, j) still crossing of how far the cheapest end point must move to undo it.
 
     For crossing edges AB and CD that is the smallest distance of A or B to line CD and of C or D to
@@ -147,8 +148,17 @@ class DeformLoss:
     to the network output (the source for ``offset=True``, else zeros).
     """
 
-    def __init__(self, kind: str, target: torch.Tensor, base: torch.Tensor, *, subset: int,
-                 generator: torch.Generator, fold_weight: float = 0.0, crossing_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        target: torch.Tensor,
+        base: torch.Tensor,
+        *,
+        subset: int,
+        generator: torch.Generator,
+        fold_weight: float = 0.0,
+        crossing_weight: float = 0.0,
+    ) -> None:
         self.terms = chamfer_terms(kind, target, subset, generator)
         self.target, self.base = target, base
         self.fold_weight, self.crossing_weight = float(fold_weight), float(crossing_weight)

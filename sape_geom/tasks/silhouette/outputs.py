@@ -18,8 +18,7 @@ def as_shape_result(result: DeformResult | ShapeResult) -> ShapeResult:
     """A single-loop :class:`DeformResult` as a one-part :class:`ShapeResult` (same frames, same metrics)."""
     if isinstance(result, ShapeResult):
         return result
-    return ShapeResult((result,), (False,), result.normalization, result.metrics, result.timings,
-                       (result.target,))
+    return ShapeResult((result,), (False,), result.normalization, result.metrics, result.timings, (result.target,))
 
 
 def save_outputs(
@@ -63,12 +62,14 @@ def save_outputs(
             out / f"{name}.npz",
             holes=shape.holes,
             points_normalized=np.vstack(shape.curves_normalized),
-            levels=(np.concatenate([p.levels for p in parts]) if all(p.levels is not None for p in parts)
-                    else np.zeros(0)),
+            levels=(
+                np.concatenate([p.levels for p in parts]) if all(p.levels is not None for p in parts) else np.zeros(0)
+            ),
             tau=np.concatenate([p.tau for p in parts]),
             snapshot_steps=np.asarray(steps, dtype=np.int64),
-            snapshots=(np.stack([np.vstack(f) for f in frames]) if frames
-                       else np.zeros((0, sum(len(c) for c in curves), 2))),
+            snapshots=(
+                np.stack([np.vstack(f) for f in frames]) if frames else np.zeros((0, sum(len(c) for c in curves), 2))
+            ),
             target=np.vstack(dense),
             target_offsets=np.concatenate([[0], np.cumsum([len(t) for t in dense])]).astype(np.int64),
             normalization=json.dumps(shape.normalization.to_dict()),
@@ -76,8 +77,9 @@ def save_outputs(
     )
     paths["obj"] = str(C.save_curve_obj(curves, out / f"{name}.obj"))
     levels = shape.levels if any(lv is not None for lv in shape.levels) else None
-    paths["overlay"] = str(draw_overlay_png(shape.targets_normalized, shape.curves_normalized, out / "overlay.png",
-                                            levels=levels))
+    paths["overlay"] = str(
+        draw_overlay_png(shape.targets_normalized, shape.curves_normalized, out / "overlay.png", levels=levels)
+    )
     if gif and frames:
         idx = np.unique(np.linspace(0, len(frames) - 1, min(gif_frames, len(frames))).round().astype(int))
         shown = [[shape.normalization.apply(c) for c in frames[i]] for i in idx]

@@ -90,8 +90,10 @@ def _sources(sources: Any, count: int) -> list[Any]:
         return [loops.contour(0)] * count
     if len(loops) == count:
         return [loops.contour(k) for k in range(count)]
-    raise InputError(f"the source has {len(loops)} loops and the target {count}: give one source loop "
-                     "(used for every loop) or one per target loop")
+    raise InputError(
+        f"the source has {len(loops)} loops and the target {count}: give one source loop "
+        "(used for every loop) or one per target loop"
+    )
 
 
 def loop_points(loops: tuple[np.ndarray, ...], points: int) -> list[int]:
@@ -102,8 +104,9 @@ def loop_points(loops: tuple[np.ndarray, ...], points: int) -> list[int]:
     return [int(max(min(points, MIN_LOOP_POINTS), n)) for n in share]
 
 
-def deform_shape(target: Any, config: DeformConfig = DeformConfig(), sources: Any = None,
-                 callbacks: Any = None) -> ShapeResult:
+def deform_shape(
+    target: Any, config: DeformConfig = DeformConfig(), sources: Any = None, callbacks: Any = None
+) -> ShapeResult:
     """Deform a source onto every loop of ``target`` (a path, :class:`ContourSet`, Contour or arrays).
 
     ``sources``: None (a circle per loop), one curve used for every loop, or as many loops as the target
@@ -120,8 +123,9 @@ def deform_shape(target: Any, config: DeformConfig = DeformConfig(), sources: An
     for k, n in enumerate(loop_points(shape.loops, config.points)):
         suffix = f" {k + 1}/{count}" if count > 1 else ""
         cfg = config if n == config.points else dataclasses.replace(config, points=n)
-        parts.append(deform_curve(shape.contour(k), cfg, source_points=source_list[k], callbacks=callbacks,
-                                  stage_suffix=suffix))
+        parts.append(
+            deform_curve(shape.contour(k), cfg, source_points=source_list[k], callbacks=callbacks, stage_suffix=suffix)
+        )
     norm = shape.normalization()
     curves = [norm.apply(p.curve) for p in parts]
     # run statistics of the largest loop, geometry of the whole shape, every loop under per_contour
