@@ -11,8 +11,8 @@ from sape_geom.nn.progressive import (
     GlobalProgression,
     SpatialProgression,
     block_partition,
-    grid_continuous_index,
 )
+from sape_geom.nn.stencil import grid_continuous_index
 from sape_geom.tasks.regression import ImageFitConfig, fit_image
 
 
