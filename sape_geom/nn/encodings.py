@@ -52,7 +52,7 @@ def fourier_angles(x: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
 
     The angles reach about 400 rad: in bf16 the top channels would be off by about 3 rad, in TF32 by
     about 0.3 rad, so they are never computed in either. On the CPU at full float32 matmul precision this
-    is the plain matrix product (the numbers as before); elsewhere, or when a lower matmul precision is
+    is the plain matrix product; elsewhere, or when a lower matmul precision is
     allowed (TF32), the d <= 3 products are summed elementwise, which no matmul setting can touch.
     """
     off = (

@@ -212,7 +212,7 @@ class SpatialProgression(nn.Module):
     #: Which levels the mask table ranks (docs/method.md §5.7). ``False``: every level 0 .. top, a shape
     #: known on the host (no device read at a boundary: the accelerator path). ``True``: only the levels
     #: some node holds, found by one ``bincount`` read per boundary (narrower tables, and the same
-    #: floats as earlier versions). ``None``: ``True`` on the CPU, where a read costs nothing.
+    #: floats as a table of every level). ``None``: ``True`` on the CPU, where a read costs nothing.
     compact_levels: bool | None = None
 
     def _ranked(self) -> list[int]:
@@ -319,7 +319,7 @@ class SpatialProgression(nn.Module):
 
     def _ramp(self) -> tuple[int, int, torch.Tensor] | None:
         """Channels of the newest block and their in-block ramp value as a 0-d device tensor (SAPE ramp
-        option), or None. The value is computed on the host, as before, and filled in once per step."""
+        option), or None. The value is computed on the host and filled in once per step."""
         block = self._current_block
         if not self.config.ramp or block == 0:
             return None

@@ -80,7 +80,6 @@ def test_fit_selected_with_fake_worker_builds_result_and_keeps_source(addon, tmp
 
 def test_fit_selected_real_worker(addon):
     """A real (tiny, so rough) fit: the pipeline, the frame and the heat-map, not quality."""
-    pytest.importorskip("sape_geom.tasks.occupancy")
     from sape_geom_blender import convert
 
     cube = add_cube()

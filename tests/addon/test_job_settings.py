@@ -116,9 +116,9 @@ def test_protocol_version_is_the_workers():
 
 def test_set_up_requirements_are_the_librarys_dependencies_and_the_makefile_torch_pin():
     import re
+    import tomllib
 
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    Requirement = pytest.importorskip("packaging.requirements").Requirement
+    from packaging.requirements import Requirement
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     torch_spec = [Requirement(d) for d in deps if Requirement(d).name == "torch"]

@@ -207,7 +207,6 @@ def test_closing_stdin_cancels_when_asked(tmp_path):
 
 
 def test_fit_surface_tiny_sphere(tmp_path):
-    pytest.importorskip("sape_geom.tasks.occupancy")
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.8)

@@ -8,16 +8,15 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
-torch = pytest.importorskip("torch")
-
-from sape_geom import config as config_mod  # noqa: E402
-from sape_geom import curve as C  # noqa: E402
-from sape_geom.app.cli import main as cli_main  # noqa: E402
-from sape_geom.config import FieldConfig, ProgressConfig  # noqa: E402
-from sape_geom.errors import ConfigError, InputError, TrainingCancelled  # noqa: E402
-from sape_geom.tasks.silhouette import DeformConfig, deform_curve, paper_config, save_outputs  # noqa: E402
+from sape_geom import config as config_mod
+from sape_geom import curve as C
+from sape_geom.app.cli import main as cli_main
+from sape_geom.config import FieldConfig, ProgressConfig
+from sape_geom.errors import ConfigError, InputError, TrainingCancelled
+from sape_geom.tasks.silhouette import DeformConfig, deform_curve, paper_config, save_outputs
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -227,7 +226,8 @@ def test_cli_subprocess_bad_input(tmp_path):
 
 
 def test_wired_into_package_cli(tmp_path, capsys):
-    cli = pytest.importorskip("sape_geom.app.cli")
+    from sape_geom.app import cli
+
     Image.new("L", (40, 40), 0).save(tmp_path / "b.png")
     rc = cli.main(["deform", str(tmp_path / "b.png"), "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from sape_geom import curve as C  # noqa: E402
-from sape_geom.curve.metrics import crossing_pairs as reference_pairs  # noqa: E402
-from sape_geom.tasks.silhouette import distance as D  # noqa: E402
-from sape_geom.tasks.silhouette.loss import (  # noqa: E402
+from sape_geom import curve as C
+from sape_geom.curve.metrics import crossing_pairs as reference_pairs
+from sape_geom.tasks.silhouette import distance as D
+from sape_geom.tasks.silhouette.loss import (
     chamfer_terms,
     crossing_pairs,
     crossing_penalty,

@@ -1,9 +1,9 @@
 """Training batches gathered on the training device (docs/method.md §6.3, §5.9).
 
 Each labelled point set is uploaded once, the first time an epoch uses it; every epoch then uploads only
-its permutation (from :meth:`PointSetBuffer.next_permutation`, the same as before) and gathers the set
-on the device, and a step takes a slice of it: no per-epoch gather of a million points on the host and
-no pageable copies of points and labels, with the same batches, in the same order, as before.
+its permutation (from :meth:`PointSetBuffer.next_permutation`) and gathers the set on the device, and a
+step takes a slice of it: no per-epoch gather of a million points on the host and no pageable copies of
+points and labels; the batches and their order are those the buffer's permutations define.
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def fit_occupancy(
         progress = dataclasses.replace(progress, block_period=None)
     run_config = dataclasses.replace(config, progress=progress)
     model = build_model(run_config, config.steps or 10**9, generator).to(device)
-    # Point sets uploaded once, each epoch gathered on the device (same batches as before, docs/method.md §6.3).
+    # Point sets uploaded once, each epoch gathered on the device (the batches of docs/method.md §6.3).
     next_batch = DeviceBatches(buffer, config.batch_size, device)
     stats = train(
         model,
