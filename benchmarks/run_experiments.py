@@ -79,6 +79,7 @@ MEASUREMENTS = {
     "gpu_train": ("11. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
     "stress": ("12. Stress: scale and faults", "python benchmarks/stress.py"),
     "speed": ("13. Fit speed per precision", "python benchmarks/speed.py"),
+    "specks": ("14. Specks: the needle triangles of marching cubes", "python benchmarks/specks.py"),
 }
 
 

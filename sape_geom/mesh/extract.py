@@ -151,6 +151,7 @@ def extract_surface(
     face_budget: int | None = None,
     should_cancel: Cancel | None = None,
     slab_bytes: int = SLAB_BYTES,
+    corner_gap: float = 0.0,
     return_stats: bool = False,
 ) -> trimesh.Trimesh | tuple[trimesh.Trimesh, dict]:
     """Marching cubes of ``query`` at ``resolution^3`` without evaluating, or holding, the dense grid.
@@ -172,7 +173,7 @@ def extract_surface(
     ``face_budget`` (None = no limit) stops with :class:`FaceBudgetExceeded` as soon as the surface
     cells of a level predict more faces, or marching cubes has made more; ``should_cancel`` is asked
     between batches of queries and between slabs (``TrainingCancelled``). ``slab_bytes`` bounds the
-    values held per slab. Returns the mesh (unit frame, outward faces) and, with ``return_stats``,
+    values held per slab; ``corner_gap``: see :class:`.marching.SlabMarcher`. Returns the mesh (unit frame, outward faces) and, with ``return_stats``,
     ``{"evaluated", "dense", "fraction", "per_level", "query_s", "time_s"}``.
     """
     res, lo, hi = _check_args(resolution, bounds, batch_size)
@@ -220,7 +221,7 @@ def extract_surface(
         query_s += time.perf_counter() - tq
         levels.queried.append(compact(todo, values, len(new)))
         per_level.append(len(todo))
-    marcher = SlabMarcher((res, res, res), level)
+    marcher = SlabMarcher((res, res, res), level, corner_gap)
     top, step = len(steps) - 1, levels.slab_planes(len(steps) - 1)
     for a in range(0, res - 1, step):
         check_cancel(should_cancel)

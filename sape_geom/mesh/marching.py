@@ -72,15 +72,25 @@ class SlabMarcher:
 
     Call :meth:`add` with planes ``[i0, i1]`` (inclusive; each slab starts at the previous one's last
     plane) for the cubes between them, then :meth:`result`. ``faces_so_far`` lets a caller stop early.
+    ``corner_gap`` (a fraction of a cell, under 0.5) keeps every vertex at least that far from the ends
+    of its grid edge: where the surface passes next to a grid point, the vertices on the edges around it
+    would otherwise lie within a hair of each other and make needle triangles, whose normals are noise
+    (dark specks in shading). The shift along the edge is then taken back along the surface normal, so
+    a vertex slides along the surface, not off it. 0 places every vertex exactly as
+    ``mcubes.marching_cubes`` does.
     """
 
-    def __init__(self, shape: tuple[int, int, int], level: float = 0.0) -> None:
+    def __init__(self, shape: tuple[int, int, int], level: float = 0.0, corner_gap: float = 0.0) -> None:
+        if not 0.0 <= corner_gap < 0.5:
+            raise ValueError(f"corner_gap must be in [0, 0.5), got {corner_gap}")
         self.shape = tuple(int(n) for n in shape)
         self.level = float(level)
+        self.corner_gap = float(corner_gap)
         self.next_plane = 0
         self.vertex_count = 0
         self.faces_so_far = 0
         self._vertices: list[np.ndarray] = []
+        self._exact: list[np.ndarray] = []  # with a corner gap: where the vertices were before it
         self._faces: list[np.ndarray] = []
         self._per_plane = self.shape[1] * self.shape[2]
         self._per_axis = self.shape[0] * self._per_plane
@@ -115,15 +125,19 @@ class SlabMarcher:
         first = self.vertex_count + np.concatenate([[0], np.cumsum(ordered.sum(axis=1))[:-1]])
         rank = np.cumsum(ordered, axis=1) - ordered  # vertices this cube created before each edge
         vertices = np.empty((int(ordered.sum()), 3), dtype=np.float64)
+        exact = np.empty_like(vertices) if self.corner_gap > 0 else vertices
         slot = np.full((len(case), 12), -1, dtype=np.int64)
         made_ids, made_index = [self._plane_ids], [self._plane_index]
         for position, e in enumerate(ORDER):
             rows = np.nonzero(creates[:, e])[0]
             index = first[rows] + rank[rows, position]
             slot[rows, e] = index
-            vertices[index - self.vertex_count] = self._vertex(planes, li[rows], i[rows], j[rows], k[rows], e)
+            at = index - self.vertex_count
+            exact[at], vertices[at] = self._vertex(planes, li[rows], i[rows], j[rows], k[rows], e)
             made_ids.append(self._edge_id(e, i[rows], j[rows], k[rows]))
             made_index.append(index)
+        if self.corner_gap > 0:
+            self._exact.append(exact)
         ids, index = np.concatenate(made_ids), np.concatenate(made_index)
         order = np.argsort(ids, kind="stable")
         ids, index = ids[order], index[order]
@@ -142,8 +156,9 @@ class SlabMarcher:
         self.vertex_count += len(vertices)
         self.faces_so_far += len(faces)
 
-    def _vertex(self, planes, li, i, j, k, edge) -> np.ndarray:
-        """Positions (n, 3) of the vertices on ``edge`` of cubes (i, j, k), computed as PyMCubes does."""
+    def _vertex(self, planes, li, i, j, k, edge) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (n, 3) of the vertices on ``edge`` of cubes (i, j, k), computed as PyMCubes does,
+        and the same kept ``corner_gap`` from the edge's ends (the same array without a gap)."""
         a, b = EDGES[edge]
         start, end = CORNERS[a], CORNERS[b]
         axis = int(np.nonzero(start != end)[0][0])
@@ -152,8 +167,13 @@ class SlabMarcher:
         cube = np.stack([i, j, k], axis=1).astype(np.float64)
         x1, x2 = cube[:, axis] + start[axis], cube[:, axis] + end[axis]
         out = cube + start
-        out[:, axis] = (x2 - x1) * (self.level - f1) / (f2 - f1) + x1
-        return out
+        t = (self.level - f1) / (f2 - f1)
+        out[:, axis] = (x2 - x1) * t + x1
+        if self.corner_gap <= 0:
+            return out, out
+        off = out.copy()
+        off[:, axis] = (x2 - x1) * np.clip(t, self.corner_gap, 1.0 - self.corner_gap) + x1
+        return out, off
 
     def _edge_id(self, edge: int, i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
         """One integer per grid edge: its axis and its lower end."""
@@ -171,4 +191,23 @@ class SlabMarcher:
         self._vertices = []  # each slab's arrays go as soon as they are copied: one mesh held, not two
         faces = np.concatenate(self._faces)
         self._faces = []
+        if self._exact:
+            exact = np.concatenate(self._exact)
+            self._exact = []
+            normals = _vertex_normals(vertices, faces)  # the exact mesh's are undefined where vertices meet
+            shift = np.einsum("ij,ij->i", vertices - exact, normals)
+            vertices -= shift[:, None] * normals  # back onto the surface's tangent plane
         return vertices, faces
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) area-weighted unit vertex normals (zero where a vertex has no area around it)."""
+    face_normals = np.cross(
+        vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
+    )
+    summed = np.stack(
+        [np.bincount(faces.ravel(), np.repeat(face_normals[:, axis], 3), minlength=len(vertices)) for axis in range(3)],
+        axis=1,
+    )
+    length = np.linalg.norm(summed, axis=1, keepdims=True)
+    return np.divide(summed, length, out=np.zeros_like(summed), where=length > 0)

@@ -83,6 +83,7 @@ def test_defaults_are_the_library_defaults():
     assert js.DEFAULT_DEVICE == inspect.signature(trainer.choose_device).parameters["name"].default
     assert js.DEFAULT_DEVICE == OccupancyConfig().device
     assert js.DEFAULT_PREVIEW_EVERY_S == FitSurfaceSettings().preview_every_s
+    assert js.RESOLUTION_DEFAULT == occupancy_preset(js.DEFAULT_PRESET).resolution  # Fit Selected = sape-geom fit
     for resolution in (js.RESOLUTION_MIN, js.RESOLUTION_DEFAULT, js.RESOLUTION_MAX):
         OccupancyConfig(resolution=resolution)  # raises ConfigError outside the accepted range
 

@@ -105,6 +105,30 @@ def test_slab_marching_cubes_is_pymcubes_bit_for_bit(seed):
         np.testing.assert_array_equal(mine_f, np.asarray(faces, dtype=np.int64))
 
 
+def test_a_corner_gap_removes_needles_and_keeps_the_surface_closed():
+    """A sphere grazing grid points (radius 0.6 on a grid through +-0.6) makes needle triangles, some of
+    no length at all. With a corner gap every edge is about the gap long at least, the mesh keeps its
+    faces and stays closed, and the vertices slide along the surface: no farther from the sphere than
+    plain marching cubes puts them."""
+    res, cell = 31, 2.0 / 30
+
+    def shortest_edge(mesh):
+        return mesh.edges_unique_length.min() / cell
+
+    def off_sphere(mesh):
+        return np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.6).max() / cell
+
+    plain = extract_surface(sphere_sdf, res)
+    gapped = extract_surface(sphere_sdf, res, corner_gap=0.1)
+    assert shortest_edge(plain) < 0.01 and shortest_edge(gapped) > 0.09
+    assert gapped.is_watertight
+    np.testing.assert_array_equal(gapped.faces, plain.faces)  # the same topology, vertex for vertex
+    assert np.abs(gapped.vertices - plain.vertices).max() <= 0.1 * cell + 1e-12
+    assert off_sphere(gapped) <= off_sphere(plain) + 0.002
+    with pytest.raises(ValueError, match="corner_gap"):
+        SlabMarcher((3, 3, 3), corner_gap=0.5)
+
+
 def test_memory_does_not_follow_the_dense_grid():
     import tracemalloc
 

@@ -58,8 +58,9 @@ def test_fitted_sphere_has_high_iou(sphere_fit):
 def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
     occupancy = tiny_config(target="occupancy", **{"progress.epsilon": 0.1})  # the method's BCE threshold
     fit = sphere_fit if target == "sdf" else fit_occupancy(sphere(0.8), occupancy)
-    # every piece, as dense marching cubes sees them, not smoothed
-    fit = dataclasses.replace(fit, support=None, config=dataclasses.replace(fit.config, smooth_surface=False))
+    # every piece, as dense (plain) marching cubes sees them, not smoothed
+    plain = dataclasses.replace(fit.config, smooth_surface=False, corner_gap=0.0)
+    fit = dataclasses.replace(fit, support=None, config=plain)
     sparse, stats = fit.extract(64, colors=False, return_stats=True)
 
     # the field itself (distance or logit) with the cube's faces outside, as extraction contours it

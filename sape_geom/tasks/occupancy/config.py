@@ -72,6 +72,10 @@ class OccupancyConfig:
     smooth_surface: bool = False
     """Smooth the extracted surface, keeping its edges and creases (``mesh.smoothing``, docs/method.md
     §6.3): a fitted field ripples slightly where the shape is simple, which shading shows."""
+    corner_gap: float = 0.0
+    """Marching cubes keeps every vertex at least this fraction of a cell from the grid points
+    (``mesh.marching.SlabMarcher``): no needle triangles where the surface grazes a grid point. 0 is
+    plain marching cubes."""
     face_budget: int | None = None
     """Extraction stops with a clear error when the field would give more faces: None = 20 x
     resolution^2, at least 1M (a smooth shape gives under 10 x), 0 = no limit (a noisy field can give millions)."""
@@ -103,17 +107,31 @@ class OccupancyConfig:
                 raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
         if self.face_budget is not None and (not isinstance(self.face_budget, int) or self.face_budget < 0):
             raise ConfigError(f"face_budget must be an integer >= 0 (0 = no limit), got {self.face_budget!r}")
+        if not 0.0 <= self.corner_gap < 0.5:
+            raise ConfigError(f"corner_gap must be in [0, 0.5) (a fraction of a cell), got {self.corner_gap}")
         if not 8 <= self.resolution <= 2048:
             raise ConfigError(f"resolution must be between 8 and 2048, got {self.resolution}")
 
 
-SURFACE_DEFAULTS = {"target": "sdf", "open_input": "auto", "remove_unsupported": True, "smooth_surface": True}
+CORNER_GAP = 0.1
+"""The ``fast`` and ``quality`` presets' ``corner_gap``: marching cubes keeps each vertex a tenth of a
+cell from the grid points and slides it back onto the surface's tangent plane, so the needle triangles
+that plain marching cubes makes where the surface grazes a grid point are gone; their noisy normals
+showed as dark specks under Blender's angle-weighted shading (benchmarks/results/specks)."""
+
+SURFACE_DEFAULTS = {
+    "target": "sdf",
+    "open_input": "auto",
+    "remove_unsupported": True,
+    "smooth_surface": True,
+    "corner_gap": CORNER_GAP,
+}
 """What the ``fast`` and ``quality`` presets change from the method (README, "How it works"): a signed
 distance instead of occupancy, so that SAPE can tell simple from detailed regions (the L1 error on a flat
 face falls under epsilon, the BCE next to any surface does not); open input read as a shell when it has
 large holes; pieces away from the input surface dropped; the surface smoothed where it bends by less
 than ``mesh.smoothing.FEATURE_ANGLE`` between neighbouring faces (the field's ripples on flat and
-gently curved parts go, edges and creases stay)."""
+gently curved parts go, edges and creases stay); no needle triangles (:data:`CORNER_GAP`)."""
 
 PLATEAU_RATIO = 0.8
 """SAPE nodes open their next block only once their loss falls by less than 20 % per period

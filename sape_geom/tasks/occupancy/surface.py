@@ -141,6 +141,7 @@ def extract_mesh(
         return_stats=True,
         face_budget=budget,
         should_cancel=should_cancel,
+        corner_gap=config.corner_gap,
         **margins,
     )
     stats["pieces_removed"] = 0
