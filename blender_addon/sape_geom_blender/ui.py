@@ -102,16 +102,17 @@ def progress_text(state: runner.State) -> str:
 
 
 def draw_status(layout, run: runner.Runner) -> None:
-    """Progress and Cancel while busy; afterwards the outcome (an error in the worker's words)."""
+    """Progress and Cancel while busy; afterwards the outcome (an error in the worker's words). Cancel
+    sits right under the progress bar, above the text, so it stays in place however the text wraps."""
     state = run.state
     if run.busy:
         head, _, rest = progress_text(state).partition(": ")  # "[1/2] Suzanne", "training 71/1000, loss .."
+        draw_progress(layout, state.progress, head)
+        layout.operator("sape.cancel", icon="CANCEL")
         col = layout.column(align=True)
-        draw_progress(col, state.progress, head)
         label_lines(col, rest.split(", ETA")[0] if rest else "", "BLANK1")
         if state.eta_s is not None:
             col.label(text=f"ETA {runner.format_seconds(state.eta_s)}", icon="BLANK1")
-        layout.operator("sape.cancel", icon="CANCEL")
     elif state.status:
         label_lines(layout.column(align=True), state.status, ICONS.get(state.level, "INFO"))
 

@@ -320,7 +320,8 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
     assert progress and 0 < progress[0][2]["factor"] <= 1 and progress[0][2]["text"] == "Cube"
     labels = [c[2].get("text", "") for c in calls if c[0] == "label"]
     assert any(t.startswith("training ") for t in labels) and any(t.startswith("ETA ") for t in labels)
-    assert "sape.cancel" in [c[1][0] for c in calls if c[0] == "operator"]
+    kinds = [c[0] if c[0] != "operator" else c[1][0] for c in calls if c[0] in ("progress", "operator", "label")]
+    assert kinds[kinds.index("progress") + 1] == "sape.cancel"  # right under the bar, whatever the text below
     bpy.ops.sape.cancel()
     drive(timeout=20)
 
