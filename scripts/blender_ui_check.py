@@ -152,7 +152,7 @@ def fit():
     report["fit_cpu_start"] = os.times()
     with override(active_object=monkey, selected_objects=[monkey]):
         result = bpy.ops.sape.fit_selected("INVOKE_DEFAULT")
-    log(f"Fit Selected (fast preset) -> {result}; worker {mod('preferences').resolve_worker_python()}")
+    log(f"Fit Selected (fast preset) -> {result}; worker {mod('paths').resolve_worker_python()}")
     bpy.app.timers.register(watch_fit, first_interval=0.5)
 
 
