@@ -199,8 +199,15 @@ def watch_fit():
         "smooth": all(p.use_smooth for p in result.data.polygons),
         "collection": result.users_collection[0].name,
         "undo_steps": [s for s in _undo_names()],
+        # the source was hidden while its live preview showed and must be back now (Hide Source is off)
+        "source_visible": bpy.data.objects["Suzanne"].visible_get(),
     }
-    bpy.data.objects["Suzanne"].hide_set(True)
+    log(f"result {result.name}: source visible again: {report['result']['source_visible']}")
+    if not report["result"]["source_visible"]:
+        screenshot("panel_failed.png")
+        finish(False, "the source stayed hidden after the fit")
+        return None
+    bpy.data.objects["Suzanne"].hide_set(True)  # for the screenshot: the result alone
     _win, _area, _region = view3d()
     for o in bpy.context.view_layer.objects:
         o.select_set(o is result)
