@@ -17,7 +17,14 @@ ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
 
 
 # ------------------------------------------------------------------------------------------ drawing
-def label_lines(layout, text: str, icon: str = "NONE", width: int = 30) -> None:
+SIDEBAR_CHARS = 26
+"""Characters of a label line beside an icon that the sidebar shows whole at its default width (Blender
+3.4 under Xvfb, scripts/blender_ui_check.sh: 'Select a SAPE result to re-' fits; 30 were clipped)."""
+PREFERENCES_CHARS = 70
+"""The same in the add-on preferences, which are wider."""
+
+
+def label_lines(layout, text: str, icon: str = "NONE", width: int = SIDEBAR_CHARS) -> None:
     """A long message as several labels (Blender's labels do not wrap)."""
     for k, line in enumerate(textwrap.wrap(text, width) or [""]):
         layout.label(text=line, icon=icon if k == 0 else "BLANK1")
@@ -41,12 +48,17 @@ def draw_setup(layout, context, full: bool = False) -> None:
         label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
     elif not problem:
         col.label(text="Worker ready", icon="CHECKMARK")
-        label_lines(col, f"From {where}: {python}" if full else f"From {where}", "BLANK1", width=70 if full else 30)
+        label_lines(
+            col,
+            f"From {where}: {python}" if full else f"From {where}",
+            "BLANK1",
+            width=PREFERENCES_CHARS if full else SIDEBAR_CHARS,
+        )
     if running:
         box = layout.box()
         draw_progress(box, job.progress, job.stage)
         if job.last_line:
-            box.label(text=job.last_line[:70] if full else job.last_line[:30])
+            box.label(text=job.last_line[:PREFERENCES_CHARS] if full else job.last_line[:SIDEBAR_CHARS])
         row = box.row(align=True)
         row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
         row.operator("sape.open_setup_log", icon="TEXT")
@@ -55,14 +67,18 @@ def draw_setup(layout, context, full: bool = False) -> None:
         col.operator("sape.setup_worker", icon="IMPORT")
         col.operator("sape.check_worker", icon="CHECKMARK")
         if setup_failed(job):
-            label_lines(layout.column(align=True), job.error, "ERROR", width=70 if full else 30)
+            label_lines(
+                layout.column(align=True), job.error, "ERROR", width=PREFERENCES_CHARS if full else SIDEBAR_CHARS
+            )
             layout.operator("sape.open_setup_log", icon="TEXT")
     check = JOBS["check"]
     if check is not None and not check.done:
         layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
     prefs = get_preferences(context)
     if prefs is not None and prefs.check_report:
-        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=70 if full else 30)
+        label_lines(
+            layout.column(align=True), prefs.check_report, "INFO", width=PREFERENCES_CHARS if full else SIDEBAR_CHARS
+        )
     if not full or prefs is None:
         return
     layout.separator()
@@ -252,8 +268,8 @@ class SAPE_PT_result(_Sub, bpy.types.Panel):
         from .results import checkpoint_path
 
         col = layout.column(align=True)
-        col.label(text=f"{obj.name}, from {obj.get('sape_source', '?')}", icon="MESH_ICOSPHERE")
-        col.label(text=f"Extracted at {obj.get('sape_resolution', '?')}, {len(obj.data.polygons)} faces", icon="BLANK1")
+        label_lines(col, f"{obj.name}, from {obj.get('sape_source', '?')}", "MESH_ICOSPHERE")
+        label_lines(col, f"Extracted at {obj.get('sape_resolution', '?')}, {len(obj.data.polygons)} faces", "BLANK1")
         import os
 
         if not os.path.isfile(checkpoint_path(obj)):
