@@ -17,9 +17,10 @@ ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
 
 
 # ------------------------------------------------------------------------------------------ drawing
-SIDEBAR_CHARS = 26
+SIDEBAR_CHARS = 22
 """Characters of a label line beside an icon that the sidebar shows whole at its default width (Blender
-3.4 under Xvfb, scripts/blender_ui_check.sh: 'Select a SAPE result to re-' fits; 30 were clipped)."""
+3.4 under Xvfb, scripts/blender_ui_check.sh: 'Extracted at 256, 207896' fits, 'Suzanne_sape, from Suzanne'
+does not: wide letters and underscores take more room than the average)."""
 PREFERENCES_CHARS = 70
 """The same in the add-on preferences, which are wider."""
 
@@ -58,7 +59,7 @@ def draw_setup(layout, context, full: bool = False) -> None:
         box = layout.box()
         draw_progress(box, job.progress, job.stage)
         if job.last_line:
-            box.label(text=job.last_line[:PREFERENCES_CHARS] if full else job.last_line[:SIDEBAR_CHARS])
+            label_lines(box, job.last_line, width=PREFERENCES_CHARS if full else SIDEBAR_CHARS)
         row = box.row(align=True)
         row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
         row.operator("sape.open_setup_log", icon="TEXT")
