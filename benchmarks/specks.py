@@ -40,18 +40,12 @@ def needle_faces(mesh) -> int:
     return int((np.einsum("ij,ij->i", normals, mean) < np.cos(np.radians(NEEDLE_DEGREES))).sum())
 
 
-def vertex_normals(mesh, by_angle: bool) -> np.ndarray:
-    """Unit vertex normals weighted by the faces' corner angles (Blender's shading) or by their areas."""
-    weights = mesh.face_angles if by_angle else np.repeat(mesh.area_faces[:, None], 3, axis=1)
-    summed = np.zeros_like(mesh.vertices)
-    for corner in range(3):
-        np.add.at(summed, mesh.faces[:, corner], mesh.face_normals * weights[:, corner, None])
-    return summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
-
-
 def speck_vertices(mesh) -> int:
     """Vertices whose angle-weighted normal is over :data:`SPECK_DEGREES` off their area-weighted one."""
-    agree = np.einsum("ij,ij->i", vertex_normals(mesh, True), vertex_normals(mesh, False))
+    from sape_geom.mesh.surface_points import vertex_normals
+
+    by_angle, by_area = (vertex_normals(mesh.vertices, mesh.faces, weights) for weights in ("angle", "area"))
+    agree = np.einsum("ij,ij->i", by_angle, by_area)
     return int((agree < np.cos(np.radians(SPECK_DEGREES))).sum())
 
 
@@ -71,21 +65,16 @@ def meshes(quick: bool) -> list:
 def blender_shaded(mesh_list: list, titles: list[str], path: Path) -> None:
     """Render ``mesh_list`` side by side, shaded with angle-weighted vertex normals (as Blender does)."""
     import trimesh
+    from PIL import Image
 
-    from sape_geom.viz import render
+    from sape_geom.viz.render import render_mesh_image
 
     turned = []
     for mesh in mesh_list:
         copy = mesh.copy()
         copy.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))  # face the camera
         turned.append(copy)
-    area_weighted = render._vertex_normals
-    render._vertex_normals = lambda V, F: vertex_normals(trimesh.Trimesh(V, F, process=False), True)
-    try:
-        image = render.render_mesh_image(turned, size=520, view="front", titles=titles)
-    finally:
-        render._vertex_normals = area_weighted
-    from PIL import Image
+    image = render_mesh_image(turned, size=520, view="front", titles=titles, normals="angle")
 
     save_png(Image.fromarray(image), path)
 

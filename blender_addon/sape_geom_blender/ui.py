@@ -40,6 +40,7 @@ def draw_progress(layout, factor: float, text: str) -> None:
 
 def draw_setup(layout, context, full: bool = False) -> None:
     """The Setup sub-panel, and (``full``) the preferences with the options and candidate Pythons."""
+    width = PREFERENCES_CHARS if full else SIDEBAR_CHARS
     python, where = resolve_worker_python(context)
     problem = worker_client.check_python(python)
     col = layout.column(align=True)
@@ -53,13 +54,13 @@ def draw_setup(layout, context, full: bool = False) -> None:
             col,
             f"From {where}: {python}" if full else f"From {where}",
             "BLANK1",
-            width=PREFERENCES_CHARS if full else SIDEBAR_CHARS,
+            width=width,
         )
     if running:
         box = layout.box()
         draw_progress(box, job.progress, job.stage)
         if job.last_line:
-            label_lines(box, job.last_line, width=PREFERENCES_CHARS if full else SIDEBAR_CHARS)
+            label_lines(box, job.last_line, width=width)
         row = box.row(align=True)
         row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
         row.operator("sape.open_setup_log", icon="TEXT")
@@ -68,18 +69,14 @@ def draw_setup(layout, context, full: bool = False) -> None:
         col.operator("sape.setup_worker", icon="IMPORT")
         col.operator("sape.check_worker", icon="CHECKMARK")
         if setup_failed(job):
-            label_lines(
-                layout.column(align=True), job.error, "ERROR", width=PREFERENCES_CHARS if full else SIDEBAR_CHARS
-            )
+            label_lines(layout.column(align=True), job.error, "ERROR", width=width)
             layout.operator("sape.open_setup_log", icon="TEXT")
     check = JOBS["check"]
     if check is not None and not check.done:
         layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
     prefs = get_preferences(context)
     if prefs is not None and prefs.check_report:
-        label_lines(
-            layout.column(align=True), prefs.check_report, "INFO", width=PREFERENCES_CHARS if full else SIDEBAR_CHARS
-        )
+        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=width)
     if not full or prefs is None:
         return
     layout.separator()

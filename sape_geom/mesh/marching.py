@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .surface_points import vertex_normals
+
 __all__ = ["SlabMarcher", "marching_tables"]
 
 CORNERS = np.array([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)])
@@ -125,7 +127,7 @@ class SlabMarcher:
         first = self.vertex_count + np.concatenate([[0], np.cumsum(ordered.sum(axis=1))[:-1]])
         rank = np.cumsum(ordered, axis=1) - ordered  # vertices this cube created before each edge
         vertices = np.empty((int(ordered.sum()), 3), dtype=np.float64)
-        exact = np.empty_like(vertices) if self.corner_gap > 0 else vertices
+        exact = np.empty_like(vertices) if self.corner_gap > 0 else None
         slot = np.full((len(case), 12), -1, dtype=np.int64)
         made_ids, made_index = [self._plane_ids], [self._plane_index]
         for position, e in enumerate(ORDER):
@@ -133,10 +135,12 @@ class SlabMarcher:
             index = first[rows] + rank[rows, position]
             slot[rows, e] = index
             at = index - self.vertex_count
-            exact[at], vertices[at] = self._vertex(planes, li[rows], i[rows], j[rows], k[rows], e)
+            on_edge, vertices[at] = self._vertex(planes, li[rows], i[rows], j[rows], k[rows], e)
+            if exact is not None:
+                exact[at] = on_edge
             made_ids.append(self._edge_id(e, i[rows], j[rows], k[rows]))
             made_index.append(index)
-        if self.corner_gap > 0:
+        if exact is not None:
             self._exact.append(exact)
         ids, index = np.concatenate(made_ids), np.concatenate(made_index)
         order = np.argsort(ids, kind="stable")
@@ -194,20 +198,7 @@ class SlabMarcher:
         if self._exact:
             exact = np.concatenate(self._exact)
             self._exact = []
-            normals = _vertex_normals(vertices, faces)  # the exact mesh's are undefined where vertices meet
+            normals = vertex_normals(vertices, faces)  # the exact mesh's are undefined where vertices meet
             shift = np.einsum("ij,ij->i", vertices - exact, normals)
             vertices -= shift[:, None] * normals  # back onto the surface's tangent plane
         return vertices, faces
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) area-weighted unit vertex normals (zero where a vertex has no area around it)."""
-    face_normals = np.cross(
-        vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
-    )
-    summed = np.stack(
-        [np.bincount(faces.ravel(), np.repeat(face_normals[:, axis], 3), minlength=len(vertices)) for axis in range(3)],
-        axis=1,
-    )
-    length = np.linalg.norm(summed, axis=1, keepdims=True)
-    return np.divide(summed, length, out=np.zeros_like(summed), where=length > 0)

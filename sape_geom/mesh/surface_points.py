@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_vf", "sample_surface", "triangle_areas", "triangle_normals"]
+__all__ = ["as_vf", "sample_surface", "triangle_areas", "triangle_normals", "vertex_normals"]
 
 
 def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -65,3 +65,33 @@ def triangle_normals(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     length = np.linalg.norm(normal, axis=1)
     return normal / np.maximum(length, 1e-300)[:, None], 0.5 * length
+
+
+VERTEX_WEIGHTS = ("area", "angle")
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, weights: str = "area") -> np.ndarray:
+    """(V, 3) unit vertex normals: the sum of the incident faces' normals weighted by their ``area``, or
+    by their corner ``angle`` at the vertex (Blender's shading, where a needle triangle's wide corner
+    weighs as much as a whole face); zero where a vertex has nothing around it."""
+    if weights not in VERTEX_WEIGHTS:
+        raise ValueError(f"vertex normal weights must be one of {VERTEX_WEIGHTS}, got {weights!r}")
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    corners = V[F]
+    scaled = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # twice the area long
+    if weights == "area":
+        per_corner = np.repeat(scaled[:, None, :], 3, axis=1)
+    else:
+        unit = scaled / np.maximum(np.linalg.norm(scaled, axis=1, keepdims=True), 1e-300)
+        to_next = np.roll(corners, -1, axis=1) - corners
+        to_previous = np.roll(corners, 1, axis=1) - corners
+        cos = np.einsum("fkc,fkc->fk", to_next, to_previous) / np.maximum(
+            np.linalg.norm(to_next, axis=2) * np.linalg.norm(to_previous, axis=2), 1e-300
+        )
+        per_corner = unit[:, None, :] * np.arccos(np.clip(cos, -1.0, 1.0))[:, :, None]
+    summed = np.stack(
+        [np.bincount(F.ravel(), per_corner[:, :, axis].ravel(), minlength=len(V)) for axis in range(3)], axis=1
+    )
+    length = np.linalg.norm(summed, axis=1, keepdims=True)
+    return np.divide(summed, length, out=np.zeros_like(summed), where=length > 0)

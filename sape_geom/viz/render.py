@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import InputError
 from ..fileio import atomic_write
+from ..mesh.surface_points import VERTEX_WEIGHTS, vertex_normals
 
 __all__ = ["VIEWS", "render_mesh_image", "render_mesh_png"]
 
@@ -130,14 +131,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
 
 
-def _vertex_normals(V: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (n,3) via bincount (no Python loop)."""
-    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    idx = F.ravel()
-    vn = np.stack([np.bincount(idx, np.repeat(fn[:, k], 3), minlength=len(V)) for k in range(3)], axis=1)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-30)
-
-
 def _frame(meshes: Sequence[trimesh.Trimesh], rot: np.ndarray) -> tuple[np.ndarray, float]:
     """Common (centre (3,), radius) of all non-empty meshes, in the camera frame."""
     pts = [np.asarray(m.vertices, np.float64) @ rot.T for m in meshes if len(m.vertices)]
@@ -149,7 +142,7 @@ def _frame(meshes: Sequence[trimesh.Trimesh], rot: np.ndarray) -> tuple[np.ndarr
     return centre, radius if radius > 0 else 1.0
 
 
-def _render_tile(mesh, color, rot, centre, radius, size: int, smooth: bool) -> np.ndarray:
+def _render_tile(mesh, color, rot, centre, radius, size: int, smooth: bool, normals: str) -> np.ndarray:
     """One mesh -> (size,size,3) uint8 image."""
     img = np.full((size, size, 3), _BACKGROUND, dtype=np.uint8)
     if len(mesh.faces) == 0:
@@ -165,7 +158,7 @@ def _render_tile(mesh, color, rot, centre, radius, size: int, smooth: bool) -> n
     col = np.einsum("nk,nkc->nc", bw, rgb[F[f]])
     nrm = _unit(np.cross(V[F[f, 1]] - V[F[f, 0]], V[F[f, 2]] - V[F[f, 0]]))
     if smooth:  # interpolate corner normals; a corner across a sharp crease uses the face normal
-        corner = _vertex_normals(V, F)[F[f]]  # (k,3,3)
+        corner = vertex_normals(V, F, normals)[F[f]]  # (k,3,3)
         sharp = np.sum(corner * nrm[:, None, :], axis=2) < _CREASE_COS
         corner[sharp] = np.broadcast_to(nrm[:, None, :], corner.shape)[sharp]
         nrm = _unit(np.einsum("nk,nkc->nc", bw, corner))
@@ -181,13 +174,19 @@ def render_mesh_image(
     view: str = "default",
     titles: Sequence[str] | None = None,
     smooth: bool = True,
+    normals: str = "area",
 ) -> np.ndarray:
-    """Render one mesh or several side by side (same camera and scale) -> (size, k*size, 3) uint8."""
+    """Render one mesh or several side by side (same camera and scale) -> (size, k*size, 3) uint8.
+
+    ``normals``: how smooth shading weights the faces around a vertex, by ``area`` or by corner
+    ``angle`` as Blender does (which shows needle triangles as dark specks, as Blender would)."""
     meshes = [mesh_or_list] if isinstance(mesh_or_list, trimesh.Trimesh) else list(mesh_or_list)
     if not meshes:
         raise InputError("render: no mesh given")
     if view not in VIEWS:
         raise InputError(f"render: unknown view {view!r} (choose from {', '.join(VIEWS)})")
+    if normals not in VERTEX_WEIGHTS:
+        raise InputError(f"render: unknown normals {normals!r} (choose from {', '.join(VERTEX_WEIGHTS)})")
     size = int(size)
     if size < 16:
         raise InputError(f"render: size must be at least 16 pixels, got {size}")
@@ -197,7 +196,7 @@ def render_mesh_image(
         raise InputError(f"render: {len(colors)} colour entries for {len(meshes)} meshes")
     rot = VIEWS[view]
     centre, radius = _frame(meshes, rot)
-    tiles = [_render_tile(m, c, rot, centre, radius, size, smooth) for m, c in zip(meshes, colors)]
+    tiles = [_render_tile(m, c, rot, centre, radius, size, smooth, normals) for m, c in zip(meshes, colors)]
     image = np.concatenate(tiles, axis=1)
     if titles:
         image = _draw_titles(image, titles, size)
@@ -222,6 +221,7 @@ def render_mesh_png(
     view: str = "default",
     titles: Sequence[str] | None = None,
     smooth: bool = True,
+    normals: str = "area",
 ) -> Path:
     """Render (see :func:`render_mesh_image`) and write a PNG at ``path``; returns the path.
 
@@ -229,6 +229,8 @@ def render_mesh_png(
     (n,3|4) per-vertex 0-255 colours; for a list, a list of such entries. ``view``: one of :data:`VIEWS`.
     """
     image = Image.fromarray(
-        render_mesh_image(mesh_or_list, size=size, colors=colors, view=view, titles=titles, smooth=smooth)
+        render_mesh_image(
+            mesh_or_list, size=size, colors=colors, view=view, titles=titles, smooth=smooth, normals=normals
+        )
     )
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
