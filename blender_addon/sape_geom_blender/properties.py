@@ -55,7 +55,7 @@ class SAPE_Settings(bpy.types.PropertyGroup):
         name="Keep Largest Piece", description="Drop every piece of the result but the largest", default=False
     )
     skip_smoothing: BoolProperty(
-        name="Skip Smoothing",
+        name="No Smoothing",
         description="Keep the surface as marching cubes gives it (the Fast and Quality "
         "presets smooth its flat and gently curved parts, keeping edges)",
         default=False,

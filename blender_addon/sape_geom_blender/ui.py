@@ -23,6 +23,11 @@ SIDEBAR_CHARS = 22
 does not: wide letters and underscores take more room than the average)."""
 PREFERENCES_CHARS = 70
 """The same in the add-on preferences, which are wider."""
+SPLIT_LABEL_CHARS = 10
+"""Characters of a property's label that the left half of a split row shows whole at the default width
+('Resolution' fits, 'Target Curve' does not): longer names get a shorter ``text`` where drawn."""
+CHECKBOX_CHARS = 13
+"""The same beside a checkbox in the right half ('Largest Piece' fits, 'Skip Smoothing' does not)."""
 
 
 def label_lines(layout, text: str, icon: str = "NONE", width: int = SIDEBAR_CHARS) -> None:
@@ -289,17 +294,20 @@ class SAPE_PT_deform(_Sub, bpy.types.Panel):
         s = context.scene.sape_geom
         col = layout.column()
         col.prop(s, "target_kind")
-        col.prop(s, "target_object" if s.target_kind == "OBJECT" else "target_image")
+        if s.target_kind == "OBJECT":
+            col.prop(s, "target_object", text="Curve")
+        else:
+            col.prop(s, "target_image")
         col.prop(s, "source_kind")
         if s.source_kind == "OBJECT":
-            col.prop(s, "source_object")
+            col.prop(s, "source_object", text="Curve")
         col.prop(s, "deform_plane")
         col.prop(s, "deform_steps")
         col.prop(s, "animate")
         if s.animate:
             col.prop(s, "animation_mode")
             sub = col.column(align=True)
-            sub.prop(s, "frame_start", text="Frame Start")
+            sub.prop(s, "frame_start", text="Start")
             sub.prop(s, "frame_end", text="End")
         layout.prop(s, "deform_extra_settings", text="Extra")
         row = layout.row()

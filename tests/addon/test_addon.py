@@ -326,6 +326,24 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
     drive(timeout=20)
 
 
+def test_sidebar_labels_fit_their_half_of_a_split_row(addon):
+    """Every property's label fits where the sidebar draws it at its default width: beside a checkbox, or
+    in the left half of a split row (Blender cuts a longer one to 'Skip Smoot…', 'Target C…')."""
+    from sape_geom_blender import ui
+
+    s = bpy.context.scene.sape_geom
+    shown = []
+    for budget, kind, source, animate in (("STEPS", "OBJECT", "OBJECT", True), ("TIME", "IMAGE", "CIRCLE", False)):
+        s.budget, s.target_kind, s.source_kind, s.animate = budget, kind, source, animate
+        for name, args, kwargs in draw_panel():
+            if name == "prop" and kwargs.get("text", None) != "":
+                prop = args[0].bl_rna.properties[args[1]]
+                shown.append((kwargs.get("text", prop.name), prop.type == "BOOLEAN"))
+    assert {"No Smoothing", "Curve", "Resolution"} <= {text for text, _ in shown}
+    for text, checkbox in shown:
+        assert len(text) <= (ui.CHECKBOX_CHARS if checkbox else ui.SPLIT_LABEL_CHARS), text
+
+
 # ------------------------------------------------------------------------------------------ packaging
 def test_built_zip_installs_as_extension_offline(tmp_path):
     import addon_utils
