@@ -16,6 +16,8 @@ PRESETS = (
     ("quality", "Quality", "100000 steps, 64³ SAPE grid"),
     ("paper", "Paper", "100000 steps, 64³ SAPE grid"),
 )
+PRESET_STEPS = {"fast": 1000, "quality": 100_000, "paper": 100_000}
+"""Each preset's training steps (``OccupancyConfig.steps``): the expected time of a fit counts them."""
 #: ``sape_geom.config.ENCODINGS``, in order: (name, label, tooltip).
 ENCODINGS = (
     ("sape", "SAPE", "Fourier features, spatially adaptive progressive mask, ReLU network"),

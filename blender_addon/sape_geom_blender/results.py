@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from . import convert
+from . import convert, estimate
 
 CHECKPOINT_FOLDER = "sape_checkpoints"
 MAX_FACES_MODIFIER = "SAPE Max Faces"
@@ -49,6 +49,7 @@ def apply_fit(runner, item, event: dict[str, Any]) -> str:
         if isinstance(value, (int, float)):
             obj[f"sape_{key}"] = value
     limit_faces(obj, int(item.data.get("max_faces", 0)))
+    remember_fit_time(item, event.get("metrics") or {})
     source = bpy.data.objects.get(item.data.get("source", ""))
     if item.data.get("hide_source") and source is not None:
         try:
@@ -56,6 +57,20 @@ def apply_fit(runner, item, event: dict[str, Any]) -> str:
         except RuntimeError:  # not in the current view layer
             pass
     return obj.name
+
+
+def remember_fit_time(item, metrics: dict[str, Any]) -> None:
+    """Keep how long this fit's parts took, for the expected time the Fit panel shows next (a failure to
+    write it costs the estimate only: a line on the console)."""
+    record = estimate.record_from_metrics(metrics, int(item.settings.get("resolution") or 0))
+    if record is None:
+        return
+    from .paths import user_folder
+
+    try:
+        estimate.remember(user_folder(), str(item.settings.get("preset", "")), record)
+    except OSError as exc:
+        print(f"SAPE: could not keep the fit's time for the next estimate: {exc}", file=sys.stderr)
 
 
 def apply_extract(runner, item, event: dict[str, Any]) -> str:

@@ -8,9 +8,9 @@ import textwrap
 
 import bpy
 
+from . import estimate, reports, runner, worker_client, worker_find
 from . import job_settings as js
-from . import reports, runner, worker_client, worker_find
-from .paths import get_preferences, resolve_worker_python, setup_env_dir
+from .paths import get_preferences, resolve_worker_python, setup_env_dir, user_folder
 from .setup_ops import JOBS
 
 ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
@@ -240,9 +240,28 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         row.scale_y = 1.3
         row.enabled = not runner.RUNNER.busy
         row.operator("sape.fit_selected", icon="PLAY")
+        label_lines(layout.column(align=True), expected_time_text(context), "TIME")
         row = layout.row()
         row.enabled = not runner.RUNNER.busy
         row.operator("sape.deform_mesh", icon="MOD_SHRINKWRAP")  # selected mesh onto the active one
+
+
+def expected_time_text(context) -> str:
+    """How long Fit Selected is expected to take with the panel's settings, from the last fit of the same
+    preset on this machine (:mod:`.estimate`), or that nothing is known yet."""
+    s = context.scene.sape_geom
+    label = dict((name, label) for name, label, _ in js.PRESETS).get(s.preset, s.preset)
+    record = estimate.load(user_folder(create=False)).get(s.preset)
+    if record is None:
+        return f"Expected time: known after a first {label} fit here"
+    steps = s.steps if s.budget == "STEPS" else js.PRESET_STEPS.get(s.preset, 0)
+    time_budget = s.time_budget if s.budget == "TIME" else None
+    try:
+        seconds = estimate.expected_seconds(record, steps, time_budget, s.resolution)
+    except (KeyError, TypeError, ValueError):
+        return f"Expected time: known after a first {label} fit here"
+    device = f" ({record['device']})" if record.get("device") else ""
+    return f"Expected about {runner.format_seconds(seconds)}, from the last {label} fit on this machine{device}"
 
 
 def draw_resolution(layout, context, radius: float, at_most: bool = False) -> None:

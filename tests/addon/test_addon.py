@@ -344,6 +344,24 @@ def test_sidebar_labels_fit_their_half_of_a_split_row(addon):
         assert len(text) <= (ui.CHECKBOX_CHARS if checkbox else ui.SPLIT_LABEL_CHARS), text
 
 
+def test_fit_panel_shows_the_time_the_last_fit_here_gives(addon, tmp_path, monkeypatch):
+    from sape_geom_blender import paths, results, ui
+
+    monkeypatch.setattr(ui, "user_folder", lambda create=True: tmp_path)
+    monkeypatch.setattr(paths, "user_folder", lambda create=True: tmp_path)
+
+    def shown():
+        return " ".join(c[2].get("text", "") for c in draw_panel("Fit") if c[0] == "label")
+
+    assert "known after a first Fast fit here" in shown()
+    item = type("Item", (), {"settings": {"preset": "fast", "resolution": 256}})()
+    results.remember_fit_time(item, {"steps": 1000, "labels_s": 5, "train_s": 50, "extract_s": 20, "device": "cpu"})
+    assert "Expected about 75 s" in shown().replace("  ", " ")
+    bpy.context.scene.sape_geom.budget = "STEPS"
+    bpy.context.scene.sape_geom.steps = 3000
+    assert "Expected about 3 min" in shown()
+
+
 # ------------------------------------------------------------------------------------------ packaging
 def test_built_zip_installs_as_extension_offline(tmp_path):
     import addon_utils

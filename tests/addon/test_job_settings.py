@@ -45,6 +45,7 @@ def test_presets_name_the_library_presets_and_state_their_steps_and_grid():
         if config.progress.num_blocks is not None:
             facts.append(f"{config.progress.num_blocks} frequency blocks")
         assert (label, tooltip) == (name.capitalize(), ", ".join(facts))
+    assert js.PRESET_STEPS == {name: config.steps for name, config in PRESETS.items()}
 
 
 #: The words the encoding tooltips use for what the library builds.
@@ -213,3 +214,30 @@ def test_deform_extra_settings_example_passes_the_worker_parsing():
     settings = js.merge_extra({"steps": 10}, js.DEFORM_EXTRA_SETTINGS_EXAMPLE)
     config = parse_settings(DeformSettings, "deform", settings).deform_config()
     assert config.points == json.loads(js.DEFORM_EXTRA_SETTINGS_EXAMPLE)["config"]["points"] and config.steps == 10
+
+
+def load_estimate():
+    path = ROOT / "blender_addon" / "sape_geom_blender" / "estimate.py"
+    spec = importlib.util.spec_from_file_location("addon_estimate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_expected_time_scales_the_last_fit_and_its_file_is_written_whole(tmp_path):
+    estimate = load_estimate()
+    metrics = {"steps": 1000, "labels_s": 4.0, "train_s": 60.0, "extract_s": 13.0, "device": "cpu", "iou": 1}
+    record = estimate.record_from_metrics(metrics, 256)
+    assert estimate.expected_seconds(record, 1000, None, 256) == pytest.approx(77.0)
+    assert estimate.expected_seconds(record, 2000, None, 128) == pytest.approx(4 + 120 + 13 / 4)
+    assert estimate.expected_seconds(record, 1000, 30.0, 256) == pytest.approx(4 + 30 + 13)  # a time budget
+    assert estimate.record_from_metrics({"steps": 10, "train_s": 1.0}, 256) is None  # an older worker's
+    assert estimate.record_from_metrics({**metrics, "steps": 0}, 256) is None
+
+    assert estimate.load(tmp_path) == {}
+    estimate.remember(tmp_path, "fast", record)
+    estimate.remember(tmp_path, "quality", {**record, "seconds_per_step": 1.0})
+    assert estimate.load(tmp_path)["fast"] == record and estimate.load(tmp_path)["quality"]["seconds_per_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [estimate.FILE_NAME]  # no temporary file left
+    (tmp_path / estimate.FILE_NAME).write_text("{not json")
+    assert estimate.load(tmp_path) == {}

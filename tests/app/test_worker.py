@@ -226,6 +226,10 @@ def test_fit_surface_tiny_sphere(tmp_path):
     assert len(v) > 0 and len(f) > 0 and c.shape == (len(v), 4) and c.dtype == np.uint8
     center = (v.min(axis=0) + v.max(axis=0)) / 2
     assert np.allclose(center, [1.0, 2.0, 3.0], atol=0.2)  # back in the input's frame
+    # what the add-on's expected time is scaled from (blender_addon/.../estimate.py)
+    metrics = result["metrics"]
+    assert metrics["steps"] == 200 and metrics["device"] == "cpu"
+    assert all(metrics[key] > 0 for key in ("labels_s", "train_s", "extract_s"))
 
     # re-extract from the checkpoint at another resolution, without refitting
     extract = write_job(tmp_path, "extract", settings={"checkpoint": result["checkpoint"], "resolution": 24})
