@@ -108,7 +108,7 @@ def end_to_end(name: str, mesh, config) -> dict:
 
     start = time.perf_counter()
     fit = fit_occupancy(mesh, config)
-    surface, stats = fit.extract(colors=False, return_stats=True)
+    surface, stats = fit.extract_with_stats(colors=False)
     total = time.perf_counter() - start
     metrics = mesh_metrics(surface, mesh)
     return {
@@ -117,8 +117,8 @@ def end_to_end(name: str, mesh, config) -> dict:
         "total_s": total,
         "labels_s": fit.timings["labels_s"],
         "train_s": fit.timings["train_s"],
-        "extract_s": stats["extract_s"] - stats["smooth_s"],
-        "smooth_s": stats["smooth_s"],
+        "extract_s": stats.extract_s - stats.smooth_s,
+        "smooth_s": stats.smooth_s,
         "steps": fit.stats.steps,
         "steps_per_s": fit.stats.steps_per_second,
         "iou": metrics["iou"],

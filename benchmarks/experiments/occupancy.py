@@ -38,7 +38,7 @@ def run(ctx: Context) -> dict:
             cfg = dataclasses.replace(cfg, **s["overrides"])
             t0 = time.perf_counter()
             fit = fit_occupancy(reference, cfg)
-            surface, stats = fit.extract(colors=encoding == "sape", return_stats=True)
+            surface, stats = fit.extract_with_stats(colors=encoding == "sape")
             total_s = time.perf_counter() - t0
             m = mesh_metrics(surface, reference, n_points=s["metric_points"], iou_points=s["metric_points"])
             m.update(
@@ -46,7 +46,7 @@ def run(ctx: Context) -> dict:
                 method=label,
                 train_s=fit.timings["train_s"],
                 labels_s=fit.timings["labels_s"],
-                extract_s=stats["extract_s"],
+                extract_s=stats.extract_s,
                 total_s=total_s,
                 faces=len(surface.faces),
             )

@@ -99,7 +99,7 @@ def _trained_bunny(ctx: Context, s: dict, encoding: str = "sape", callbacks=None
 
 def extraction(fit, res: int) -> dict:
 
-    from sape_geom.mesh.extract import extract_surface, extract_surface_dense
+    from sape_geom.mesh.extract import extract_surface_dense, extract_surface_with_stats
     from sape_geom.tasks.occupancy import outside_probability
 
     model = fit.model.eval()
@@ -107,8 +107,10 @@ def extraction(fit, res: int) -> dict:
     def query(points: np.ndarray) -> np.ndarray:
         return outside_probability(model, points) - 0.5
 
-    sparse, s_stats = extract_surface(query, res, return_stats=True)
-    dense, d_stats = extract_surface_dense(query, res, return_stats=True)
+    sparse, s_stats = extract_surface_with_stats(query, res)
+    start = time.perf_counter()
+    dense = extract_surface_dense(query, res)
+    dense_s = time.perf_counter() - start
     same = sparse.vertices.shape == dense.vertices.shape and sparse.faces.shape == dense.faces.shape
     diff = float("nan")
     if same and len(dense.vertices):
@@ -117,10 +119,10 @@ def extraction(fit, res: int) -> dict:
 
     return {
         "resolution": res,
-        "sparse_evaluated": s_stats["evaluated"],
-        "dense_evaluated": d_stats["evaluated"],
-        "sparse_s": s_stats["time_s"],
-        "dense_s": d_stats["time_s"],
+        "sparse_evaluated": s_stats.evaluated,
+        "dense_evaluated": res**3,
+        "sparse_s": s_stats.time_s,
+        "dense_s": dense_s,
         "same_size": same,
         "max_vertex_diff": diff,
         "faces": len(dense.faces),

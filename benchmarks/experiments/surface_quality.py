@@ -156,9 +156,10 @@ def run(ctx: Context) -> dict:
             t0 = time.perf_counter()
             fit = fit_occupancy(reference, cfg)
             try:
-                surface, stats = fit.extract(colors=False, return_stats=True)
+                surface, stats = fit.extract_with_stats(colors=False)
+                extract_s, pieces_removed = stats.extract_s, stats.pieces_removed
             except FaceBudgetExceeded:  # what a user gets from a noisy field: one line, no mesh
-                surface, stats = trimesh.Trimesh(), {"extract_s": float("nan"), "pieces_removed": "over budget"}
+                surface, extract_s, pieces_removed = trimesh.Trimesh(), float("nan"), "over budget"
             total_s = time.perf_counter() - t0
             m = mesh_metrics(surface, reference, n_points=50_000, iou_points=50_000)
             m.update(
@@ -168,8 +169,8 @@ def run(ctx: Context) -> dict:
                 total_s=total_s,
                 train_s=fit.timings["train_s"],
                 faces=len(surface.faces),
-                extract_s=stats["extract_s"],
-                pieces_removed=stats["pieces_removed"],
+                extract_s=extract_s,
+                pieces_removed=pieces_removed,
                 read_as=fit.reading["mode"],
                 steps=fit.stats.steps,
                 flat_nc=flat_normal_consistency(surface, reference),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import mcubes
@@ -26,7 +27,14 @@ from ..errors import InputError
 from .marching import SlabMarcher
 from .refine import Cancel, Levels, check_cancel, coarse_step, compact, refine, ring, slack
 
-__all__ = ["FaceBudgetExceeded", "extract_surface", "extract_surface_dense", "face_budget"]
+__all__ = [
+    "FaceBudgetExceeded",
+    "GridStats",
+    "extract_surface",
+    "extract_surface_dense",
+    "extract_surface_with_stats",
+    "face_budget",
+]
 
 Query = Callable[[np.ndarray], Any]
 
@@ -43,6 +51,23 @@ FACES_PER_SURFACE_CELL = 2.0
 
 class FaceBudgetExceeded(InputError):
     """The field would give far more faces than its resolution suggests (a noisy field)."""
+
+
+@dataclass(frozen=True)
+class GridStats:
+    """What an extraction cost: the field values it asked for (over all levels; ``per_level``, coarse
+    first), those of the dense grid, and its seconds (querying the field, and in all)."""
+
+    evaluated: int
+    dense: int
+    per_level: tuple[int, ...]
+    query_s: float
+    time_s: float
+
+    @property
+    def fraction(self) -> float:
+        """The share of the dense grid's points that were queried."""
+        return self.evaluated / self.dense
 
 
 def face_budget(resolution: int, budget: int | None = None) -> int | None:
@@ -117,27 +142,21 @@ def extract_surface_dense(
     bounds: tuple[float, float] = (-1.0, 1.0),
     level: float = 0.0,
     batch_size: int = 65536,
-    return_stats: bool = False,
-) -> trimesh.Trimesh | tuple[trimesh.Trimesh, dict]:
+) -> trimesh.Trimesh:
     """Reference extraction: evaluate all ``resolution^3`` grid points, then PyMCubes on the whole grid."""
     res, lo, hi = _check_args(resolution, bounds, batch_size)
-    t0 = time.perf_counter()
     idx = np.indices((res, res, res)).reshape(3, -1)
     values = _evaluate(query, res**3, lambda a, b: _coords(tuple(idx[:, a:b]), res, lo, hi), batch_size)
-    t1 = time.perf_counter()
     verts, faces = mcubes.marching_cubes(values.reshape(res, res, res), float(level))
-    mesh = _mesh(verts, faces, res, lo, hi)
-    stats = {
-        "evaluated": res**3,
-        "dense": res**3,
-        "fraction": 1.0,
-        "query_s": t1 - t0,
-        "time_s": time.perf_counter() - t0,
-    }
-    return (mesh, stats) if return_stats else mesh
+    return _mesh(verts, faces, res, lo, hi)
 
 
-def extract_surface(
+def extract_surface(query: Query, resolution: int = 256, **options: Any) -> trimesh.Trimesh:
+    """The mesh of :func:`extract_surface_with_stats` (same options), without what it cost."""
+    return extract_surface_with_stats(query, resolution, **options)[0]
+
+
+def extract_surface_with_stats(
     query: Query,
     resolution: int = 256,
     *,
@@ -152,8 +171,7 @@ def extract_surface(
     should_cancel: Cancel | None = None,
     slab_bytes: int = SLAB_BYTES,
     corner_gap: float = 0.0,
-    return_stats: bool = False,
-) -> trimesh.Trimesh | tuple[trimesh.Trimesh, dict]:
+) -> tuple[trimesh.Trimesh, GridStats]:
     """Marching cubes of ``query`` at ``resolution^3`` without evaluating, or holding, the dense grid.
 
     ``margin`` (field units) widens the band of refined cells at every level, so that pieces smaller
@@ -173,8 +191,8 @@ def extract_surface(
     ``face_budget`` (None = no limit) stops with :class:`FaceBudgetExceeded` as soon as the surface
     cells of a level predict more faces, or marching cubes has made more; ``should_cancel`` is asked
     between batches of queries and between slabs (``TrainingCancelled``). ``slab_bytes`` bounds the
-    values held per slab; ``corner_gap``: see :class:`.marching.SlabMarcher`. Returns the mesh (unit frame, outward faces) and, with ``return_stats``,
-    ``{"evaluated", "dense", "fraction", "per_level", "query_s", "time_s"}``.
+    values held per slab; ``corner_gap``: see :class:`.marching.SlabMarcher`. Returns the mesh (unit
+    frame, outward faces) and what it cost (:class:`GridStats`).
     """
     res, lo, hi = _check_args(resolution, bounds, batch_size)
     t0 = time.perf_counter()
@@ -230,13 +248,4 @@ def extract_surface(
         marcher.add(planes if vertex_field is None else vertex_field(planes), a)
         budget_check(marcher.faces_so_far, "gives more than")
     mesh = _mesh(*marcher.result(), res, lo, hi)
-    evaluated = int(sum(per_level))
-    stats = {
-        "evaluated": evaluated,
-        "dense": res**3,
-        "fraction": evaluated / res**3,
-        "per_level": per_level,
-        "query_s": query_s,
-        "time_s": time.perf_counter() - t0,
-    }
-    return (mesh, stats) if return_stats else mesh
+    return mesh, GridStats(int(sum(per_level)), res**3, tuple(per_level), query_s, time.perf_counter() - t0)

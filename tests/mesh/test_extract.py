@@ -10,7 +10,13 @@ from scipy.spatial import cKDTree
 
 from sape_geom.errors import InputError, TrainingCancelled
 from sape_geom.mesh.cleanup import count_components, decimate, largest_component
-from sape_geom.mesh.extract import FaceBudgetExceeded, extract_surface, extract_surface_dense, face_budget
+from sape_geom.mesh.extract import (
+    FaceBudgetExceeded,
+    extract_surface,
+    extract_surface_dense,
+    extract_surface_with_stats,
+    face_budget,
+)
 from sape_geom.mesh.marching import SlabMarcher
 from sape_geom.viz.colors import colorize_by_values
 
@@ -51,14 +57,14 @@ CASES = [(name, res) for name in ("sphere", "torus", "occupancy") for res in (64
 @pytest.mark.parametrize("name, res", CASES)
 def test_sparse_equals_dense(name, res):
     field = FIELDS[name]
-    sparse, stats = extract_surface(field, res, return_stats=True)
+    sparse, stats = extract_surface_with_stats(field, res)
     dense = extract_surface_dense(field, res)
     assert len(sparse.vertices) == len(dense.vertices) > 0
     assert len(sparse.faces) == len(dense.faces)
     dist, _ = cKDTree(dense.vertices).query(sparse.vertices)
     assert dist.max() < 1e-6
-    assert stats["dense"] == res**3
-    assert stats["evaluated"] < (0.5 if res == 64 else 0.25) * res**3
+    assert stats.dense == res**3 and stats.fraction == stats.evaluated / res**3
+    assert stats.evaluated < (0.5 if res == 64 else 0.25) * res**3
 
 
 def slab_field(p):
@@ -79,9 +85,9 @@ def slab_field(p):
 def test_streaming_equals_the_in_memory_extraction_bit_for_bit(name, res, options, slab_bytes):
     field = slab_field if name == "slab" else FIELDS[name]
     extra = {} if slab_bytes is None else {"slab_bytes": slab_bytes}
-    mesh, stats = extract_surface(field, res, return_stats=True, **options, **extra)
+    mesh, stats = extract_surface_with_stats(field, res, **options, **extra)
     verts, faces, per_level = extract_in_memory(field, res, **options)
-    assert stats["per_level"] == per_level  # the same points queried, level by level
+    assert list(stats.per_level) == list(per_level)  # the same points queried, level by level
     np.testing.assert_array_equal(mesh.vertices, -1.0 + verts * (2.0 / (res - 1)))
     np.testing.assert_array_equal(mesh.faces, faces[:, ::-1])
     assert len(mesh.faces) > 0

@@ -61,11 +61,11 @@ def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
     # every piece, as dense (plain) marching cubes sees them, not smoothed
     plain = dataclasses.replace(fit.config, smooth_surface=False, corner_gap=0.0)
     fit = dataclasses.replace(fit, support=None, config=plain)
-    sparse, stats = fit.extract(64, colors=False, return_stats=True)
+    sparse, stats = fit.extract_with_stats(64, colors=False)
 
     # the field itself (distance or logit) with the cube's faces outside, as extraction contours it
     dense = fit.normalization.invert_mesh(extract_surface_dense(surface_field(fit.model, fit.config), 64))
-    assert stats["evaluated"] < 0.7 * 64**3  # the saving grows with resolution (see benchmarks)
+    assert stats.grid.evaluated < 0.7 * 64**3  # the saving grows with resolution (see benchmarks)
     assert len(sparse.vertices) == len(dense.vertices) and len(sparse.faces) == len(dense.faces)
     # Same vertices, up to float noise: the network is evaluated in different batches in the two runs.
     difference = np.abs(np.sort(sparse.vertices, axis=0) - np.sort(dense.vertices, axis=0))
@@ -259,9 +259,9 @@ def test_batch_resume_and_failure_isolation(tmp_path):
 def test_clean_up_keeps_a_real_small_part_and_reports_removals():
     three = several_pieces()  # two spheres and a small cube
     fit = fit_occupancy(three, tiny_config())
-    surface, stats = fit.extract(96, colors=False, return_stats=True)
+    surface, stats = fit.extract_with_stats(96, colors=False)
     assert count_components(surface) == 3, stats
-    assert stats["pieces_removed"] >= 0
+    assert stats.pieces_removed >= 0
     kept_all = fit_occupancy(three, tiny_config(remove_unsupported=False)).extract(96, colors=False)
     assert count_components(kept_all) >= count_components(surface)
 
@@ -283,8 +283,8 @@ def test_short_run_has_few_pieces():
     # 100 steps: the learning rate is held for the first half (lr_hold), so even so short a run finds the
     # shape, whole (without the hold the field found nothing at all and the surface was empty)
     fit = fit_occupancy(torus(), tiny_config(steps=100, sigma=20.0))
-    surface, stats = fit.extract(96, colors=False, return_stats=True)
-    assert count_components(surface) <= 2, stats
+    surface = fit.extract(96, colors=False)
+    assert count_components(surface) <= 2
     assert mesh_metrics(surface, torus(), n_points=10_000, iou_points=10_000)["iou"] > 0.85
 
 

@@ -95,7 +95,7 @@ def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]
     mesh = load_mesh(input_path or job.input)
     config = occupancy_preset(job.preset, **job.overrides)
     fit = fit_occupancy(mesh, config)
-    surface, stats = fit.extract(return_stats=True)
+    surface, stats = fit.extract_with_stats()
     surface_path = save_mesh(surface, out / f"{job.name}.ply")
     checkpoint_path = fit.save(out / f"{job.name}.ckpt")
     row: dict[str, Any] = {
@@ -106,7 +106,7 @@ def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]
         "checkpoint": str(checkpoint_path),
         "faces": len(surface.faces),
         "fit_s": round(fit.timings["fit_s"], 2),
-        "extract_s": round(stats["extract_s"], 2),
+        "extract_s": round(stats.extract_s, 2),
         "steps": fit.stats.steps if fit.stats else "",
         "device": str(fit.device),
         "precision": fit.model.precision,

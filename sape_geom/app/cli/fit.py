@@ -114,8 +114,8 @@ def _run_fit(args: argparse.Namespace) -> int:
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
     if not args.json:
         print(f"input read as a {fit.reading['mode']}: {fit.reading['reason']}", file=sys.stderr)
-    surface, stats = fit.extract(
-        colors=args.heatmap, keep_largest=args.keep_largest, max_faces=args.max_faces, return_stats=True
+    surface, stats = fit.extract_with_stats(
+        colors=args.heatmap, keep_largest=args.keep_largest, max_faces=args.max_faces
     )
     save_mesh(surface, out)
     total = time.perf_counter() - start
@@ -132,14 +132,14 @@ def _run_fit(args: argparse.Namespace) -> int:
         "watertight": bool(surface.is_watertight),
         "timings": {
             **{k: round(v, 3) for k, v in fit.timings.items()},
-            "extract_s": round(stats["extract_s"], 3),
+            "extract_s": round(stats.extract_s, 3),
             "total_s": round(total, 3),
         },
-        "extraction": {"evaluated": stats.get("evaluated"), "dense": stats.get("dense")},
+        "extraction": {"evaluated": stats.grid.evaluated, "dense": stats.grid.dense},
         "target": config.target,
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
-        "pieces_removed": stats["pieces_removed"],
+        "pieces_removed": stats.pieces_removed,
     }
     if args.checkpoint:
         payload["checkpoint"] = str(fit.save(args.checkpoint))
@@ -152,8 +152,8 @@ def _run_fit(args: argparse.Namespace) -> int:
     lines = [
         f"wrote {out} ({len(surface.faces)} faces, {'watertight' if surface.is_watertight else 'not watertight'})"
         f" in {total:.1f} s (labels {fit.timings['labels_s']:.1f} s, training {fit.timings['train_s']:.1f} s,"
-        f" extraction {stats['extract_s']:.1f} s;"
-        f" {stats['pieces_removed']} unsupported pieces removed)"
+        f" extraction {stats.extract_s:.1f} s;"
+        f" {stats.pieces_removed} unsupported pieces removed)"
     ]
     if not args.no_metrics:
         from ...mesh.metrics import mesh_metrics
@@ -210,12 +210,11 @@ def _run_extract(args: argparse.Namespace) -> int:
         changes["field"] = fit.model.config
     if changes:
         fit = dataclasses.replace(fit, config=dataclasses.replace(fit.config, **changes))
-    surface, stats = fit.extract(
+    surface, stats = fit.extract_with_stats(
         args.resolution,
         colors=args.heatmap,
         keep_largest=args.keep_largest,
         max_faces=args.max_faces,
-        return_stats=True,
         face_budget=args.face_budget,
     )
     save_mesh(surface, args.out)
@@ -224,13 +223,13 @@ def _run_extract(args: argparse.Namespace) -> int:
         "resolution": args.resolution,
         "faces": len(surface.faces),
         "precision": fit.model.precision,
-        "extract_s": round(stats["extract_s"], 3),
-        "pieces_removed": stats["pieces_removed"],
+        "extract_s": round(stats.extract_s, 3),
+        "pieces_removed": stats.pieces_removed,
     }
     report(
         args,
         payload,
-        [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats['extract_s']:.1f} s)"],
+        [f"wrote {args.out} ({len(surface.faces)} faces at {args.resolution}^3, {stats.extract_s:.1f} s)"],
     )
     return 0
 

@@ -78,26 +78,23 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
     fit = fit_occupancy(mesh, config, callbacks=ctx.train_callbacks(also=preview))
 
     ctx.emit("progress", step=1, total=1, loss=None, elapsed_s=None, eta_s=0.0, stage="extract")
-    extract_start = time.perf_counter()
-    out, stats = fit.extract(
+    out, stats = fit.extract_with_stats(
         resolution=s.resolution or None,
         colors=s.colors,
         keep_largest=s.keep_largest,
-        return_stats=True,
         face_budget=s.face_budget,
         should_cancel=ctx.is_cancelled,
     )
-    extract_s = time.perf_counter() - extract_start
     preview.clean()
     mesh_path = write_mesh_npz(ctx.output_dir / "mesh.npz", out, s.colors)
     checkpoint = fit.save(ctx.output_dir / "checkpoint.pt")
     metrics = {
         **fit.timings,
-        "extract_s": extract_s,
+        "extract_s": stats.extract_s,
         "device": fit.device.type,
         "vertices": len(out.vertices),
         "faces": len(out.faces),
-        "pieces_removed": stats["pieces_removed"],
+        "pieces_removed": stats.pieces_removed,
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
         "precision": fit.model.precision,

@@ -32,7 +32,7 @@ from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_devic
 from .batches import DeviceBatches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PRESETS, OccupancyConfig, build_model
-from .surface import extract_mesh, field_values
+from .surface import ExtractionStats, extract_mesh, field_values
 
 SHELL_ABOVE_HOLE_AREA = 0.05
 """``open_input="auto"`` reads the input as a shell when its holes (each boundary loop closed by a disc
@@ -73,23 +73,36 @@ class OccupancyFit:
         colors: bool = True,
         keep_largest: bool = False,
         max_faces: int | None = None,
-        return_stats: bool = False,
         face_budget: int | None = None,
         should_cancel: Callable[[], bool] | None = None,
-    ):
+    ) -> trimesh.Trimesh:
         """The field's zero level set as a mesh in the input's own coordinates.
 
         Pieces away from the input surface are dropped when the config says ``remove_unsupported`` (the
         count is in the statistics as ``pieces_removed``). ``colors`` adds the SAPE heat-map (fraction of frequencies open at each vertex; blue = few, red =
         many) as RGBA vertex colours. ``keep_largest`` drops every piece but the largest; ``max_faces``
-        decimates (needs pymeshlab). With ``return_stats`` also returns extraction statistics.
+        decimates (needs pymeshlab). :meth:`extract_with_stats` also says what the extraction did.
         ``face_budget`` overrides the config's (0 = no limit); ``should_cancel`` can stop the extraction.
         Raises :class:`EmptySurfaceError` when the surface is empty or, unless ``keep_largest``, a fragment
         (less than :data:`LEAST_AREA_FRACTION` of the input's area): the field has not found the shape yet.
         """
+        return self.extract_with_stats(
+            resolution, colors, keep_largest, max_faces, face_budget=face_budget, should_cancel=should_cancel
+        )[0]
+
+    def extract_with_stats(
+        self,
+        resolution: int | None = None,
+        colors: bool = True,
+        keep_largest: bool = False,
+        max_faces: int | None = None,
+        face_budget: int | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> tuple[trimesh.Trimesh, ExtractionStats]:
+        """:meth:`extract`'s mesh, and what the extraction did (pieces removed, seconds, grid points)."""
         support = self.support if self.config.remove_unsupported else None
         resolution = resolution or self.config.resolution
-        result = extract_mesh(
+        mesh, stats = extract_mesh(
             self.model,
             self.normalization,
             self.config,
@@ -98,13 +111,12 @@ class OccupancyFit:
             keep_largest=keep_largest,
             max_faces=max_faces,
             support=support,
-            return_stats=return_stats,
             face_budget=face_budget,
             should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
         )
-        self._check_surface(result[0] if return_stats else result, resolution, whole=not keep_largest)
-        return result
+        self._check_surface(mesh, resolution, whole=not keep_largest)
+        return mesh, stats
 
     def _check_surface(self, surface: trimesh.Trimesh, resolution: int, whole: bool) -> None:
         """Raise :class:`EmptySurfaceError` for an empty surface, or a fragment where the ``whole``

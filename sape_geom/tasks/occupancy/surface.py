@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import trimesh
 
 from ...mesh.cleanup import decimate, largest_component
-from ...mesh.extract import extract_surface
+from ...mesh.extract import GridStats, extract_surface_with_stats
 from ...mesh.extract import face_budget as allowed_faces
 from ...mesh.io import Normalization
 from ...mesh.smoothing import smooth_surface
@@ -93,6 +94,17 @@ def surface_field(model: EncodedField, config: OccupancyConfig, level: float = 0
     return query
 
 
+@dataclass(frozen=True)
+class ExtractionStats:
+    """What a fit's extraction did: the grid's cost (:class:`...mesh.extract.GridStats`), the pieces
+    dropped away from the input surface, and its seconds (smoothing, and in all)."""
+
+    grid: GridStats
+    pieces_removed: int
+    smooth_s: float
+    extract_s: float
+
+
 @torch.no_grad()
 def extract_mesh(
     model: EncodedField,
@@ -104,20 +116,18 @@ def extract_mesh(
     keep_largest: bool = False,
     max_faces: int | None = None,
     support: SupportGrid | None = None,
-    return_stats: bool = False,
     batch_size: int = 32768,
     face_budget: int | None = None,
     should_cancel: Callable[[], bool] | None = None,
     sheet_half_thickness: float | None = None,
-):
-    """Sparse marching cubes of the field's zero level, in the input's coordinates.
+) -> tuple[trimesh.Trimesh, ExtractionStats]:
+    """Sparse marching cubes of the field's zero level, in the input's coordinates, and what it did.
 
     ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
     :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_level`).
 
-    With ``support`` pieces away from the input surface are dropped (``stats["pieces_removed"]``); with
-    the config's ``smooth_surface`` the surface is then smoothed, edges kept (:mod:`...mesh.smoothing`;
-    its seconds in ``stats["smooth_s"]``, included in ``stats["extract_s"]``).
+    With ``support`` pieces away from the input surface are dropped; with the config's
+    ``smooth_surface`` the surface is then smoothed, edges kept (:mod:`...mesh.smoothing`).
     ``face_budget`` (None: the config's; 0: no limit) stops a noisy field with ``FaceBudgetExceeded``;
     ``should_cancel`` is asked between batches of queries (``TrainingCancelled``).
     """
@@ -134,23 +144,22 @@ def extract_mesh(
 
     start = time.perf_counter()
     budget = allowed_faces(resolution, config.face_budget if face_budget is None else face_budget)
-    mesh, stats = extract_surface(
+    mesh, grid = extract_surface_with_stats(
         query,
         resolution,
         batch_size=batch_size,
-        return_stats=True,
         face_budget=budget,
         should_cancel=should_cancel,
         corner_gap=config.corner_gap,
         **margins,
     )
-    stats["pieces_removed"] = 0
+    pieces_removed = 0
     if support is not None:
-        mesh, stats["pieces_removed"] = remove_unsupported_pieces(mesh, support)
+        mesh, pieces_removed = remove_unsupported_pieces(mesh, support)
     smooth_start = time.perf_counter()
     if config.smooth_surface and len(mesh.faces):
         mesh.vertices = smooth_surface(mesh.vertices, mesh.faces, should_cancel=should_cancel)
-    stats["smooth_s"] = time.perf_counter() - smooth_start
+    smooth_s = time.perf_counter() - smooth_start
     if keep_largest and len(mesh.faces):
         mesh = largest_component(mesh)
     if max_faces is not None and len(mesh.faces) > max_faces:
@@ -160,9 +169,8 @@ def extract_mesh(
         fraction = torch.cat([model.open_fraction(chunk) for chunk in x.split(batch_size)]).cpu().numpy()
         mesh.visual.vertex_colors = colorize_by_values(mesh.vertices, fraction)
     mesh.vertices = normalization.invert(mesh.vertices)  # the mesh is ours: no copy of it
-    stats["extract_s"] = time.perf_counter() - start
     model.train(was_training)
-    return (mesh, stats) if return_stats else mesh
+    return mesh, ExtractionStats(grid, pieces_removed, smooth_s, time.perf_counter() - start)
 
 
 def preview_mesh(
@@ -175,4 +183,4 @@ def preview_mesh(
     """A coarse, uncoloured extraction for live previews while training (no face budget: it is small)."""
     return extract_mesh(
         model, normalization, config, resolution, colors=False, face_budget=0, sheet_half_thickness=sheet_half_thickness
-    )
+    )[0]
