@@ -22,7 +22,7 @@ _API = {
     "SapeGeomError": "errors",
     "InputError": "errors",
     "ConfigError": "errors",
-    "TrainingCancelled": "errors",
+    "Cancelled": "errors",
     # building blocks
     "build_encoding": "nn.encodings",
     "GlobalProgression": "nn.progressive",

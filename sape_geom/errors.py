@@ -6,6 +6,8 @@ problem and the value found, so the command line can print one clear line instea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class SapeGeomError(Exception):
     """Base class of the errors this package raises on purpose."""
@@ -23,8 +25,19 @@ class EmptySurfaceError(SapeGeomError):
     """A fitted field has no surface worth writing (too little training): nothing is written."""
 
 
-class TrainingCancelled(SapeGeomError):
-    """The user asked to stop; not a failure, callers show no error for it."""
+class Cancelled(SapeGeomError):
+    """The user asked to stop (labelling, training, extraction or smoothing); not a failure, callers
+    show no error for it."""
+
+
+TrainingCancelled = Cancelled
+"""The name :class:`Cancelled` had while only training could be stopped; code catching it still works."""
+
+
+def check_cancel(should_cancel: Callable[[], bool] | None, what: str) -> None:
+    """Raise :class:`Cancelled` ("``what`` cancelled") when ``should_cancel`` says so."""
+    if should_cancel is not None and should_cancel():
+        raise Cancelled(f"{what} cancelled")
 
 
 class OutputError(SapeGeomError, OSError):

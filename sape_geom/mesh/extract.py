@@ -23,9 +23,9 @@ import mcubes
 import numpy as np
 import trimesh
 
-from ..errors import InputError
+from ..errors import InputError, check_cancel
 from .marching import SlabMarcher
-from .refine import Cancel, Levels, check_cancel, coarse_step, compact, refine, ring, slack
+from .refine import Cancel, Levels, coarse_stride, compact, refine, ring, slack
 
 __all__ = [
     "FaceBudgetExceeded",
@@ -94,8 +94,8 @@ def _check_args(resolution: int, bounds: tuple[float, float], batch_size: int) -
 
 def _coords(idx: tuple[np.ndarray, ...], res: int, lo: float, hi: float) -> np.ndarray:
     """Grid indices (three (N,) arrays) -> (N,3) float32 points in ``[lo, hi]^3``."""
-    step = (hi - lo) / (res - 1)
-    return (lo + np.stack(idx, axis=1) * step).astype(np.float32)
+    spacing = (hi - lo) / (res - 1)
+    return (lo + np.stack(idx, axis=1) * spacing).astype(np.float32)
 
 
 def _grid_points(flat: np.ndarray, axis: np.ndarray, res: int, lo: float, hi: float) -> np.ndarray:
@@ -113,7 +113,7 @@ def _evaluate(
     """``query`` on ``count`` points made batch by batch by ``points(start, stop)``; (count,) float64, finite."""
     out = np.empty(count, dtype=np.float64)
     for start in range(0, count, batch_size):
-        check_cancel(should_cancel)
+        check_cancel(should_cancel, "extraction")
         chunk = points(start, min(count, start + batch_size))
         vals = np.asarray(query(chunk), dtype=np.float64).reshape(-1)
         if len(vals) != len(chunk):
@@ -140,14 +140,14 @@ def extract_surface_dense(
     resolution: int = 256,
     *,
     bounds: tuple[float, float] = (-1.0, 1.0),
-    level: float = 0.0,
+    iso: float = 0.0,
     batch_size: int = 65536,
 ) -> trimesh.Trimesh:
     """Reference extraction: evaluate all ``resolution^3`` grid points, then PyMCubes on the whole grid."""
     res, lo, hi = _check_args(resolution, bounds, batch_size)
     idx = np.indices((res, res, res)).reshape(3, -1)
     values = _evaluate(query, res**3, lambda a, b: _coords(tuple(idx[:, a:b]), res, lo, hi), batch_size)
-    verts, faces = mcubes.marching_cubes(values.reshape(res, res, res), float(level))
+    verts, faces = mcubes.marching_cubes(values.reshape(res, res, res), float(iso))
     return _mesh(verts, faces, res, lo, hi)
 
 
@@ -161,7 +161,7 @@ def extract_surface_with_stats(
     resolution: int = 256,
     *,
     bounds: tuple[float, float] = (-1.0, 1.0),
-    level: float = 0.0,
+    iso: float = 0.0,
     batch_size: int = 65536,
     coarse_resolution: int | None = None,
     margin: float | None = None,
@@ -178,7 +178,7 @@ def extract_surface_with_stats(
     than a coarse cell are still found; ``distance_margin`` (for distance-like fields) does so on the
     coarse grid only, by one coarse cell diagonal capped at ``distance_margin``: a piece found there is
     refined further like any other surface. ``vertex_field`` maps values (monotonically, keeping
-    ``level`` in place) before marching cubes, e.g. from a saturating squash of a logit, which keeps the
+    ``iso`` in place) before marching cubes, e.g. from a saturating squash of a logit, which keeps the
     refined band thin, back to the logit, which varies smoothly across the surface and places vertices well.
 
     A coarse grid (a subset of the fine grid, about ``coarse_resolution`` points per axis, default
@@ -190,16 +190,16 @@ def extract_surface_with_stats(
 
     ``face_budget`` (None = no limit) stops with :class:`FaceBudgetExceeded` as soon as the surface
     cells of a level predict more faces, or marching cubes has made more; ``should_cancel`` is asked
-    between batches of queries and between slabs (``TrainingCancelled``). ``slab_bytes`` bounds the
+    between batches of queries and between slabs (:class:`~sape_geom.errors.Cancelled`). ``slab_bytes`` bounds the
     values held per slab; ``corner_gap``: see :class:`.marching.SlabMarcher`. Returns the mesh (unit
     frame, outward faces) and what it cost (:class:`GridStats`).
     """
     res, lo, hi = _check_args(resolution, bounds, batch_size)
     t0 = time.perf_counter()
-    steps = [coarse_step(res, coarse_resolution)]
-    while steps[-1] > 1:
-        steps.append(steps[-1] // 2)
-    levels = Levels(res, steps, max(1, int(slab_bytes)))
+    strides = [coarse_stride(res, coarse_resolution)]
+    while strides[-1] > 1:
+        strides.append(strides[-1] // 2)
+    levels = Levels(res, strides, max(1, int(slab_bytes)))
     query_s = 0.0
 
     def budget_check(faces: float, what: str) -> None:
@@ -219,14 +219,14 @@ def extract_surface_with_stats(
     levels.coarse = coarse.reshape(n, n, n)
     query_s += time.perf_counter() - tq
     per_level = [int(n**3)]
-    for index, step in enumerate(steps[:-1]):
+    for index, stride in enumerate(strides[:-1]):
         band = margin
         if distance_margin is not None and index == 0:
-            band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * step * (hi - lo) / (res - 1)))
+            band = max(band or 0.0, min(distance_margin, math.sqrt(3.0) * stride * (hi - lo) / (res - 1)))
         todo, crossed = refine(
-            levels, index, level, band, ring(step, distance_margin), slack(step, distance_margin), should_cancel
+            levels, index, iso, band, ring(stride, distance_margin), slack(stride, distance_margin), should_cancel
         )
-        budget_check(FACES_PER_SURFACE_CELL * crossed * 4.0 ** (len(steps) - 1 - index), "would give about")
+        budget_check(FACES_PER_SURFACE_CELL * crossed * 4.0 ** (len(strides) - 1 - index), "would give about")
         new = levels.axes[index + 1]
         tq = time.perf_counter()
         values = _evaluate(
@@ -239,11 +239,11 @@ def extract_surface_with_stats(
         query_s += time.perf_counter() - tq
         levels.queried.append(compact(todo, values, len(new)))
         per_level.append(len(todo))
-    marcher = SlabMarcher((res, res, res), level, corner_gap)
-    top, step = len(steps) - 1, levels.slab_planes(len(steps) - 1)
-    for a in range(0, res - 1, step):
-        check_cancel(should_cancel)
-        b = min(res - 1, a + step)
+    marcher = SlabMarcher((res, res, res), iso, corner_gap)
+    top, planes_per_slab = len(strides) - 1, levels.slab_planes(len(strides) - 1)
+    for a in range(0, res - 1, planes_per_slab):
+        check_cancel(should_cancel, "extraction")
+        b = min(res - 1, a + planes_per_slab)
         planes = levels.planes(top, a, b + 1)[0]
         marcher.add(planes if vertex_field is None else vertex_field(planes), a)
         budget_check(marcher.faces_so_far, "gives more than")

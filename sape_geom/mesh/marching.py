@@ -3,9 +3,9 @@
 :class:`SlabMarcher` takes the grid in consecutive slabs of planes along axis 0 and returns exactly what
 ``mcubes.marching_cubes`` returns for the whole grid: the same vertices (bit for bit), in the same order,
 and the same triangles. It follows PyMCubes' algorithm (0.1.6) step by step: cubes are visited with the
-last index fastest; a cube whose corners straddle the level creates the vertices of its "upper" edges
+last index fastest; a cube whose corners straddle the iso value creates the vertices of its "upper" edges
 (6, 5 and 10) and, on the low faces of the grid, those of the edges no earlier cube owns; every other
-edge takes the vertex an earlier cube made; a vertex lies at ``(x2 - x1) * (level - f1) / (f2 - f1) + x1``
+edge takes the vertex an earlier cube made; a vertex lies at ``(x2 - x1) * (iso - f1) / (f2 - f1) + x1``
 along its edge, with the edge's ends in PyMCubes' order. The edge and triangle tables are read from
 PyMCubes itself (one call per cube configuration), so the two cannot disagree.
 """
@@ -82,11 +82,11 @@ class SlabMarcher:
     ``mcubes.marching_cubes`` does.
     """
 
-    def __init__(self, shape: tuple[int, int, int], level: float = 0.0, corner_gap: float = 0.0) -> None:
+    def __init__(self, shape: tuple[int, int, int], iso: float = 0.0, corner_gap: float = 0.0) -> None:
         if not 0.0 <= corner_gap < 0.5:
             raise ValueError(f"corner_gap must be in [0, 0.5), got {corner_gap}")
         self.shape = tuple(int(n) for n in shape)
-        self.level = float(level)
+        self.iso = float(iso)
         self.corner_gap = float(corner_gap)
         self.next_plane = 0
         self.vertex_count = 0
@@ -105,7 +105,7 @@ class SlabMarcher:
             raise ValueError(f"slab must start at plane {self.next_plane} and hold >= 2 planes of {self.shape[1:]}")
         self.next_plane = i0 + len(planes) - 1
         edge_bits, triangle_edges = marching_tables()
-        inside = planes <= self.level
+        inside = planes <= self.iso
         case = np.zeros(np.subtract(inside.shape, 1), dtype=np.uint8)
         for m, (a, b, c) in enumerate(CORNERS):
             case |= inside[a : a + case.shape[0], b : b + case.shape[1], c : c + case.shape[2]].astype(np.uint8) << m
@@ -171,7 +171,7 @@ class SlabMarcher:
         cube = np.stack([i, j, k], axis=1).astype(np.float64)
         x1, x2 = cube[:, axis] + start[axis], cube[:, axis] + end[axis]
         out = cube + start
-        t = (self.level - f1) / (f2 - f1)
+        t = (self.iso - f1) / (f2 - f1)
         out[:, axis] = (x2 - x1) * t + x1
         if self.corner_gap <= 0:
             return out, out

@@ -18,7 +18,7 @@ from typing import Any
 import igl
 import numpy as np
 
-from ..errors import InputError, TrainingCancelled
+from ..errors import InputError, check_cancel
 
 __all__ = ["FACES_PER_TREE", "MeshQueries", "spatial_order"]
 
@@ -70,8 +70,7 @@ class MeshQueries:
         return tree
 
     def _check(self) -> None:
-        if self.should_cancel is not None and self.should_cancel():
-            raise TrainingCancelled("cancelled by the user")
+        check_cancel(self.should_cancel, "labelling")
 
     def _chunks(self, points: np.ndarray, part_index: int, kind: str):
         """Slices of ``points`` for one part, with the cancel check and progress between them."""

@@ -11,25 +11,20 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..errors import TrainingCancelled
+from ..errors import check_cancel
 
 Cancel = Callable[[], bool]
 
 
-def check_cancel(should_cancel: Cancel | None) -> None:
-    if should_cancel is not None and should_cancel():
-        raise TrainingCancelled("extraction cancelled")
-
-
-def coarse_step(res: int, coarse_resolution: int | None) -> int:
+def coarse_stride(res: int, coarse_resolution: int | None) -> int:
     """Stride (in fine cells, a power of two) of the coarse grid that :func:`extract_surface` starts from."""
     coarse = max(2, int(coarse_resolution) if coarse_resolution else res // 8)
     return 1 << max(0, int(np.floor(np.log2(max(1.0, (res - 1) / max(coarse - 1, 1))))))
 
 
-def _level_axis(res: int, step: int) -> np.ndarray:
-    """Fine-grid indices of one axis at a level of stride ``step`` (always ends with ``res - 1``)."""
-    return np.unique(np.append(np.arange(0, res, step), res - 1))
+def _level_axis(res: int, stride: int) -> np.ndarray:
+    """Fine-grid indices of one axis at a level of stride ``stride`` (always ends with ``res - 1``)."""
+    return np.unique(np.append(np.arange(0, res, stride), res - 1))
 
 
 def _upsample_axis(grid: np.ndarray, old: np.ndarray, new: np.ndarray, axis: int, first: int = 0) -> np.ndarray:
@@ -83,16 +78,16 @@ def _cells_of_points(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _flag_cells(
-    values: np.ndarray, level: float, margin: float | None, slack: float = 1.0
+    values: np.ndarray, iso: float, margin: float | None, slack: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cells (shape ``values.shape - 1``) that may contain the surface, and those its corners straddle.
 
-    A cell is flagged when its corners straddle ``level``, when its closest corner value is within
+    A cell is flagged when its corners straddle ``iso``, when its closest corner value is within
     ``slack`` times the cell's own value range of it (the surface may be reached within one cell wherever
     the field varies that much), or when it is within ``margin`` of it (a band of uncertain values, for
     fields whose small features can hide between coarse samples).
     """
-    v = values - level
+    v = values - iso
     n0, n1, n2 = (n - 1 for n in v.shape)
     corners = [v[a : a + n0, b : b + n1, c : c + n2] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     mn, mx = corners[0].copy(), corners[0].copy()
@@ -109,32 +104,32 @@ def _flag_cells(
 
 LAST_LEVEL_SLACK = 0.25
 """``slack`` of the last refinement on a distance field. A field that is linear across a cell reaches the
-level inside it only if its corners straddle it; a distance is nearly linear across two fine cells, so a
+iso value inside it only if its corners straddle it; a distance is nearly linear across two fine cells, so a
 quarter of the cell's value range is still generous: on fitted fields it gives the same mesh as 1 with
 half the queries of that level (the bunny at 256^3: 0.73M instead of 1.42M; tested against dense)."""
 
 
-def slack(step: int, distance_margin: float | None) -> float:
-    """``slack`` of :func:`_flag_cells` at a level of stride ``step``: :data:`LAST_LEVEL_SLACK` for the
+def slack(stride: int, distance_margin: float | None) -> float:
+    """``slack`` of :func:`_flag_cells` at a level of stride ``stride``: :data:`LAST_LEVEL_SLACK` for the
     last refinement of a distance field, 1 elsewhere."""
-    return LAST_LEVEL_SLACK if step == 2 and distance_margin is not None else 1.0
+    return LAST_LEVEL_SLACK if stride == 2 and distance_margin is not None else 1.0
 
 
-def ring(step: int, distance_margin: float | None) -> bool:
-    """Whether the flagged cells of a level of stride ``step`` are dilated by one cell before refining.
+def ring(stride: int, distance_margin: float | None) -> bool:
+    """Whether the flagged cells of a level of stride ``stride`` are dilated by one cell before refining.
 
     On a distance field the last refinement (cells of two fine cells) needs no safety ring: the field
     cannot turn within a cell without its corners showing it (tested against dense extraction).
     """
-    return step > 2 or distance_margin is None
+    return stride > 2 or distance_margin is None
 
 
 class Levels:
     """The grid at every level: the coarse grid in full, finer levels as interpolation plus queried points."""
 
-    def __init__(self, res: int, steps: list[int], slab_bytes: int) -> None:
-        self.res, self.steps = res, steps
-        self.axes = [_level_axis(res, s) for s in steps]
+    def __init__(self, res: int, strides: list[int], slab_bytes: int) -> None:
+        self.res, self.strides = res, strides
+        self.axes = [_level_axis(res, s) for s in strides]
         self.coarse: np.ndarray | None = None
         self.queried: list[tuple[np.ndarray, np.ndarray]] = []  # level l >= 1: (sorted flat indices, values)
         self.slab_bytes = slab_bytes
@@ -195,10 +190,10 @@ def refine(
     offsets = np.stack(np.meshgrid(*[np.arange(3)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     ring = 1 if dilate else 0
     todo, crossed, counted = [], 0, 0
-    step = levels.slab_planes(level + 1)
-    for p0 in range(0, n, step):
-        check_cancel(should_cancel)
-        p1 = min(n, p0 + step)
+    planes_per_slab = levels.slab_planes(level + 1)
+    for p0 in range(0, n, planes_per_slab):
+        check_cancel(should_cancel, "extraction")
+        p1 = min(n, p0 + planes_per_slab)
         c0, c1 = int(lo_c[p0]), int(hi_c[p1 - 1]) + 1  # cells the points of planes [p0, p1) lie in
         f0, f1 = max(c0 - ring, 0), min(c1 + ring, n_cells)  # cells whose flags reach those
         values, known = levels.planes(level, f0, f1 + 1, exact=True)

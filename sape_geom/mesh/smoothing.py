@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from ..errors import TrainingCancelled
+from ..errors import check_cancel
 from .surface_points import triangle_normals
 
 __all__ = ["FEATURE_ANGLE", "NORMAL_ITERATIONS", "VERTEX_ITERATIONS", "smooth_surface"]
@@ -46,7 +46,7 @@ def smooth_surface(
 ) -> np.ndarray:
     """(V, 3) smoothed vertex positions of a triangle mesh; the faces are unchanged.
 
-    ``should_cancel`` is asked between chunks of faces (``TrainingCancelled``)."""
+    ``should_cancel`` is asked between chunks of faces (:class:`~sape_geom.errors.Cancelled`)."""
     original = np.asarray(vertices, dtype=np.float64)
     V = original.copy()
     F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
@@ -55,10 +55,10 @@ def smooth_surface(
     normals = _averaged_normals(V, F, float(np.cos(np.radians(feature_angle))), normal_iterations, should_cancel)
     uses = np.maximum(np.bincount(F.ravel(), minlength=len(V)), 1).astype(np.float64)
     for _ in range(vertex_iterations):
-        _check_cancel(should_cancel)
+        check_cancel(should_cancel, "smoothing")
         moves = np.zeros_like(V)
         for chunk in _chunks(len(F)):
-            _check_cancel(should_cancel)
+            check_cancel(should_cancel, "smoothing")
             # each corner moves along its face's normal onto the plane through the face's centroid
             Fc, nc = F[chunk], normals[chunk].astype(np.float64)
             centroids = V[Fc].mean(axis=1)
@@ -104,10 +104,10 @@ def _averaged_normals(
         shape=(len(V), n_faces),
     )
     for _ in range(iterations):
-        _check_cancel(should_cancel)
+        check_cancel(should_cancel, "smoothing")
         averaged = np.empty_like(normals)
         for chunk in _chunks(n_faces):
-            _check_cancel(should_cancel)
+            check_cancel(should_cancel, "smoothing")
             size = chunk.stop - chunk.start
             corners = csr_matrix(
                 (np.ones(3 * size, dtype=np.float32), F[chunk].ravel(), np.arange(0, 3 * size + 1, 3)),
@@ -126,8 +126,3 @@ def _averaged_normals(
 
 def _chunks(n: int) -> list[slice]:
     return [slice(start, min(start + CHUNK_FACES, n)) for start in range(0, n, CHUNK_FACES)]
-
-
-def _check_cancel(should_cancel: Callable[[], bool] | None) -> None:
-    if should_cancel is not None and should_cancel():
-        raise TrainingCancelled("smoothing cancelled")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, TrainingCancelled
+from ..errors import InputError, check_cancel
 from .model import EncodedField
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -71,7 +71,7 @@ class ProgressInfo:
 
 @dataclass
 class TrainCallbacks:
-    """Hooks into the loop. ``should_cancel`` returning True stops training with ``TrainingCancelled``."""
+    """Hooks into the loop. ``should_cancel`` returning True stops training with :class:`~sape_geom.errors.Cancelled`."""
 
     on_progress: Callable[[ProgressInfo], None] | None = None
     should_cancel: Callable[[], bool] | None = None
@@ -84,8 +84,7 @@ class TrainCallbacks:
             self.on_progress(info)
 
     def check_cancel(self) -> None:
-        if self.should_cancel is not None and self.should_cancel():
-            raise TrainingCancelled("cancelled by the user")
+        check_cancel(self.should_cancel, "training")
 
 
 @dataclass

@@ -8,7 +8,7 @@ import trimesh
 from in_memory_extract import extract_in_memory
 from scipy.spatial import cKDTree
 
-from sape_geom.errors import InputError, TrainingCancelled
+from sape_geom.errors import Cancelled, InputError
 from sape_geom.mesh.cleanup import count_components, decimate, largest_component
 from sape_geom.mesh.extract import (
     FaceBudgetExceeded,
@@ -176,7 +176,7 @@ def test_cancel_stops_extraction_between_batches():
         calls.append(len(p))
         return sphere_sdf(p)
 
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         extract_surface(field, 128, batch_size=4096, should_cancel=lambda: len(calls) >= 3)
     assert len(calls) == 3
 

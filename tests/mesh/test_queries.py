@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from sape_geom.errors import TrainingCancelled
+from sape_geom.errors import Cancelled
 from sape_geom.mesh import queries
 from sape_geom.mesh.cleanup import face_components
 from sape_geom.mesh.queries import MeshQueries
@@ -54,7 +54,7 @@ def test_labelling_asks_for_a_cancel_between_chunks(mesh, monkeypatch):
     buffer = PointSetBuffer(
         V, F, num_sets=2, n_points=6000, target="sdf", should_cancel=lambda: asked.append(1) or len(asked) > 4
     )
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         buffer.prepare()
     assert len(asked) == 5 and buffer.generated == 0
 

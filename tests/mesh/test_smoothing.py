@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sape_geom.errors import TrainingCancelled
+from sape_geom.errors import Cancelled
 from sape_geom.mesh.extract import extract_surface_dense
 from sape_geom.mesh.smoothing import smooth_surface
 from sape_geom.mesh.surface_points import triangle_normals
@@ -76,5 +76,5 @@ def test_no_face_is_turned_over_and_the_faces_an_empty_mesh_stay_alone_and_it_ca
     # marching cubes' slivers turn over at a hair's move of a corner; none may fold
     assert np.all(np.sum(triangle_normals(smoothed[faces])[0] * np.asarray(sphere.face_normals), axis=1) > 0)
     assert smooth_surface(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)).shape == (0, 3)
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         smooth_surface(sphere.vertices, sphere.faces, should_cancel=lambda: True)

@@ -111,7 +111,7 @@ def test_config_checks_its_values():
 
 
 def test_progress_reports_both_stages_and_cancel_stops_the_run():
-    from sape_geom.errors import TrainingCancelled
+    from sape_geom.errors import Cancelled
     from sape_geom.nn.trainer import TrainCallbacks
 
     stages = []
@@ -122,7 +122,7 @@ def test_progress_reports_both_stages_and_cancel_stops_the_run():
         TrainCallbacks(on_progress=lambda info: stages.append(info.stage)),
     )
     assert stages[0] == "calibration" and stages[-1] == "deform"
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         deform_mesh(
             trimesh.creation.icosphere(1), ellipsoid(), small(steps=3), TrainCallbacks(should_cancel=lambda: True)
         )

@@ -15,7 +15,7 @@ from sape_geom import config as config_mod
 from sape_geom import curve as C
 from sape_geom.app.cli import main as cli_main
 from sape_geom.config import FieldConfig, ProgressConfig
-from sape_geom.errors import ConfigError, InputError, TrainingCancelled
+from sape_geom.errors import Cancelled, ConfigError, InputError
 from sape_geom.tasks.silhouette import DeformConfig, deform_curve, paper_config, save_outputs
 
 
@@ -145,7 +145,7 @@ def test_every_encoding_runs():
 def test_cancel_and_bad_inputs():
     from sape_geom.nn.trainer import TrainCallbacks
 
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         deform_curve(star(), small_config(), callbacks=TrainCallbacks(should_cancel=lambda: True))
     with pytest.raises(InputError):
         deform_curve(np.array([[0, 0], [1, 1]], float), small_config())

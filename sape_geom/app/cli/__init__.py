@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ...errors import SapeGeomError, TrainingCancelled
+from ...errors import Cancelled, SapeGeomError
 from ...fileio import describe_os_error
 from . import batch, deform, deform_mesh, fit, regression
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
-    except (TrainingCancelled, KeyboardInterrupt):
+    except (Cancelled, KeyboardInterrupt):
         print("sape-geom: cancelled", file=sys.stderr)
         return 130
     except SapeGeomError as error:

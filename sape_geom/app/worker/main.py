@@ -13,7 +13,7 @@ import threading
 import traceback
 from typing import TextIO
 
-from ...errors import SapeGeomError, TrainingCancelled
+from ...errors import Cancelled, SapeGeomError
 from ...fileio import check_writable, describe_os_error, output_error
 from .context import TaskContext
 from .protocol import EXIT_BAD_JOB, EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, PROTOCOL_VERSION, EventStream, read_job
@@ -99,11 +99,11 @@ def run_job_file(job_file: str | os.PathLike, events: EventStream, cancel: Cance
         except OSError as error:
             raise output_error(job.output_dir, error) from None
         if cancel.is_set():
-            raise TrainingCancelled("cancelled before the job started")
+            raise Cancelled("cancelled before the job started")
         context = TaskContext(job.settings, job.inputs, job.output_dir, events.emit, cancel.is_set)
         result = TASK_FUNCTIONS[job.task](context)
     except BaseException as exc:  # every way out must end with one final event
-        if isinstance(exc, TrainingCancelled) or (cancel.is_set() and isinstance(exc, KeyboardInterrupt)):
+        if isinstance(exc, Cancelled) or (cancel.is_set() and isinstance(exc, KeyboardInterrupt)):
             events.emit("cancelled", task=job.task, reason=cancel.reason or "cancelled")
             return EXIT_CANCELLED
         if isinstance(exc, SystemExit) and exc.code in (0, None):

@@ -109,7 +109,7 @@ def deform_mesh(
 
     ``callbacks``: progress (stages ``calibration`` then ``deform``) and cancel; its ``on_snapshot``, if
     any, is called as ``(step, model)`` every ``snapshot_every`` steps. Raises :class:`InputError` for
-    unusable meshes, :class:`TrainingCancelled` when cancelled.
+    unusable meshes, :class:`~sape_geom.errors.Cancelled` when cancelled.
     """
     if not isinstance(config, MeshDeformConfig):
         raise ConfigError(f"config must be a MeshDeformConfig, got {type(config).__name__}")

@@ -42,8 +42,8 @@ SHEET_CELLS = 1.5
 every grid line through it has a node inside and the sheet does not fall apart between grid points."""
 
 
-def sheet_level(config: OccupancyConfig, resolution: int, half_thickness: float | None) -> float:
-    """The distance level at which a shell of ``half_thickness`` (unit frame) is resolved at ``resolution``:
+def sheet_iso(config: OccupancyConfig, resolution: int, half_thickness: float | None) -> float:
+    """The distance (iso value) at which a shell of ``half_thickness`` (unit frame) is resolved at ``resolution``:
     0 when the shell is already :data:`SHEET_CELLS` cells thick or the field is not a distance."""
     if config.target != "sdf" or not half_thickness:
         return 0.0
@@ -80,14 +80,14 @@ def outside_probability(model: EncodedField, points: np.ndarray, batch_size: int
     return torch.sigmoid(_network_output(model, points, batch_size)).cpu().numpy()
 
 
-def surface_field(model: EncodedField, config: OccupancyConfig, level: float = 0.0):
+def surface_field(model: EncodedField, config: OccupancyConfig, iso: float = 0.0):
     """The field that extraction contours at 0, as a query on (N, 3) unit-frame points: the network's
-    distance (less ``level``) or logit, with the faces of the cube set outside. (The shape lies inside the
+    distance (less ``iso``) or logit, with the faces of the cube set outside. (The shape lies inside the
     unit sphere, so every extracted piece is closed, even a spurious one touching the border of the grid.)"""
     outside = config.sdf_band if config.target == "sdf" else OUTSIDE_LOGIT
 
     def query(points: np.ndarray) -> np.ndarray:
-        values = field_values(model, config, points) - level
+        values = field_values(model, config, points) - iso
         values[np.abs(points).max(axis=1) >= 1.0 - 1e-6] = outside
         return values
 
@@ -124,17 +124,17 @@ def extract_mesh(
     """Sparse marching cubes of the field's zero level, in the input's coordinates, and what it did.
 
     ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
-    :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_level`).
+    :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_iso`).
 
     With ``support`` pieces away from the input surface are dropped; with the config's
     ``smooth_surface`` the surface is then smoothed, edges kept (:mod:`...mesh.smoothing`).
     ``face_budget`` (None: the config's; 0: no limit) stops a noisy field with ``FaceBudgetExceeded``;
-    ``should_cancel`` is asked between batches of queries (``TrainingCancelled``).
+    ``should_cancel`` is asked between batches of queries (:class:`~sape_geom.errors.Cancelled`).
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    field = surface_field(model, config, sheet_level(config, resolution, sheet_half_thickness))
+    field = surface_field(model, config, sheet_iso(config, resolution, sheet_half_thickness))
     if config.target == "sdf":
         # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
         # but not as far as the band's edge, where the field only has to stay at or above the band.

@@ -137,7 +137,7 @@ def deform_curve(
     ``trainer.TrainCallbacks`` (progress with stage ``calibration`` then ``deform``, cancel; its
     ``on_snapshot`` is called with each kept snapshot as ``(step, model)``); ``stage_suffix`` is appended
     to both stage names (``" 2/3"`` while the second of three loops is deformed).
-    Raises :class:`InputError` for unusable curves, :class:`TrainingCancelled` when cancelled.
+    Raises :class:`InputError` for unusable curves, :class:`~sape_geom.errors.Cancelled` when cancelled.
     """
     import torch
 
