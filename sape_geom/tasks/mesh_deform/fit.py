@@ -28,6 +28,7 @@ from ...mesh.io import Normalization, load_mesh, normalization_for, validate_mes
 from ...mesh.sampling import sample_surface
 from ...nn.model import EncodedField
 from ...nn.trainer import TrainCallbacks, choose_device, seed_everything, train
+from ..deform_stages import calibrate, deform_callbacks
 from .config import MeshDeformConfig
 from .loss import SurfaceChamfer
 from .metrics import deformation_metrics
@@ -134,36 +135,23 @@ def deform_mesh(
     model = EncodedField(3, 3, config.field, config.progress, horizon, generator=gen).to(device)
     x = torch.as_tensor(V0, dtype=torch.float32, device=device)
     zeros = torch.zeros_like(x)
-    progress_every = getattr(user_cb, "progress_every", 1) or 1
     t_prep = time.perf_counter() - t_start
 
     # ---- stage 1: calibration, the displacement driven to zero (no controller feedback)
-    t0 = time.perf_counter()
-    calib_steps, calib_mse = 0, math.nan
+    calib_steps, calib_mse, calibration_s = 0, math.nan, 0.0
     if config.calibration_steps > 0:
-
-        def calibration_loss(pred, goal, _x):
-            per_point = (pred - goal).square().sum(1)
-            return per_point.mean(), per_point
-
         # The field is smooth: a share of the vertices pins it to zero everywhere on the source, cheaply.
         pick = torch.randperm(len(x), generator=gen)[: config.calibration_points].to(device)
         xc = x[pick]
-        calib = train(
+        calib_steps, calib_mse, calibration_s = calibrate(
             model,
-            lambda step: (xc, torch.zeros_like(xc)),
-            calibration_loss,
-            lr=config.calibration_lr,
+            xc,
+            torch.zeros_like(xc),
             steps=config.calibration_steps,
-            stage="calibration",
-            feedback=False,
-            callbacks=TrainCallbacks(
-                on_progress=user_cb.on_progress, should_cancel=user_cb.should_cancel, progress_every=progress_every
-            ),
-            stop_below=config.calibration_tolerance,
+            lr=config.calibration_lr,
+            tolerance=config.calibration_tolerance,
+            callbacks=user_cb,
         )
-        calib_steps, calib_mse = calib.steps, calib.final_loss
-    calibration_s = time.perf_counter() - t0
 
     # ---- stage 2: surface Chamfer, SAPE fed per vertex
     loss_fn = SurfaceChamfer(
@@ -187,22 +175,7 @@ def deform_mesh(
 
     snapshots_n: list[tuple[int, np.ndarray]] = [(0, current())] if config.snapshots else []
     chosen = _snapshot_steps(config.snapshots, config.steps)
-    user_every = int(getattr(user_cb, "snapshot_every", 0) or 0)
-    user_snap = getattr(user_cb, "on_snapshot", None)
-
-    def on_snapshot(step: int, m) -> None:  # called after every step; cheap unless a snapshot is due
-        if step in chosen:
-            snapshots_n.append((step, current()))
-        if user_snap is not None and user_every and step % user_every == 0:
-            user_snap(step, m)
-
-    cb = TrainCallbacks(
-        on_progress=user_cb.on_progress,
-        should_cancel=user_cb.should_cancel,
-        snapshot_every=1,
-        on_snapshot=on_snapshot,
-        progress_every=progress_every,
-    )
+    cb = deform_callbacks(user_cb, current, chosen.__contains__, snapshots_n)
     t1 = time.perf_counter()
     stats = train(
         model,

@@ -25,7 +25,6 @@ Differences from the reference code, on purpose:
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -143,6 +142,7 @@ def deform_curve(
 
     from ...nn.model import EncodedField
     from ...nn.trainer import TrainCallbacks, choose_device, seed_everything, train
+    from ..deform_stages import calibrate, deform_callbacks
     from .loss import DeformLoss
 
     if not isinstance(config, DeformConfig):
@@ -166,31 +166,16 @@ def deform_curve(
     calib_goal = torch.zeros_like(source) if config.offset else source
 
     # ---- stage 1: calibration to the source (no controller feedback: SAPE keeps its initial mask)
-    t0 = time.perf_counter()
-    calib_steps, calib_mse = 0, math.nan
-    if config.calibration_steps > 0:
-
-        def calibration_loss(pred, goal, _x):
-            per_point = ((pred - goal) ** 2).sum(dim=1)
-            return per_point.mean(), per_point
-
-        calib = train(
-            model,
-            lambda step: (tau, calib_goal),
-            calibration_loss,
-            lr=config.calibration_lr,
-            steps=config.calibration_steps,
-            stage="calibration" + stage_suffix,
-            feedback=False,
-            callbacks=TrainCallbacks(
-                on_progress=user_cb.on_progress,
-                should_cancel=user_cb.should_cancel,
-                progress_every=getattr(user_cb, "progress_every", 1) or 1,
-            ),
-            stop_below=config.calibration_tolerance,
-        )
-        calib_steps, calib_mse = calib.steps, calib.final_loss
-    calibration_s = time.perf_counter() - t0
+    calib_steps, calib_mse, calibration_s = calibrate(
+        model,
+        tau,
+        calib_goal,
+        steps=config.calibration_steps,
+        lr=config.calibration_lr,
+        tolerance=config.calibration_tolerance,
+        callbacks=user_cb,
+        stage="calibration" + stage_suffix,
+    )
 
     # ---- stage 2: Chamfer optimisation with the progressive mask fed by the first term
     n_target = len(target_n)
@@ -218,21 +203,8 @@ def deform_curve(
     snapshots_n.append((0, current_curve()))
     chosen = set(config.snapshot_steps)
     every = config.snapshot_every
-    user_every = int(getattr(user_cb, "snapshot_every", 0) or 0)
-    user_snap = getattr(user_cb, "on_snapshot", None)
-
-    def on_snapshot(step: int, m) -> None:  # called after every step; cheap unless a snapshot is due
-        if (every and step % every == 0) or step in chosen:
-            snapshots_n.append((step, current_curve()))
-        if user_snap is not None and user_every and step % user_every == 0:
-            user_snap(step, m)
-
-    cb = TrainCallbacks(
-        on_progress=user_cb.on_progress,
-        should_cancel=user_cb.should_cancel,
-        snapshot_every=1,
-        on_snapshot=on_snapshot,
-        progress_every=getattr(user_cb, "progress_every", 1) or 1,
+    cb = deform_callbacks(
+        user_cb, current_curve, lambda step: bool(every and step % every == 0) or step in chosen, snapshots_n
     )
     t1 = time.perf_counter()
     stats = train(
