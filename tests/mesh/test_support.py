@@ -6,7 +6,7 @@ import trimesh
 
 from sape_geom.mesh.cleanup import count_components
 from sape_geom.mesh.io import normalization_for
-from sape_geom.mesh.sampling import field_targets, hole_area_fraction
+from sape_geom.mesh.sampling import field_targets, hole_area_fraction, winding_confidence
 from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere
 from sape_geom.mesh.support import SupportGrid, build_support, remove_unsupported_pieces
 
@@ -44,6 +44,23 @@ def test_hole_area_tells_closed_from_open():
     assert abs(hole_area_fraction(shell.vertices, shell.faces) - 0.5) < 0.2
     small_hole = closed.submesh([np.arange(1, len(closed.faces))], append=True)  # one triangle missing
     assert 0 < hole_area_fraction(small_hole.vertices, small_hole.faces) < 0.01
+
+
+def without_cap(mesh: trimesh.Trimesh, below: float) -> trimesh.Trimesh:
+    """``mesh`` without its faces whose centres lie above ``z = below`` (in units of its top)."""
+    keep = mesh.triangles_center[:, 2] < below * mesh.vertices[:, 2].max()
+    return trimesh.Trimesh(mesh.vertices, mesh.faces[keep])
+
+
+def test_winding_confidence_tells_an_almost_closed_solid_from_a_sheet():
+    def confidence(mesh):
+        return winding_confidence(normalization_for(mesh).apply(mesh.vertices), mesh.faces, samples=5000)
+
+    ball = sphere(0.8, 4)
+    assert confidence(ball) > 0.99
+    assert confidence(without_cap(ball, 0.9)) > 0.9  # an open neck: only the faces by the hole see it
+    assert confidence(hemisphere(4)) < 0.05  # a bowl: beside it the winding number is fractional
+    assert confidence(without_cap(ball, 0.6)) < 0.05
 
 
 def test_a_hole_inside_another_piece_is_not_open():

@@ -305,6 +305,19 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
     assert solid.reading["mode"] == "solid"
 
 
+def test_a_sphere_missing_a_cap_is_a_solid_though_its_hole_is_large():
+    """An open neck or a missing cap: the hole is over the hole-area limit, but the winding number tells
+    inside from outside across nearly all of the surface, so the fit is a solid (closed over the hole)."""
+    ball = sphere(0.8, 4)
+    capless = trimesh.Trimesh(ball.vertices, ball.faces[ball.triangles_center[:, 2] < 0.9 * 0.8])
+    fit = fit_occupancy(capless, tiny_config(steps=200))
+    assert fit.reading["mode"] == "solid" and fit.reading["hole_area"] > 0.05, fit.reading
+    assert fit.reading["winding_confidence"] > 0.9 and "winding number" in fit.reading["reason"]
+    surface = fit.extract(64, colors=False)
+    assert count_components(surface) == 1
+    assert mesh_metrics(surface, ball, n_points=5_000, iou_points=10_000)["iou"] > 0.9  # the ball, filled
+
+
 def test_a_shell_gets_its_own_frequencies_and_batch_and_its_checkpoint_rebuilds_them(tmp_path):
     config = dataclasses.replace(tiny_config(steps=20, encoding="ff"), shell_num_frequencies=96, shell_batch_size=1000)
     fit = fit_occupancy(hemisphere(3), config)
