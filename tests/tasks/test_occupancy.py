@@ -313,6 +313,7 @@ def test_a_sphere_missing_a_cap_is_a_solid_though_its_hole_is_large():
     fit = fit_occupancy(capless, tiny_config(steps=200))
     assert fit.reading["mode"] == "solid" and fit.reading["hole_area"] > 0.05, fit.reading
     assert fit.reading["winding_confidence"] > 0.9 and "winding number" in fit.reading["reason"]
+    assert "holes closed" in fit.reading["reason"]  # distances to the closed surface: no jump over the hole
     surface = fit.extract(64, colors=False)
     assert count_components(surface) == 1
     assert mesh_metrics(surface, ball, n_points=5_000, iou_points=10_000)["iou"] > 0.9  # the ball, filled

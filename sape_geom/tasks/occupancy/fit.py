@@ -23,6 +23,7 @@ import torch
 import trimesh
 
 from ...errors import EmptySurfaceError, InputError
+from ...mesh.holes import cap_holes
 from ...mesh.io import Normalization, normalization_for, validate_mesh
 from ...mesh.sampling import PointSetBuffer, hole_area_fraction, winding_confidence
 from ...mesh.support import SupportGrid, build_support
@@ -250,6 +251,11 @@ def fit_occupancy(
             field=dataclasses.replace(config.field, num_frequencies=frequencies),
             batch_size=min(config.shell_batch_size or config.batch_size, config.points_per_set),
         )
+    labelled_vertices, labelled_faces = unit_vertices, np.asarray(mesh.faces)
+    if reading["mode"] == "solid" and config.target == "sdf" and reading["hole_area"] > 0:
+        # a solid's distances are to its surface, which spans the holes (mesh/holes.py, docs/method.md §6.3)
+        labelled_vertices, labelled_faces = cap_holes(unit_vertices, mesh.faces)
+        reading = {**reading, "reason": reading["reason"] + "; its holes closed for the distances"}
     timings["load_s"] = time.perf_counter() - start
 
     # Every point set is sampled and labelled once, up front, so that training time is training only
@@ -263,8 +269,8 @@ def fit_occupancy(
 
     # All sets in one labelling pass, asking for a cancel between chunks of points (docs/method.md §6.3).
     buffer = PointSetBuffer(
-        unit_vertices,
-        mesh.faces,
+        labelled_vertices,
+        labelled_faces,
         num_sets=config.num_sets,
         n_points=config.points_per_set,
         seed=config.seed,
