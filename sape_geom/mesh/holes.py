@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .surface_points import as_vf
 
-__all__ = ["boundary_edges", "cap_holes"]
+__all__ = ["boundary_edges", "boundary_loops", "cap_holes"]
 
 
 def boundary_edges(faces: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -31,16 +31,24 @@ def boundary_edges(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     return directed[first[counts == 1]]
 
 
+def boundary_loops(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """The boundary edges (:func:`boundary_edges`) and, per vertex, the label of its connected part of
+    the boundary graph: the vertices of one loop (or of loops touching at a vertex) share a label."""
+    rim = boundary_edges(faces, n_vertices)
+    if len(rim) == 0:  # a closed mesh: no graph to build
+        return rim, np.arange(int(n_vertices))
+    graph = coo_matrix((np.ones(len(rim)), (rim[:, 0], rim[:, 1])), shape=(int(n_vertices), int(n_vertices)))
+    return rim, connected_components(graph, directed=False)[1]
+
+
 def cap_holes(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(vertices, faces)`` with every boundary loop closed by a fan from the mean of its rim's vertices,
     turned the way the faces around it turn (an edge ``a -> b`` of the rim gets the cap face ``b, a, c``).
     A mesh without holes comes back as it is."""
     V, F = as_vf(vertices, faces)
-    rim = boundary_edges(F, len(V))
+    rim, loop_of_vertex = boundary_loops(F, len(V))
     if len(rim) == 0:
         return V, F
-    graph = coo_matrix((np.ones(len(rim)), (rim[:, 0], rim[:, 1])), shape=(len(V), len(V)))
-    _, loop_of_vertex = connected_components(graph, directed=False)
     loop = loop_of_vertex[rim[:, 0]]
     loops, loop = np.unique(loop, return_inverse=True)
     on_rim = np.unique(rim.reshape(-1))

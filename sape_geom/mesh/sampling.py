@@ -10,11 +10,10 @@ from typing import Any
 
 import igl
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
 from .cleanup import face_components
+from .holes import boundary_loops
 from .outer import OuterSurface, outer_surface
 from .queries import MeshQueries
 from .surface_points import as_vf, sample_surface, triangle_areas, triangle_normals
@@ -170,17 +169,10 @@ def hole_area_fraction(vertices: Any, faces: Any) -> float:
     sees it, and is not counted.
     """
     V, F = as_vf(vertices, faces)
-    edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
-    # One int64 per edge (sorted like the rows): np.unique on rows would copy and sort them as records.
-    keys, counts = np.unique(edges[:, 0] * len(V) + edges[:, 1], return_counts=True)
-    del edges
-    single = keys[counts == 1]
-    boundary = np.stack([single // len(V), single % len(V)], axis=1)
+    boundary, loop_of_vertex = boundary_loops(F, len(V))
     if len(boundary) == 0:
         return 0.0
     lengths = np.linalg.norm(V[boundary[:, 0]] - V[boundary[:, 1]], axis=1)
-    graph = coo_matrix((np.ones(len(boundary)), (boundary[:, 0], boundary[:, 1])), shape=(len(V), len(V)))
-    _, loop_of_vertex = connected_components(graph, directed=False)
     loop_length = np.bincount(loop_of_vertex[boundary[:, 0]], weights=lengths)
     loop_length[_buried_loops(V, F, boundary, loop_of_vertex, len(loop_length))] = 0.0
     area = triangle_areas(V, F).sum()
