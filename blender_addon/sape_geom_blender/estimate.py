@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 FILE_NAME = "fit_times.json"
+RATES = ("labels_s", "seconds_per_step", "extract_s_per_cell2")
+"""The numbers a record holds; one missing or not a number makes the record unusable."""
 
 
 def record_from_metrics(metrics: dict[str, Any], resolution: int) -> dict[str, float] | None:
@@ -39,23 +41,31 @@ def expected_seconds(record: dict[str, Any], steps: int | None, time_budget: flo
     return float(record["labels_s"]) + training + float(record["extract_s_per_cell2"]) * float(resolution) ** 2
 
 
-_read: dict[Path, tuple[float, dict[str, dict[str, Any]]]] = {}
-"""The file's records by its path, with its modification time: the panel asks at every redraw."""
+_read: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
+"""The file's records by its path, with its modification time and size: the panel asks at every redraw."""
 
 
 def load(folder: Path) -> dict[str, dict[str, Any]]:
-    """The records by preset name; empty when there are none yet or the file cannot be read."""
+    """The usable records by preset name (one lacking a number of :data:`RATES` is left out); empty when
+    there are none yet or the file cannot be read."""
     path = Path(folder) / FILE_NAME
     try:
-        mtime = path.stat().st_mtime
+        stat = path.stat()
+        mtime = (stat.st_mtime_ns, stat.st_size)
         if path in _read and _read[path][0] == mtime:
             return _read[path][1]
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    records = {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+    records = {k: v for k, v in data.items() if _usable(v)} if isinstance(data, dict) else {}
     _read[path] = (mtime, records)
     return records
+
+
+def _usable(record: Any) -> bool:
+    return isinstance(record, dict) and all(
+        isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool) for key in RATES
+    )
 
 
 def remember(folder: Path, preset: str, record: dict[str, Any]) -> None:

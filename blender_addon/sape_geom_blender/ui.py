@@ -256,10 +256,7 @@ def expected_time_text(context) -> str:
         return f"Expected time: known after a first {label} fit here"
     steps = s.steps if s.budget == "STEPS" else js.PRESET_STEPS.get(s.preset, 0)
     time_budget = s.time_budget if s.budget == "TIME" else None
-    try:
-        seconds = estimate.expected_seconds(record, steps, time_budget, s.resolution)
-    except (KeyError, TypeError, ValueError):
-        return f"Expected time: known after a first {label} fit here"
+    seconds = estimate.expected_seconds(record, steps, time_budget, s.resolution)
     device = f" ({record['device']})" if record.get("device") else ""
     return f"Expected about {runner.format_seconds(seconds)}, from the last {label} fit on this machine{device}"
 

@@ -26,15 +26,16 @@ from sape_geom.tasks.occupancy import PRESETS, OccupancyConfig, occupancy_preset
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_job_settings():
-    path = ROOT / "blender_addon" / "sape_geom_blender" / "job_settings.py"
-    spec = importlib.util.spec_from_file_location("addon_job_settings", path)
+def load_addon_module(name: str):
+    """One of the add-on's bpy-free modules, read straight from its file (no Blender needed)."""
+    path = ROOT / "blender_addon" / "sape_geom_blender" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"addon_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-js = load_job_settings()
+js = load_addon_module("job_settings")
 
 
 def test_presets_name_the_library_presets_and_state_their_steps_and_grid():
@@ -216,16 +217,8 @@ def test_deform_extra_settings_example_passes_the_worker_parsing():
     assert config.points == json.loads(js.DEFORM_EXTRA_SETTINGS_EXAMPLE)["config"]["points"] and config.steps == 10
 
 
-def load_estimate():
-    path = ROOT / "blender_addon" / "sape_geom_blender" / "estimate.py"
-    spec = importlib.util.spec_from_file_location("addon_estimate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_expected_time_scales_the_last_fit_and_its_file_is_written_whole(tmp_path):
-    estimate = load_estimate()
+    estimate = load_addon_module("estimate")
     metrics = {"steps": 1000, "labels_s": 4.0, "train_s": 60.0, "extract_s": 13.0, "device": "cpu", "iou": 1}
     record = estimate.record_from_metrics(metrics, 256)
     assert estimate.expected_seconds(record, 1000, None, 256) == pytest.approx(77.0)
@@ -239,5 +232,7 @@ def test_expected_time_scales_the_last_fit_and_its_file_is_written_whole(tmp_pat
     estimate.remember(tmp_path, "quality", {**record, "seconds_per_step": 1.0})
     assert estimate.load(tmp_path)["fast"] == record and estimate.load(tmp_path)["quality"]["seconds_per_step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == [estimate.FILE_NAME]  # no temporary file left
+    (tmp_path / estimate.FILE_NAME).write_text(json.dumps({"fast": record, "quality": {"labels_s": 1}}))
+    assert list(estimate.load(tmp_path)) == ["fast"]  # a record without its rates is left out
     (tmp_path / estimate.FILE_NAME).write_text("{not json")
     assert estimate.load(tmp_path) == {}
