@@ -4,11 +4,10 @@ the SAPE submenu of the Object menu (which also makes the tools findable with F3
 from __future__ import annotations
 
 import os
-import textwrap
 
 import bpy
 
-from . import estimate, reports, runner, worker_client, worker_find
+from . import estimate, reports, runner, text_fit, worker_client, worker_find
 from . import job_settings as js
 from .paths import get_preferences, resolve_worker_python, setup_env_dir, user_folder
 from .setup_ops import JOBS
@@ -17,22 +16,9 @@ ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "CHECKMARK"}
 
 
 # ------------------------------------------------------------------------------------------ drawing
-SIDEBAR_CHARS = 22
-"""Characters of a label line beside an icon that the sidebar shows whole at its default width (Blender
-3.4 under Xvfb, scripts/blender_ui_check.sh: 'Extracted at 256, 207896' fits, 'Suzanne_sape, from Suzanne'
-does not: wide letters and underscores take more room than the average)."""
-PREFERENCES_CHARS = 70
-"""The same in the add-on preferences, which are wider."""
-SPLIT_LABEL_CHARS = 10
-"""Characters of a property's label that the left half of a split row shows whole at the default width
-('Resolution' fits, 'Target Curve' does not): longer names get a shorter ``text`` where drawn."""
-CHECKBOX_CHARS = 13
-"""The same beside a checkbox in the right half ('Largest Piece' fits, 'Skip Smoothing' does not)."""
-
-
-def label_lines(layout, text: str, icon: str = "NONE", width: int = SIDEBAR_CHARS) -> None:
-    """A long message as several labels (Blender's labels do not wrap)."""
-    for k, line in enumerate(textwrap.wrap(text, width) or [""]):
+def label_lines(layout, text: str, icon: str = "NONE", boxed: bool = False) -> None:
+    """A long message as several labels, wrapped by its measured width (Blender's labels do not wrap)."""
+    for k, line in enumerate(text_fit.wrap(text, text_fit.label_width(boxed))):
         layout.label(text=line, icon=icon if k == 0 else "BLANK1")
 
 
@@ -45,7 +31,6 @@ def draw_progress(layout, factor: float, text: str) -> None:
 
 def draw_setup(layout, context, full: bool = False) -> None:
     """The Setup sub-panel, and (``full``) the preferences with the options and candidate Pythons."""
-    width = PREFERENCES_CHARS if full else SIDEBAR_CHARS
     python, where = resolve_worker_python(context)
     problem = worker_client.check_python(python)
     col = layout.column(align=True)
@@ -55,17 +40,12 @@ def draw_setup(layout, context, full: bool = False) -> None:
         label_lines(col, "No worker yet: press Set Up Worker (downloads torch once)", "ERROR")
     elif not problem:
         col.label(text="Worker ready", icon="CHECKMARK")
-        label_lines(
-            col,
-            f"From {where}: {python}" if full else f"From {where}",
-            "BLANK1",
-            width=width,
-        )
+        label_lines(col, f"From {where}: {python}" if full else f"From {where}", "BLANK1")
     if running:
         box = layout.box()
         draw_progress(box, job.progress, job.stage)
         if job.last_line:
-            label_lines(box, job.last_line, width=width)
+            label_lines(box, job.last_line, boxed=True)
         row = box.row(align=True)
         row.operator("sape.cancel_setup", text="Cancel", icon="CANCEL")
         row.operator("sape.open_setup_log", icon="TEXT")
@@ -74,14 +54,14 @@ def draw_setup(layout, context, full: bool = False) -> None:
         col.operator("sape.setup_worker", icon="IMPORT")
         col.operator("sape.check_worker", icon="CHECKMARK")
         if setup_failed(job):
-            label_lines(layout.column(align=True), job.error, "ERROR", width=width)
+            label_lines(layout.column(align=True), job.error, "ERROR")
             layout.operator("sape.open_setup_log", icon="TEXT")
     check = JOBS["check"]
     if check is not None and not check.done:
         layout.label(text=f"Checking {os.path.basename(check.python)}...", icon="TIME")
     prefs = get_preferences(context)
     if prefs is not None and prefs.check_report:
-        label_lines(layout.column(align=True), prefs.check_report, "INFO", width=width)
+        label_lines(layout.column(align=True), prefs.check_report, "INFO")
     if not full or prefs is None:
         return
     layout.separator()
@@ -102,7 +82,7 @@ def draw_setup(layout, context, full: bool = False) -> None:
             sub = row.row()
             sub.enabled = usable
             sub.operator("sape.use_python", text="Use").python = cand
-            box.label(text=text[:100], icon="BLANK1")
+            label_lines(box, text, "BLANK1", boxed=True)
 
 
 def draw_status_bar(self, context) -> None:

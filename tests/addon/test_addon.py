@@ -329,7 +329,7 @@ def test_panel_draws_fit_and_deform_boxes(addon, tmp_path):
 def test_sidebar_labels_fit_their_half_of_a_split_row(addon):
     """Every property's label fits where the sidebar draws it at its default width: beside a checkbox, or
     in the left half of a split row (Blender cuts a longer one to 'Skip Smoot…', 'Target C…')."""
-    from sape_geom_blender import ui
+    from sape_geom_blender import text_fit
 
     s = bpy.context.scene.sape_geom
     shown = []
@@ -341,7 +341,32 @@ def test_sidebar_labels_fit_their_half_of_a_split_row(addon):
                 shown.append((kwargs.get("text", prop.name), prop.type == "BOOLEAN"))
     assert {"No Smoothing", "Curve", "Resolution"} <= {text for text, _ in shown}
     for text, checkbox in shown:
-        assert len(text) <= (ui.CHECKBOX_CHARS if checkbox else ui.SPLIT_LABEL_CHARS), text
+        assert text_fit.text_width(text) <= (text_fit.CHECKBOX_LABEL_PX if checkbox else text_fit.SPLIT_LABEL_PX), text
+    assert text_fit.text_width("Target Curve") > text_fit.SPLIT_LABEL_PX  # what the sidebar cut
+    assert text_fit.text_width("Skip Smoothing") > text_fit.CHECKBOX_LABEL_PX
+
+
+def test_messages_wrap_to_the_sidebar_by_measured_width(addon):
+    """Every line of a long message fits the sidebar's label width in the UI font, wide letters included;
+    a word longer than a line (a path) is cut, and no word is lost."""
+    from sape_geom_blender import text_fit
+
+    width = text_fit.label_width()
+    assert width == (text_fit.DEFAULT_REGION_PX - text_fit.LABEL_INSET_PX) * text_fit.ui_scale()
+    assert text_fit.label_width(boxed=True) < width
+    assert text_fit.wrap("Extracted at 256, 207896 faces", width)[0] == "Extracted at 256, 207896"
+    for text in (
+        "Suzanne_sape, from Suzanne_with_a_long_name",
+        "WWWWW MMMMM WWWWW MMMMM WWWWW iiiii",
+        "pip cannot reach https://pypi.example.org/simple/torch/ (NewConnectionError) with the package index",
+        "/home/artist/.config/blender/4.2/scripts/addons/sape_geom_blender_data/worker_env/bin/python",
+    ):
+        lines = text_fit.wrap(text, width)
+        assert all(text_fit.text_width(line) <= width for line in lines), lines
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+        assert len(lines) > 1
+    assert text_fit.wrap("", width) == [""]
+    assert text_fit.wrap("Resolution", width) == ["Resolution"]
 
 
 def test_fit_panel_shows_the_time_the_last_fit_here_gives(addon, tmp_path, monkeypatch):
