@@ -3,7 +3,8 @@
 Installs the zip, enables it, presses Set Up Worker and waits for it, fits a subdivided Suzanne with
 the fast preset (Fit Selected, timers firing as in normal use), then makes a worker fail on purpose to
 see its message in the panel, the status bar and the Info editor. Screenshots and report.json go to
-$SAPE_UI_OUT. Environment: SAPE_UI_OUT, SAPE_UI_ZIP, optional SAPE_UI_FIT_LIMIT_S (default 180).
+$SAPE_UI_OUT. Environment: SAPE_UI_OUT, SAPE_UI_ZIP. The fit's time is judged by blender_ui_check.sh, against
+the same fit run headless afterwards.
 """
 
 import json
@@ -17,7 +18,7 @@ import bpy
 
 OUT = os.environ["SAPE_UI_OUT"]
 ZIP = os.environ["SAPE_UI_ZIP"]
-FIT_LIMIT_S = float(os.environ.get("SAPE_UI_FIT_LIMIT_S", "180"))
+FIT_GIVE_UP_S = 900.0
 NAME = "sape_geom_blender"
 T0 = time.monotonic()
 report = {"blender": bpy.app.version_string, "steps": [], "shots": {}}
@@ -165,7 +166,7 @@ def watch_fit():
         if "panel_training.png" not in report["shots"] and (run.preview.name or training):
             screenshot("panel_training.png")
             log(f"while training: {run.state.status} (preview: {run.preview.name})")
-        if elapsed > max(900.0, 3 * FIT_LIMIT_S):
+        if elapsed > FIT_GIVE_UP_S:
             run.cancel()
             finish(False, f"fit did not finish in {elapsed:.0f} s")
             return None
@@ -258,8 +259,8 @@ def error_shot():
     mod("paths").get_preferences().worker_python = ""  # the saved preferences keep the set-up worker
     expected = "the mesh has no inside: close its holes"
     ok_error = expected in report["error_status"] and expected in report["info_editor"]
-    fit_ok = report["fit"]["seconds"] <= FIT_LIMIT_S and report["result"]["smooth"]
-    why = "" if ok_error and fit_ok else f"error shown: {ok_error}; fit within {FIT_LIMIT_S:.0f} s and smooth: {fit_ok}"
+    fit_ok = report["result"]["smooth"]
+    why = "" if ok_error and fit_ok else f"error shown: {ok_error}; result smooth: {fit_ok}"
     finish(ok_error and fit_ok and len(report["shots"]) >= 4, why)
     return None
 
