@@ -80,6 +80,8 @@ class FourierFeatures(Encoding):
     norm so progressive masks open low frequencies first.
     """
 
+    frequencies: torch.Tensor  # buffer
+
     def __init__(
         self,
         in_dim: int,
@@ -120,6 +122,8 @@ class FourierFeatures(Encoding):
 class PositionalEncoding(Encoding):
     """NeRF positional encoding: for octave l, ``cos(2^l pi x_1..d)`` then ``sin(2^l pi x_1..d)`` (docs/method.md §2.2)."""
 
+    omegas: torch.Tensor  # buffer
+
     def __init__(self, in_dim: int, octaves: int = 8) -> None:
         super().__init__(in_dim, 2 * in_dim * octaves)
         self.register_buffer("omegas", (2.0 ** torch.arange(octaves, dtype=torch.float32)) * math.pi)
@@ -131,6 +135,9 @@ class PositionalEncoding(Encoding):
 
 class RBFEncoding(Encoding):
     """Gaussian radial basis features ``exp(-s_k^2 |x - c_k|^2)``, widths sorted ascending (docs/method.md §2.3)."""
+
+    centres: torch.Tensor  # buffer
+    inverse_widths: torch.Tensor  # buffer
 
     def __init__(
         self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None
@@ -149,6 +156,10 @@ class RBFEncoding(Encoding):
 
 class PeriodicRBFEncoding(Encoding):
     """Periodic Gaussian bumps on a grid of uniformly spaced scales, two phases per scale (docs/method.md §2.4)."""
+
+    scales: torch.Tensor  # buffer
+    periods: torch.Tensor  # buffer
+    offsets: torch.Tensor  # buffer
 
     def __init__(
         self, in_dim: int, num_frequencies: int = 256, sigma: float = 20.0, generator: torch.Generator | None = None

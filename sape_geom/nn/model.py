@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ class MLP(nn.Module):
         the zero terms, and the closed columns' weights get the zero gradient they would get anyway."""
         if used_inputs is None or used_inputs >= x.shape[1]:
             return self.net(x)
-        first = self.net[0]
+        first = cast(nn.Linear, self.net[0])  # Sequential[i] is typed Module
         hidden = F.linear(x[:, :used_inputs], first.weight[:, :used_inputs], first.bias)
         return self.net[1:](hidden)
 

@@ -50,6 +50,16 @@ class GlobalProgression(nn.Module):
     back (docs/method.md §5.9).
     """
 
+    # Buffers (register_buffer below); declared here so their type is Tensor, not Tensor | Module.
+    block_ends: torch.Tensor
+    period: torch.Tensor
+    step: torch.Tensor
+    current_block: torch.Tensor
+    best_loss: torch.Tensor
+    stopped: torch.Tensor
+    _bounds: torch.Tensor
+    _channels: torch.Tensor
+
     def __init__(self, width: int, in_dim: int, total_steps: int, config: ProgressConfig = ProgressConfig()) -> None:
         super().__init__()
         ends, self.period_blocks = block_partition(width, in_dim, config.num_blocks)
@@ -114,6 +124,17 @@ class SpatialProgression(nn.Module):
     block boundary, on ``state_dict()`` and on ``eval()``, and read back from them by ``load_state_dict``
     and :meth:`_invalidate` (docs/method.md §5.6, §5.9).
     """
+
+    # Buffers (register_buffer below); declared here so their type is Tensor, not Tensor | Module.
+    block_ends: torch.Tensor
+    period: torch.Tensor
+    step_in_period: torch.Tensor
+    current_block: torch.Tensor
+    level: torch.Tensor
+    active: torch.Tensor
+    loss_sum: torch.Tensor
+    weight_sum: torch.Tensor
+    previous_loss: torch.Tensor
 
     def __init__(self, width: int, in_dim: int, total_steps: int, config: ProgressConfig = ProgressConfig()) -> None:
         super().__init__()

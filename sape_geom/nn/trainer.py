@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import InputError, check_cancel
 from .model import EncodedField
@@ -66,7 +65,7 @@ class ProgressInfo:
     elapsed_s: float
     eta_s: float
     stage: str = "training"
-    model: nn.Module | None = None
+    model: EncodedField | None = None
 
 
 @dataclass
@@ -76,7 +75,7 @@ class TrainCallbacks:
     on_progress: Callable[[ProgressInfo], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     snapshot_every: int = 0
-    on_snapshot: Callable[[int, nn.Module], None] | None = None
+    on_snapshot: Callable[[int, EncodedField], None] | None = None
     progress_every: int = 1
 
     def progress(self, info: ProgressInfo) -> None:
@@ -199,14 +198,14 @@ def train(
     parameters = list(model.parameters())
     device = parameters[0].device if parameters else torch.device("cpu")
     optimizer = make_optimizer(parameters, lr, device, fused)
-    budgeted = steps is None
+    budget = time_budget if steps is None else None  # set iff the run is timed (then time_budget is given)
     total = steps if steps is not None else 10**9
-    if budgeted:
+    if budget is not None:
         model.set_total_steps(total)
     start = time.perf_counter()
     # With a time budget, the step count is estimated from the measured speed, first after a short
     # calibration and then again at every tenth of the budget, and handed to the schedule each time.
-    next_estimate = min(3.0, 0.05 * time_budget) if budgeted else math.inf
+    next_estimate = min(3.0, 0.05 * budget) if budget is not None else math.inf
     model.train()
     with _tf32(bool(getattr(getattr(model, "config", None), "allow_tf32", False)) and device.type == "cuda"):
         step, loss_value, history_steps, history_losses = _loop(
@@ -216,8 +215,7 @@ def train(
             optimizer,
             (lr, lr_final, lr_hold),
             total,
-            budgeted,
-            time_budget,
+            budget,
             next_estimate,
             callbacks,
             stage,
@@ -262,8 +260,7 @@ def _loop(
     optimizer: torch.optim.Optimizer,
     schedule: tuple[float, float | None, int],
     total: int,
-    budgeted: bool,
-    time_budget: float | None,
+    budget: float | None,
     next_estimate: float,
     callbacks: TrainCallbacks,
     stage: str,
@@ -301,13 +298,13 @@ def _loop(
         step += 1
         now = time.perf_counter()
         elapsed = now - start
-        if budgeted:
-            if elapsed >= time_budget:
+        if budget is not None:
+            if elapsed >= budget:
                 total = step
             elif (elapsed >= next_estimate and step >= 3) or step >= total:
-                total = max(step + 1, int(step * time_budget / elapsed))
+                total = max(step + 1, int(step * budget / elapsed))
                 model.set_total_steps(total)
-                next_estimate = elapsed + 0.1 * time_budget
+                next_estimate = elapsed + 0.1 * budget
         if step % max(1, total // 200) == 0 or step == total:
             history_steps.append(step)
             history_losses.append(current)
