@@ -14,9 +14,12 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: Names accepted by ``--encoding``. ``sape`` and ``progressive`` are Fourier features (or ``base``)
 #: with a spatially adaptive / global progressive mask; ``siren`` is the sine-activated baseline network.
@@ -147,7 +150,7 @@ def _check_positive(name: str, value: int) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-C = TypeVar("C")
+C = TypeVar("C", bound="DataclassInstance")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -194,13 +197,14 @@ def dumps(config: Any) -> str:
     return json.dumps(to_dict(config), indent=2, sort_keys=True)
 
 
-def _dataclass_in(hint: Any) -> type | None:
+def _dataclass_in(hint: Any) -> type[DataclassInstance] | None:
+    # A type hint names a class, so a dataclass found here is the class, not an instance.
     if is_dataclass(hint):
-        return hint
+        return cast("type[DataclassInstance]", hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         for arg in typing.get_args(hint):
             if is_dataclass(arg):
-                return arg
+                return cast("type[DataclassInstance]", arg)
     return None
 
 

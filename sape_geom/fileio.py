@@ -74,7 +74,7 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
     return path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     ``write`` must not infer the format from the file name (the temporary name ends in ``.tmp``).
@@ -132,6 +132,7 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item") and callable(value.item):
-        return json_safe(value.item())
+    item = getattr(value, "item", None)  # as hasattr: only an AttributeError means there is none
+    if callable(item):
+        return json_safe(item())
     return value

@@ -15,6 +15,8 @@ from ... import config as cfg
 from ...errors import InputError
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from ...tasks.mesh_deform import MeshDeformConfig
     from ...tasks.occupancy import OccupancyConfig
     from ...tasks.silhouette import DeformConfig
@@ -115,7 +117,7 @@ class DeformMeshSettings:
         return cfg.replace(config, **shortcuts) if shortcuts else config
 
 
-S = TypeVar("S")
+S = TypeVar("S", bound="DataclassInstance")
 
 _KINDS: dict[Any, tuple[str, Callable[[Any], bool]]] = {
     bool: ("true or false", lambda v: isinstance(v, bool)),
