@@ -295,7 +295,7 @@ def save_curve_npz(points: Any, path: str | os.PathLike, *, holes: Sequence[bool
     for k, v in extra.items():
         arrays[k] = np.asarray(v)
 
-    def write(tmp: str) -> None:
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 

@@ -52,6 +52,7 @@ def _build_case_table() -> np.ndarray:
                 cr = (b[0] - a[0]) * (_CORNERS[c][1] - a[1]) - (b[1] - a[1]) * (_CORNERS[c][0] - a[0])
                 if abs(cr) > 1e-9 and (best is None or abs(cr) < abs(best[1])):
                     best = (c, cr)  # the nearest corner decides (the one cut off, for corner cuts)
+            assert best is not None  # a line misses at least one corner of the square
             c, cr = best
             want_left = inside[c]
             if (cr > 0) != want_left:

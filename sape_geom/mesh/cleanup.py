@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import trimesh
@@ -49,7 +49,7 @@ def largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     if len(labels) == 0 or labels.max() == 0:
         return mesh.copy()
     keep = np.nonzero(labels == np.bincount(labels).argmax())[0]
-    return mesh.submesh([keep], append=True, repair=False)
+    return cast(trimesh.Trimesh, mesh.submesh([keep], append=True, repair=False))  # append: one mesh
 
 
 def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
@@ -66,8 +66,9 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
         import pymeshlab
     except ImportError:
         raise InputError("decimation needs pymeshlab: pip install sape-geom[meshlab]") from None
-    ms = pymeshlab.MeshSet()
-    ms.add_mesh(pymeshlab.Mesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32)))
+    # pymeshlab's classes come from its compiled module, which has no stubs: pyright cannot see them
+    ms = pymeshlab.MeshSet()  # pyright: ignore[reportAttributeAccessIssue]
+    ms.add_mesh(pymeshlab.Mesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32)))  # pyright: ignore[reportAttributeAccessIssue]
     ms.meshing_decimation_quadric_edge_collapse(
         targetfacenum=target,
         preservenormal=True,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import trimesh
+import trimesh.exchange.obj  # loaded by trimesh itself; named so that the attribute is known
 
 from ..errors import InputError
 from ..fileio import atomic_write
@@ -221,4 +222,5 @@ def _export_bytes(mesh: trimesh.Trimesh, file_type: str) -> bytes:
         data = trimesh.exchange.obj.export_obj(mesh, include_color=True, include_texture=False)
     else:
         data = mesh.export(file_type=file_type)
-    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    # export() is typed to return a dict too (formats with several files); these formats give text or bytes
+    return data.encode("utf-8") if isinstance(data, str) else bytes(cast(bytes, data))

@@ -141,6 +141,7 @@ class Levels:
     def planes(self, level: int, a: int, b: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Values of planes ``[a, b)`` of ``level`` and, with ``exact``, whether each point was queried."""
         if level == 0:
+            assert self.coarse is not None  # extract_surface sets it before reading any plane
             values = self.coarse[a:b]
             return values, (np.ones(values.shape, dtype=bool) if exact else None)
         old, new = self.axes[level - 1], self.axes[level]
@@ -151,6 +152,7 @@ class Levels:
         values = _upsample_axis(_upsample_axis(values, old, new, 1), old, new, 2)
         known = None
         if exact:
+            assert below_exact is not None  # asked for with exact
             on_old = np.isin(new, old)
             at = np.searchsorted(old, new).clip(0, len(old) - 1)
             known = below_exact[np.ix_(at[a:b] - first, at, at)]
@@ -160,7 +162,7 @@ class Levels:
             n2 = len(new) ** 2
             lo, hi = np.searchsorted(flat, [a * n2, b * n2])
             values.reshape(-1)[flat[lo:hi] - a * n2] = vals[lo:hi]
-            if exact:
+            if known is not None:  # exact
                 known.reshape(-1)[flat[lo:hi] - a * n2] = True
         return values, known
 
@@ -197,6 +199,7 @@ def refine(
         c0, c1 = int(lo_c[p0]), int(hi_c[p1 - 1]) + 1  # cells the points of planes [p0, p1) lie in
         f0, f1 = max(c0 - ring, 0), min(c1 + ring, n_cells)  # cells whose flags reach those
         values, known = levels.planes(level, f0, f1 + 1, exact=True)
+        assert known is not None  # asked for with exact
         flagged, straddles = _flag_cells(values, iso, band, slack)
         crossed += int(straddles[max(counted - f0, 0) :].sum())
         counted = f1

@@ -6,7 +6,7 @@ normalised already and points live in ``[-1, 1]^3``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import igl
 import numpy as np
@@ -82,7 +82,7 @@ def winding_number(
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
     if exact:
-        return igl.winding_number(V, F, P)
+        return cast(np.ndarray, igl.winding_number(V, F, P))  # igl types its arrays ArrayLike
     return (queries or MeshQueries(V, F)).winding_number(P)
 
 
@@ -291,7 +291,9 @@ class PointSetBuffer:
         """Set ``index`` unshuffled: (points (n,3) float32, targets (n,) float32), generated on first use."""
         if self._sets[index] is None:
             self.prepare([index])
-        return self._sets[index]
+        points_targets = self._sets[index]
+        assert points_targets is not None  # prepare() generated it
+        return points_targets
 
     def prepare(self, indices: Any = None) -> None:
         """Sample and label the sets ``indices`` (default: all) not made yet, all in one labelling pass

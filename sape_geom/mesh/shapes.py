@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import trimesh
@@ -95,14 +96,14 @@ def open_box() -> trimesh.Trimesh:
     box = trimesh.creation.box(extents=(1.0, 0.7, 0.5))
     box = box.subdivide().subdivide()
     keep = box.triangles_center[:, 2] < 0.25 - 1e-6
-    return box.submesh([np.nonzero(keep)[0]], append=True, repair=False)
+    return cast(trimesh.Trimesh, box.submesh([np.nonzero(keep)[0]], append=True, repair=False))  # append: one mesh
 
 
 def hemisphere(subdivisions: int = 3) -> trimesh.Trimesh:
     """An open hemispherical shell (the upper half of an icosphere)."""
     ball = sphere(1.0, subdivisions)
     keep = ball.triangles_center[:, 2] > 0.0
-    return ball.submesh([np.nonzero(keep)[0]], append=True, repair=False)
+    return cast(trimesh.Trimesh, ball.submesh([np.nonzero(keep)[0]], append=True, repair=False))  # append: one mesh
 
 
 def several_pieces() -> trimesh.Trimesh:
@@ -113,7 +114,7 @@ def several_pieces() -> trimesh.Trimesh:
     b.apply_translation([0.45, 0.2, 0.0])
     c = trimesh.creation.box(extents=(0.08, 0.08, 0.08))
     c.apply_translation([0.5, -0.45, 0.0])
-    return trimesh.util.concatenate([a, b, c])
+    return cast(trimesh.Trimesh, trimesh.util.concatenate([a, b, c]))  # meshes in, one mesh out
 
 
 def overlapping_parts(teeth: int = 18) -> trimesh.Trimesh:
@@ -128,7 +129,7 @@ def overlapping_parts(teeth: int = 18) -> trimesh.Trimesh:
         tooth.apply_translation([0.88, 0.0, 0.0])
         tooth.apply_transform(trimesh.transformations.rotation_matrix(2 * np.pi * k / teeth, [0, 0, 1]))
         parts.append(tooth)
-    return trimesh.util.concatenate(parts)
+    return cast(trimesh.Trimesh, trimesh.util.concatenate(parts))  # meshes in, one mesh out
 
 
 def write_demo_shape(path: str | Path, resolution: int = 160) -> Path:

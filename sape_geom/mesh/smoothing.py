@@ -11,7 +11,7 @@ Nothing slides along the surface and a smooth region does not shrink.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -113,7 +113,8 @@ def _averaged_normals(
                 (np.ones(3 * size, dtype=np.float32), F[chunk].ravel(), np.arange(0, 3 * size + 1, 3)),
                 shape=(size, len(V)),
             )
-            pairs = corners @ around  # faces of the chunk x faces sharing a vertex with them
+            # faces of the chunk x faces sharing a vertex with them (CSR @ CSR is CSR; scipy types it an array)
+            pairs = cast(csr_matrix, corners @ around)
             rows = np.repeat(np.arange(chunk.start, chunk.stop), np.diff(pairs.indptr))
             agreement = np.einsum("ij,ij->i", normals[rows], normals[pairs.indices])
             pairs.data = areas[pairs.indices] * np.square(np.maximum(agreement - cos_limit, 0.0))

@@ -10,7 +10,7 @@ small (``resolution^3`` bits) and is stored in checkpoints, so re-extraction cle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import trimesh
@@ -94,4 +94,6 @@ def remove_unsupported_pieces(
         return mesh, 0
     if not keep_piece.any():
         return trimesh.Trimesh(), removed
-    return mesh.submesh([np.nonzero(keep_piece[labels])[0]], append=True, repair=False), removed
+    # append=True: one mesh, not a list
+    kept = cast(trimesh.Trimesh, mesh.submesh([np.nonzero(keep_piece[labels])[0]], append=True, repair=False))
+    return kept, removed

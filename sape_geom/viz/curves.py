@@ -27,7 +27,7 @@ class _Canvas:
 
     def __call__(self, p: np.ndarray) -> list[tuple[float, float]]:
         q = (np.asarray(p, dtype=np.float64) - self.center) * [1.0, self.sy] * self.scale + self.size / 2.0
-        return [tuple(map(float, r)) for r in q]
+        return [(float(x), float(y)) for x, y in q]
 
 
 def _loops(points, what: str) -> list[np.ndarray]:
@@ -129,8 +129,8 @@ def _levels(levels, curves: list[np.ndarray]) -> list[np.ndarray | None] | None:
 
 
 def save_gif(
-    frames_of_curves: Sequence[np.ndarray],
-    target: np.ndarray,
+    frames_of_curves: Sequence[np.ndarray | Sequence[np.ndarray]],
+    target: np.ndarray | Sequence[np.ndarray],
     path: str | os.PathLike,
     *,
     size: int = 256,
@@ -152,9 +152,9 @@ def save_gif(
     images = []
     for k, f in enumerate(frames):
         lv = None if levels is None else _levels(levels[k], f)
-        images.append(_render(t, f, canvas, lv, width=max(1, size // 256)).convert("P", palette=Image.ADAPTIVE))
+        images.append(_render(t, f, canvas, lv, width=max(1, size // 256)).convert("P", palette=Image.Palette.ADAPTIVE))
 
-    def write(tmp: str) -> None:
+    def write(tmp: Path) -> None:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
     return atomic_write(path, write)
