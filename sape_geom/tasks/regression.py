@@ -163,7 +163,9 @@ def load_image(path: str | Path, max_size: int = 512) -> np.ndarray:
     longer = max(image.size)
     if longer >= max_size:
         scale = max_size / longer
-        image = image.resize((max(2, int(image.width * scale)), max(2, int(image.height * scale))), Image.BICUBIC)
+        image = image.resize(
+            (max(2, int(image.width * scale)), max(2, int(image.height * scale))), Image.Resampling.BICUBIC
+        )
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     if np.allclose(pixels[..., 0], pixels[..., 1]) and np.allclose(pixels[..., 0], pixels[..., 2]):
         pixels = pixels[..., :1]
@@ -224,7 +226,7 @@ def fit_image(
     if frame_every:
         user_snapshot = callbacks.on_snapshot
 
-        def capture(step: int, live: torch.nn.Module) -> None:
+        def capture(step: int, live: EncodedField) -> None:
             frames.append(_render(model, coords, height, width))
             if user_snapshot:
                 user_snapshot(step, live)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from ...config import PRECISIONS
 from ...mesh.smoothing import FEATURE_ANGLE
@@ -202,7 +203,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         raise usage_error(f"resolution must be between 8 and 2048, got {args.resolution}")
     _check_outputs(Path(args.out))
     fit = OccupancyFit.load(args.checkpoint, device=args.device or "auto")
-    changes = {"remove_unsupported": False} if args.keep_all else {}
+    changes: dict[str, Any] = {"remove_unsupported": False} if args.keep_all else {}
     if args.no_smooth:
         changes["smooth_surface"] = False
     if args.precision:

@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ...fileio import save_npz
 from .settings import JobError
 
 if TYPE_CHECKING:
     import trimesh
+    from trimesh.visual import ColorVisuals
 
     from ...nn.trainer import ProgressInfo, TrainCallbacks
 
@@ -82,7 +83,8 @@ def write_mesh_npz(path: Path, mesh: trimesh.Trimesh, colors: bool) -> Path:
     """The protocol's mesh file: ``vertices`` float32, ``faces`` int32, ``colors`` RGBA uint8 or empty."""
     import numpy as np
 
-    rgba = np.asarray(mesh.visual.vertex_colors, dtype=np.uint8) if colors and len(mesh.vertices) else None
+    visual = cast("ColorVisuals", mesh.visual)  # our meshes carry colours, never a texture
+    rgba = np.asarray(visual.vertex_colors, dtype=np.uint8) if colors and len(mesh.vertices) else None
     return save_npz(
         path,
         vertices=np.asarray(mesh.vertices, dtype=np.float32).reshape(-1, 3),

@@ -5,7 +5,7 @@ given as points or as an image) and :func:`_split_loops`, which splits ``target_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ...fileio import save_npz
 from .context import TaskContext
@@ -63,7 +63,7 @@ def task_deform(ctx: TaskContext) -> dict[str, Any]:
         contour_offsets=offsets(result.curves),
         contour_holes=np.asarray(result.holes, dtype=bool),
         contour_levels=(
-            f32(np.concatenate(result.levels))
+            f32(np.concatenate(cast("list[np.ndarray]", result.levels)))  # all set: the test below
             if all(lv is not None for lv in result.levels)
             else np.zeros(0, np.float32)
         ),

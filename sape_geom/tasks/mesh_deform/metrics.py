@@ -16,7 +16,7 @@ Self-intersections are not counted: neither libigl's Python bindings nor trimesh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import igl
 import numpy as np
@@ -38,7 +38,7 @@ def flipped_fraction(V: np.ndarray, F: np.ndarray, Vt: np.ndarray, Ft: np.ndarra
     normals, areas = face_normals(V, F)
     _, face, _ = igl.point_mesh_squared_distance(V[F].mean(axis=1), Vt, Ft)
     target_normals, _ = face_normals(Vt, Ft)
-    dots = (normals * target_normals[face]).sum(1)
+    dots = (normals * target_normals[cast(np.ndarray, face)]).sum(1)  # igl types its arrays ArrayLike
     if (areas * dots).sum() < 0:  # the target's faces are wound the other way
         dots = -dots
     return float(np.mean(dots < 0))

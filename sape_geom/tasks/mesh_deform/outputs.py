@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+import trimesh.exchange.obj  # loaded by trimesh itself; named so that the attribute is known
 
 from ...errors import InputError
 from ...fileio import atomic_write, json_safe, save_npz

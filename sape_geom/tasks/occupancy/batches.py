@@ -45,4 +45,5 @@ class DeviceBatches:
             self._points, self._targets = points.index_select(0, order), targets.index_select(0, order)
             self._epoch = epoch
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        assert self._points is not None and self._targets is not None  # set at the first step (epoch 0)
         return self._points[rows], self._targets[rows, None]

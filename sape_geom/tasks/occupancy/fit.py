@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -140,10 +140,11 @@ class OccupancyFit:
         trained = f"after {steps} training steps" if steps is not None else "in this checkpoint"
         if self.config.time_budget is not None and steps is not None:
             trained += f" (all that {self.config.time_budget:g} s bought)"
+        # A fragment gets here only when the input's area is known (the test above).
         found = (
             "no surface"
             if not len(surface.faces)
-            else f"only a fragment of a surface ({100 * area / input_area:.1f}% of the input's area)"
+            else f"only a fragment of a surface ({100 * area / cast(float, input_area):.1f}% of the input's area)"
         )
         raise EmptySurfaceError(
             f"the fitted field has {found} {trained} at {resolution}^3: nothing written; "

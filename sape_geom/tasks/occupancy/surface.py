@@ -12,10 +12,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
 import trimesh
+from trimesh.visual import ColorVisuals
 
 from ...mesh.cleanup import decimate, largest_component
 from ...mesh.extract import GridStats, extract_surface_with_stats
@@ -135,6 +137,7 @@ def extract_mesh(
     was_training = model.training
     model.eval()
     field = surface_field(model, config, sheet_iso(config, resolution, sheet_half_thickness))
+    margins: dict[str, Any]  # keyword arguments of extract_surface_with_stats
     if config.target == "sdf":
         # A distance changes by at most a cell diagonal across a cell: refine within one of the surface,
         # but not as far as the band's edge, where the field only has to stay at or above the band.
@@ -167,7 +170,7 @@ def extract_mesh(
     if colors and model.spatial is not None and len(mesh.vertices):
         x = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)).to(device)
         fraction = torch.cat([model.open_fraction(chunk) for chunk in x.split(batch_size)]).cpu().numpy()
-        mesh.visual.vertex_colors = colorize_by_values(mesh.vertices, fraction)
+        cast(ColorVisuals, mesh.visual).vertex_colors = colorize_by_values(mesh.vertices, fraction)  # no texture
     mesh.vertices = normalization.invert(mesh.vertices)  # the mesh is ours: no copy of it
     model.train(was_training)
     return mesh, ExtractionStats(grid, pieces_removed, smooth_s, time.perf_counter() - start)

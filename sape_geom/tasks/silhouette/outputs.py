@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -63,7 +64,9 @@ def save_outputs(
             holes=shape.holes,
             points_normalized=np.vstack(shape.curves_normalized),
             levels=(
-                np.concatenate([p.levels for p in parts]) if all(p.levels is not None for p in parts) else np.zeros(0)
+                np.concatenate(cast("list[np.ndarray]", [p.levels for p in parts]))
+                if all(p.levels is not None for p in parts)
+                else np.zeros(0)
             ),
             tau=np.concatenate([p.tau for p in parts]),
             snapshot_steps=np.asarray(steps, dtype=np.int64),
