@@ -20,7 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# ruff's rules and format are in pyproject.toml; .ci/run runs this before the tests.
+# ruff's rules and format and pyright's settings are in pyproject.toml; .ci/run runs this before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
