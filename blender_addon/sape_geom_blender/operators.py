@@ -17,11 +17,13 @@ from .paths import resolve_worker_python, work_dir_base
 
 def refuse(op, text: str) -> None:
     """Refuse ``op``'s request with ``text``: reported (a popup that closes when the mouse moves, and
-    Info) and, while no job runs, the panel's status line too, where it stays until the next outcome."""
+    Info) and, while no job runs, the panel's status line too, where it stays until the next outcome; the
+    status bar's SAPE entry shows it as the newest message (a warning: it goes after a while)."""
     op.report({"ERROR"}, f"SAPE: {text}")
+    reports.notify("WARNING", f"SAPE: {text}", show=False)  # op.report has shown it already
     if not runner.RUNNER.busy:
         runner.RUNNER.state.status, runner.RUNNER.state.level = text, "ERROR"
-        reports.tag_redraw(runner.RUNNER.busy)
+    reports.tag_redraw(runner.RUNNER.busy)
 
 
 def _worker_python_or_report(op, context) -> str | None:

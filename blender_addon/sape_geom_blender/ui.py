@@ -113,7 +113,20 @@ def draw_status(layout, run: runner.Runner) -> None:
         if state.eta_s is not None:
             col.label(text=f"ETA {runner.format_seconds(state.eta_s)}", icon="BLANK1")
     elif state.status:
-        label_lines(layout.column(align=True), state.status, ICONS.get(state.level, "INFO"))
+        col = layout.column(align=True)
+        label_lines(col, state.status, ICONS.get(state.level, "INFO"))
+        for level, text in outcome_lines(state):
+            label_lines(col, text, ICONS.get(level, "INFO"))
+
+
+OUTCOMES_SHOWN = 4
+"""How many of a run's outcomes (one line per object) the panel lists under its status line."""
+
+
+def outcome_lines(state: runner.State) -> list[tuple[str, str]]:
+    """The run's outcomes under the status line, the newest first, without repeating the status line."""
+    lines = [(level, text.removeprefix("SAPE: ")) for level, text in reversed(state.messages)]
+    return [(level, text) for level, text in lines if text != state.status][:OUTCOMES_SHOWN]
 
 
 def _split(layout):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layout_recorder import Recorder, draw_panels  # noqa: F401  (Recorder: for the tests)
 
 bpy = pytest.importorskip("bpy")
 
@@ -165,31 +166,9 @@ def check_result(source, result, atol):
     assert np.allclose(lo, vertices.min(axis=0), atol=atol) and np.allclose(hi, vertices.max(axis=0), atol=atol)
 
 
-class Recorder:
-    """Stands in for ``UILayout``: records every call; sub-layouts record into the same list."""
-
-    def __init__(self, calls=None):
-        self.calls = [] if calls is None else calls
-
-    def __getattr__(self, name):
-        def call(*args, **kwargs):
-            self.calls.append((name, args, kwargs))
-            return Recorder(self.calls)
-
-        return call
-
-    def __setattr__(self, name, value):
-        if name == "calls":
-            object.__setattr__(self, name, value)
-
-
 def draw_panel(*names):
     """Calls of the sidebar's panels (default: the main panel and every sub-panel, in order)."""
     from sape_geom_blender import ui
 
-    layout = Recorder()
-    panel = type("PanelStandIn", (), {"layout": layout})()
-    for cls in [c for c in ui.classes if issubclass(c, bpy.types.Panel)]:
-        if not names or cls.bl_label in names:
-            cls.draw(panel, bpy.context)
-    return layout.calls
+    panels = [c for c in ui.classes if issubclass(c, bpy.types.Panel)]
+    return draw_panels([c for c in panels if not names or c.bl_label in names], bpy.context)

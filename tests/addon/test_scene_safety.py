@@ -409,3 +409,59 @@ def test_the_status_bar_is_redrawn_when_a_job_starts_and_ends_and_never_for_prog
     assert not runner().RUNNER.busy
     assert reports.status_bar_entry(busy())[1] != reports.WORKING  # "working" does not outlive its job...
     assert redrawn[-1] == reports.status_bar_entry(busy())  # ...and the bar was redrawn to show what holds now
+
+
+def shown_now() -> tuple[str, str]:
+    """What the artist reads now: the panel's status text (all its lines) and the status bar's SAPE entry."""
+    bar = Recorder()
+    mod("ui").draw_status_bar(type("Bar", (), {"layout": bar})(), bpy.context)
+    return texts(draw_panel("SAPE")), texts(bar.calls)
+
+
+def test_the_panel_and_the_status_bar_show_the_newest_outcome_and_working_never_outlives_its_job(
+    addon, tmp_path, monkeypatch
+):
+    """The state machine of what is shown: done, failed, cancelled, refused and another file opened, in
+    turn; after each, both places lead with that outcome, and "working" is shown only while a job runs."""
+    worker_client = mod("worker_client")
+    monkeypatch.setattr(worker_client, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(worker_client, "TERMINATE_GRACE_S", 0.3)
+    working = mod("reports").WORKING
+    cube = add_cube()
+
+    fit_with_fake(tmp_path, cube)
+    assert working in shown_now()[1]
+    drive()
+    panel, bar = shown_now()
+    assert panel.startswith("Done") and "Cube done -> Cube_sape" in panel
+    assert "Cube done -> Cube_sape" in bar and working not in bar
+
+    use_python(fake_worker(tmp_path, ERROR_WORKER, name="failing"))
+    select_only(cube)
+    assert bpy.ops.sape.fit_selected() == {"FINISHED"}
+    drive()
+    panel, bar = shown_now()
+    assert panel.startswith("Cube: the mesh has no inside") and "Done" not in panel  # a new run starts clean
+    assert "Cube: the mesh has no inside" in bar and working not in bar
+
+    fit_with_fake(tmp_path, cube, fake={"hang": True, "ignore_cancel": True, "ignore_term": True})
+    drive_until(lambda: runner().RUNNER.state.progress > 0)
+    assert working in shown_now()[1]
+    assert bpy.ops.sape.cancel() == {"FINISHED"}
+    drive(timeout=20)
+    panel, bar = shown_now()
+    assert panel.startswith("Cancelled") and "no inside" not in panel
+    assert "Cube: cancelled" in bar and working not in bar
+
+    select_only()
+    with pytest.raises(RuntimeError, match="select one or more mesh objects"):
+        bpy.ops.sape.fit_selected()
+    panel, bar = shown_now()
+    assert panel.startswith("select one or more mesh objects") and "select one or more mesh objects" in bar
+
+    fit_with_fake(tmp_path, cube, fake={"hang": True})
+    drive_until(lambda: runner().RUNNER.state.progress > 0)
+    bpy.ops.wm.read_homefile(use_empty=True)  # File > New mid-fit
+    panel, bar = shown_now()
+    assert "select one" not in panel and "Cancelled" not in panel  # the new file's panel holds no old outcome
+    assert "Cube cancelled: another file was opened" in bar and working not in bar
