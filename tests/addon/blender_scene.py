@@ -7,6 +7,7 @@ in ``conftest.py``.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import textwrap
 import time
@@ -172,3 +173,24 @@ def draw_panel(*names):
 
     panels = [c for c in ui.classes if issubclass(c, bpy.types.Panel)]
     return draw_panels([c for c in panels if not names or c.bl_label in names], bpy.context)
+
+
+def mod(name):
+    """The add-on's module ``name`` (as enabled by the ``addon`` fixture)."""
+    return importlib.import_module(f"{NAME}.{name}")
+
+
+def texts(calls) -> str:
+    """The texts of the labels among a recorder's ``calls``, joined by spaces."""
+    return " ".join(str(c[2].get("text", "")) for c in calls if c[0] == "label")
+
+
+def fit_with_fake(tmp_path, obj, fake=None, **settings):
+    """Fit Selected on ``obj`` with the fake worker (``fake``: its options) and the panel's ``settings``."""
+    use_python(fake_worker(tmp_path, FAKE_PYTHON))
+    s = bpy.context.scene.sape_geom
+    s.extra_settings = json.dumps({"fake": fake}) if fake else ""
+    for key, value in settings.items():
+        setattr(s, key, value)
+    select_only(obj)
+    assert bpy.ops.sape.fit_selected() == {"FINISHED"}

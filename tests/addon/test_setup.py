@@ -25,6 +25,7 @@ from blender_scene import (  # tests/addon/blender_scene.py
     draw_panel,
     drive,
     fake_worker,
+    mod,
     runner,
     select_only,
     use_python,
@@ -33,12 +34,6 @@ from blender_scene import (  # tests/addon/blender_scene.py
 pytestmark = pytest.mark.blender
 
 bpy = pytest.importorskip("bpy")
-
-
-def mod(name):
-    import importlib
-
-    return importlib.import_module(f"{NAME}.{name}")
 
 
 @pytest.fixture
