@@ -1,5 +1,6 @@
-"""The package's layers, read from the source: no import cycle, imports flow downward, no module too large,
-bpy stays out of the library and torch and sape_geom out of the add-on.
+"""The package's layers, read from the source: no import cycle (library, add-on, scripts, benchmarks,
+test helpers), imports flow downward, no module too large anywhere, bpy stays out of the library and
+torch and sape_geom out of the add-on.
 
 Imports are parsed with ``ast`` (module level and inside functions alike), so a lazy import inside a
 function counts the same as one at the top: both are a dependency.
@@ -130,6 +131,30 @@ def test_no_import_cycle(folder):
     assert find_cycle(dependency_graph(folder)) is None
 
 
+#: Folders of scripts that import each other by bare name (the folder is on ``sys.path`` when they run).
+SCRIPT_FOLDERS = [ROOT / "scripts", ROOT / "benchmarks", ROOT / "tests" / "addon"]
+
+
+def script_graph(folder: Path) -> dict[str, set[str]]:
+    """Script -> the scripts of the same folder it imports (``from stress_tools import run``)."""
+    scripts = {p.stem: p for p in sorted(folder.glob("*.py"))}
+    return {
+        name: {m.split(".")[0] for m in imported_modules(path, package_only=False) if m.split(".")[0] in scripts}
+        - {name}
+        for name, path in scripts.items()
+    }
+
+
+def test_the_script_graph_sees_imports_by_bare_name():
+    assert "stress_tools" in script_graph(ROOT / "benchmarks")["stress"]
+    assert "blender_ui_tools" in script_graph(ROOT / "scripts")["blender_ui_check"]
+
+
+@pytest.mark.parametrize("folder", SCRIPT_FOLDERS, ids=lambda f: f.name)
+def test_no_import_cycle_among_scripts(folder):
+    assert find_cycle(script_graph(folder)) is None
+
+
 def layering_violations(graph: dict[str, set[str]]) -> list[str]:
     """``"a imports b"`` for every import that goes against ``ALLOWED`` or ``FORBIDDEN``."""
     wrong = []
@@ -161,7 +186,9 @@ def test_imports_flow_downward():
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("folder", [PACKAGE, ADDON], ids=["sape_geom", "addon"])
+@pytest.mark.parametrize(
+    "folder", [PACKAGE, ADDON, *SCRIPT_FOLDERS, ROOT / "tests"], ids=lambda f: str(f.relative_to(ROOT))
+)
 def test_no_module_over_the_line_limit(folder):
     long = {
         str(p.relative_to(ROOT)): n
