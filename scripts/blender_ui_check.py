@@ -33,6 +33,7 @@ from blender_ui_tools import (  # scripts/blender_ui_tools.py
     info_reports,
     log,
     mod,
+    move_mouse,
     open_sape_tab,
     override,
     panel_calls,
@@ -89,6 +90,7 @@ def unreachable_index():
     job, stages, seconds = yield from set_up(UNREACHABLE_INDEX)
     panel = panel_text()
     screenshot("panel_setup_failed.png")
+    yield from move_mouse()  # the failure's popup goes, or it covers the sidebar's top in later shots
     raw = [s for s in stages if s.startswith(("WARNING", "ERROR", "Retrying("))]
     report["unreachable_index"] = {"error": job.error, "stages": stages, "seconds": seconds, "panel": panel}
     if job.reused:
@@ -137,6 +139,7 @@ def refusals():
             f"{result}; panel {panel[:100]!r}; status bar {bar!r}; changed {changed(before)}",
         )
     screenshot("panel_refused.png")
+    yield from move_mouse()
     bpy.data.objects.remove(camera)
     bpy.data.objects.remove(empty)
 
@@ -286,6 +289,7 @@ def failing_worker(suzanne):
     shown = yield from wait_until(lambda: FAILURE in info_reports(), timeout=10)  # the report comes at an event
     screenshot("panel_error.png")
     prefs.worker_python = kept
+    yield from move_mouse()
     check(
         "a failing worker's message in the panel, the status bar and Info",
         shown and FAILURE in panel_text() and FAILURE in bar_text(),

@@ -188,6 +188,15 @@ def open_sape_tab(steps=3):
         yield 0.6
 
 
+def move_mouse():
+    """Move the mouse across the viewport, as an artist does: an error's popup closes when it moves."""
+    win, area, _ = view3d()
+    for k in range(1, 4):
+        x, y = area.x + area.width * k // 4, area.y + area.height // 2
+        win.event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
+        yield 0.3
+
+
 def press_escape():
     win, area, _ = view3d()
     x, y = area.x + area.width // 3, area.y + area.height // 2
