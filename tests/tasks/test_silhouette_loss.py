@@ -109,3 +109,24 @@ def test_crossing_pairs_and_penalty():
     pen.backward()
     assert float(pen.detach()) == pytest.approx(np.sqrt(0.5))  # each end sits 1/sqrt(2) from the other diagonal
     assert float(bow.grad.abs().sum()) > 0
+
+
+def test_tracked_nearest_matches_every_pair_while_curve_moves():
+    # A curve sliding and shrinking towards the wavy target: every call the trackers (chunk search every
+    # few calls, certified in between, full fall-back otherwise) give the same element as checking all
+    # pairs, ties included (the lowest index of equally near elements).
+    target = torch.tensor(C.resample_closed(wavy(), 1200), dtype=torch.float32)
+    segments = D.polyline_segments(target)
+    to_target, to_curve = D.SegmentTracker(segments, every=4), D.PointTracker(target, every=4)
+    base = torch.tensor(C.circle(300), dtype=torch.float32)
+    for step in range(12):
+        s = step / 11
+        curve = base * (1.2 - 0.6 * s) + torch.tensor([0.02 * step, 0.0]) + 0.05 * s * torch.sin(40 * base)
+        rows = slice(step % 3, None, 3)
+        assert torch.equal(to_target(curve), D.nearest_brute(curve, segments)[0])
+        assert torch.equal(D.nearest(curve, segments), D.nearest_brute(curve, segments)[0])
+        want = D.nearest_brute(target[rows], D.point_elements(curve))[0]
+        assert torch.equal(to_curve(curve, rows), want)
+    # a point exactly at a shared vertex is nearest to both segments: the lower index wins on every path
+    vertex = target[7:8].clone()
+    assert int(D.SegmentTracker(segments)(vertex)[0]) == int(D.nearest(vertex, segments)[0]) == 6
