@@ -8,9 +8,13 @@ import numpy as np
 
 from .contour import as_points
 
+PAIR_BLOCK = 1 << 18
+"""Point pairs the all-pairs functions below hold at once: their memory is a few MB whatever the sizes."""
 
-def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = 4_000_000) -> np.ndarray:
-    """For every point of ``a`` the Euclidean distance to its nearest point of ``b`` (blocked numpy)."""
+
+def nearest_distances(a: np.ndarray, b: np.ndarray, block: int = PAIR_BLOCK) -> np.ndarray:
+    """For every point of ``a`` the Euclidean distance to its nearest point of ``b`` (blocked numpy,
+    ``block`` pairs at a time)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     rows = max(1, block // max(1, len(b)))
@@ -74,8 +78,9 @@ def crossing_pairs(loops: Sequence[np.ndarray], block: int = 256) -> tuple[np.nd
     n = len(a0)
     found_i, found_j = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     idx = np.arange(n)
-    for s in range(0, n, block):
-        i = idx[s : s + block]
+    rows = max(1, min(block, PAIR_BLOCK // max(1, n)))  # bounded memory however long the loops
+    for s in range(0, n, rows):
+        i = idx[s : s + rows]
         P0, P1 = a0[i][:, None, :], a1[i][:, None, :]
         Q0, Q1 = a0[None, :, :], a1[None, :, :]
 
