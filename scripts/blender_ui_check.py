@@ -273,8 +273,10 @@ def fit(suzanne):
     return result
 
 
-def failing_worker(suzanne):
-    """A worker that fails: its message in the panel, the status bar and the Info editor."""
+def failing_worker(suzanne, result):
+    """A worker that fails: its message in the panel, the status bar and the Info editor. The last fit's
+    result is hidden for the screenshot (drawn over its source, the two z-fight; Hide Source avoids it)."""
+    result.hide_set(True)
     bad = os.path.join(OUT, "failing_python")
     with open(bad, "w") as fh:
         fh.write(
@@ -289,6 +291,7 @@ def failing_worker(suzanne):
     shown = yield from wait_until(lambda: FAILURE in info_reports(), timeout=10)  # the report comes at an event
     screenshot("panel_error.png")
     prefs.worker_python = kept
+    result.hide_set(False)
     yield from move_mouse()
     check(
         "a failing worker's message in the panel, the status bar and Info",
@@ -399,7 +402,7 @@ def main():
     result = yield from fit(suzanne)
     if result is None:
         return
-    yield from failing_worker(suzanne)
+    yield from failing_worker(suzanne, result)
     for how in ("Esc", "Cancel", "File > New"):  # File > New last: it leaves the new file's scene
         yield from cancelled_mid_fit(how, suzanne if how != "File > New" else bpy.data.objects["Suzanne"])
     yield from open_sape_tab()  # the new file's sidebar
