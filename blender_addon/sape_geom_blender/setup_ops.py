@@ -145,10 +145,12 @@ class SAPE_OT_setup_worker(bpy.types.Operator):
         job = worker_setup.SetupJob(options)
         JOBS["setup"] = job
         runner.RUNNER.clear_outcome()  # the panel's top line is this set-up's from now on
+        started = "SAPE: setting up the worker" + ("" if self.wait else " in the background (see SAPE > Setup)")
+        reports.notify("INFO", started, show=False)  # and the status bar's: an earlier failure is past
         if not self.wait:
             job.start()
             _ensure_tick()
-            self.report({"INFO"}, "SAPE: setting up the worker in the background (see SAPE > Setup)")
+            self.report({"INFO"}, started)
             return {"FINISHED"}
         job.start()
         last = ""

@@ -162,7 +162,9 @@ def test_set_up_in_the_background_shows_progress_and_cancel_removes_it(setup_env
     monkeypatch.setenv("SAPE_FAKE_PIP", "hang")
     p = prefs()
     p.worker_python, p.setup_base_python = "", fake_base_python(tmp_path)
+    mod("reports").notify("ERROR", "SAPE: Set Up Worker: pip cannot reach the index", show=False)  # an earlier try
     assert bpy.ops.sape.setup_worker() == {"FINISHED"}  # returns at once
+    assert "setting up the worker" in mod("reports").current()[1]  # the status bar says what runs now
     job = mod("setup_ops").JOBS["setup"]
     deadline = time.monotonic() + 30
     while not job.last_line.startswith("Collecting torch"):
