@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "addon"))
-from layout_recorder import draw_panels, labels  # the tests' stand-in for UILayout
+from layout_recorder import draw_panels, labels, property_labels  # the tests' stand-in for UILayout
 
 OUT = os.environ["SAPE_UI_OUT"]
 NAME = "sape_geom_blender"
@@ -143,12 +143,8 @@ def measure_labels(where):
         for text, _icon, boxed in labels(calls):
             if text and fit.text_width(text) > fit.label_width(boxed) + 1:
                 report["clipped"].append(f"{where}: label {text!r} ({fit.text_width(text):.0f} px)")
-        for name, args, kw in calls:
-            if name != "prop" or kw.get("text", None) == "":
-                continue
-            prop = args[0].bl_rna.properties[args[1]]
-            text = kw.get("text", prop.name)
-            room = (fit.CHECKBOX_LABEL_PX if prop.type == "BOOLEAN" else fit.SPLIT_LABEL_PX) * scale
+        for text, checkbox in property_labels(calls):
+            room = (fit.CHECKBOX_LABEL_PX if checkbox else fit.SPLIT_LABEL_PX) * scale
             if fit.text_width(text) > room + 1:
                 report["clipped"].append(f"{where}: property {text!r} ({fit.text_width(text):.0f} px)")
         report.setdefault("sidebar_px", region_width())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layout_recorder import Recorder, draw_panels  # noqa: F401  (Recorder: for the tests)
+from layout_recorder import Recorder, draw_panels, labels, property_labels  # noqa: F401  (for the tests)
 
 bpy = pytest.importorskip("bpy")
 
@@ -182,7 +182,7 @@ def mod(name):
 
 def texts(calls) -> str:
     """The texts of the labels among a recorder's ``calls``, joined by spaces."""
-    return " ".join(str(c[2].get("text", "")) for c in calls if c[0] == "label")
+    return " ".join(text for text, _icon, _boxed in labels(calls))
 
 
 def fit_with_fake(tmp_path, obj, fake=None, **settings):

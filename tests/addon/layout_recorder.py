@@ -41,3 +41,14 @@ def labels(calls) -> list[tuple[str, bool, bool]]:
         for name, _args, kw in calls
         if name == "label"
     ]
+
+
+def property_labels(calls) -> list[tuple[str, bool]]:
+    """``(label, beside_a_checkbox)`` of every property drawn with a label among ``calls``: its ``text`` or its
+    name (a checkbox's label sits in the right half of a split row, any other's in the left half)."""
+    shown = []
+    for name, args, kw in calls:
+        if name == "prop" and kw.get("text", None) != "":
+            prop = args[0].bl_rna.properties[args[1]]
+            shown.append((kw.get("text", prop.name), prop.type == "BOOLEAN"))
+    return shown

@@ -29,9 +29,11 @@ from blender_scene import (  # tests/addon/blender_scene.py
     drive_until,
     fake_worker,
     fit_selected,
+    property_labels,
     runner,
     select_only,
     snapshot_scene,
+    texts,
     use_python,
 )
 
@@ -335,10 +337,7 @@ def test_sidebar_labels_fit_their_half_of_a_split_row(addon):
     shown = []
     for budget, kind, source, animate in (("STEPS", "OBJECT", "OBJECT", True), ("TIME", "IMAGE", "CIRCLE", False)):
         s.budget, s.target_kind, s.source_kind, s.animate = budget, kind, source, animate
-        for name, args, kwargs in draw_panel():
-            if name == "prop" and kwargs.get("text", None) != "":
-                prop = args[0].bl_rna.properties[args[1]]
-                shown.append((kwargs.get("text", prop.name), prop.type == "BOOLEAN"))
+        shown += property_labels(draw_panel())
     assert {"No Smoothing", "Curve", "Resolution"} <= {text for text, _ in shown}
     for text, checkbox in shown:
         assert text_fit.text_width(text) <= (text_fit.CHECKBOX_LABEL_PX if checkbox else text_fit.SPLIT_LABEL_PX), text
@@ -376,7 +375,7 @@ def test_fit_panel_shows_the_time_the_last_fit_here_gives(addon, tmp_path, monke
     monkeypatch.setattr(paths, "user_folder", lambda create=True: tmp_path)
 
     def shown():
-        return " ".join(c[2].get("text", "") for c in draw_panel("Fit") if c[0] == "label")
+        return texts(draw_panel("Fit"))
 
     assert "known after a first Fast fit here" in shown()
     item = type("Item", (), {"settings": {"preset": "fast", "resolution": 256}})()

@@ -28,6 +28,7 @@ from blender_scene import (  # tests/addon/blender_scene.py
     mod,
     runner,
     select_only,
+    texts,
     use_python,
 )
 
@@ -138,7 +139,7 @@ def test_set_up_reports_an_unreachable_index_and_leaves_nothing(setup_env, tmp_p
         r"torch==2\.13\.0: check the network",
     ):
         bpy.ops.sape.setup_worker(wait=True)
-    shown = " ".join(str(c[2].get("text", "")) for c in draw_panel("SAPE") if c[0] == "label")
+    shown = texts(draw_panel("SAPE"))
     assert shown.startswith("Set-up failed: pip cannot reach") and "Cancelled" not in shown  # the reason on top
     assert not setup_env.exists() and not setup_env.with_name(setup_env.name + ".partial").exists()
     assert "Connection refused" in Path(mod("setup_ops").setup_log_path()).read_text()
