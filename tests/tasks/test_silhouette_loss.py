@@ -40,6 +40,14 @@ def test_exact_distance_matches_brute_force_reference():
     assert np.abs(D.distance_to(qt, segments, brute).numpy() - got).max() < 1e-6
 
 
+def test_the_chunk_search_answers_in_float64_too():
+    """The chunk picking reads float32 bits on its fast path; other dtypes take topk, same answers."""
+    target = torch.tensor(wavy(), dtype=torch.float64)
+    q = torch.tensor(np.random.default_rng(1).uniform(-1.2, 1.2, size=(300, 2)), dtype=torch.float64)
+    segments = D.polyline_segments(target)
+    assert torch.equal(D.nearest(q, segments), D.nearest_brute(q, segments)[0])
+
+
 def test_distance_gradient_points_away_from_the_polyline():
     square = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=torch.float32)
     seg = D.polyline_segments(square)

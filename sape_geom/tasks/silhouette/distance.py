@@ -132,10 +132,16 @@ def _chunk_bounds(q: torch.Tensor, elements: Elements) -> torch.Tensor:
     return ((q[:, 0:1] - cx) ** 2).add_((q[:, 1:2] - cy) ** 2).sqrt_().sub_(elements.radius)
 
 
+def _chunk_members(elements: Elements, chunk: torch.Tensor) -> torch.Tensor:
+    """(N, k * CHUNK) indices of the elements of each row's chunks ``chunk`` (N, k), ascending along the
+    row, so that ties go to the lowest index (see ``_lowest``)."""
+    chunk = chunk.sort(dim=1).values
+    return elements.members.index_select(0, chunk.reshape(-1)).view(len(chunk), -1)
+
+
 def _examine(q: torch.Tensor, elements: Elements, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest element and its squared distance among the chunks ``chunk`` (N, k) of each query."""
-    chunk = chunk.sort(dim=1).values  # ascending members: ties go to the lowest index (see ``_lowest``)
-    members = elements.members.index_select(0, chunk.reshape(-1)).view(len(q), -1)  # (N, k * CHUNK)
+    members = _chunk_members(elements, chunk)
     # One row gather (index_select) of (start, edge, 1/len²) per candidate: several times faster on the
     # CPU than indexing each column with the 2-D index.
     ax, ay, ex, ey, inv = elements.rows.index_select(0, members.reshape(-1)).view(*members.shape, 5).unbind(-1)
@@ -202,8 +208,7 @@ class SegmentTracker:
         q = query.detach()
         if self._state is None or self.calls % self.every == 0 or len(self._state[2]) != len(q):
             chunk, bound = _smallest_chunks(_chunk_bounds(q, self.elements), self.chunks)
-            chunk = chunk.sort(dim=1).values  # ascending members (see ``_lowest``)
-            members = self.elements.members.index_select(0, chunk.reshape(-1)).view(len(q), -1)
+            members = _chunk_members(self.elements, chunk)
             rows = self.elements.rows.index_select(0, members.reshape(-1)).view(*members.shape, 5)
             self._state = (members, bound, q.clone(), rows.permute(2, 0, 1).contiguous())
         self.calls += 1
@@ -239,8 +244,7 @@ class PointTracker:
         if self._state is None or self.calls % self.every == 0 or len(self._state[2]) != len(p):
             elements = point_elements(p)
             chunk, bound = _smallest_chunks(_chunk_bounds(self.queries, elements), self.chunks)
-            chunk = chunk.sort(dim=1).values  # ascending members (see ``_lowest``)
-            members = elements.members.index_select(0, chunk.reshape(-1)).view(len(self.queries), -1)
+            members = _chunk_members(elements, chunk)
             self._state = (members, bound, p.clone())
         self.calls += 1
         members, bound, anchor = self._state[0][rows], self._state[1][rows], self._state[2]
@@ -259,15 +263,15 @@ def _smallest_chunks(lower: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
     """(chunk, bound): the ``k`` chunks of smallest lower bound of every query (N, k), and a lower bound
     (N,) of the distance to every other chunk (inf when none is left).
 
-    The bounds are clamped at 0, rounded down to leave their low bits for the chunk index and picked
-    by ``k + 1`` rounds of a row minimum: on the CPU several times faster than ``topk``, and every value
-    stays a lower bound.
+    The bounds (float32) are clamped at 0, rounded down to leave their low bits for the chunk index and
+    picked by ``k + 1`` rounds of a row minimum: on the CPU several times faster than ``topk``, and every
+    value stays a lower bound. Other dtypes, or more than 2^16 chunks, take ``topk``.
     """
     n, count = lower.shape
     if k >= count:
         return torch.arange(count, device=lower.device).expand(n, -1), torch.full((n,), torch.inf, device=lower.device)
     bits = max(1, (count - 1).bit_length())
-    if bits > 16:
+    if bits > 16 or lower.dtype != torch.float32:  # the key trick reads float32 bits
         bound, chunk = lower.topk(k + 1, dim=1, largest=False)
         return chunk[:, :k], bound[:, k]
     low = (1 << bits) - 1
