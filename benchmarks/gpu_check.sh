@@ -2,10 +2,12 @@
 # The GPU measurements in one command, for whoever has a CUDA GPU (under 8 minutes, each case with its
 # own time limit, so one that hangs or runs long does not take the others with it):
 #   1. gpu_train.py at the protocol's sizes: step cost and host syncs (benchmarks/results/gpu_train/);
-#   2. speed.py's cost table for float32, tf32, bfloat16 and auto (benchmarks/results/gpu_speed/);
-#   3. the fast preset end to end on the bunny and the Slic3r part, float32 and auto (gpu_speed_fast/);
+#   2. speed.py's cost table for float32, tf32, bfloat16 and auto, and bfloat16 compiled (CUDA graphs)
+#      (benchmarks/results/gpu_speed/);
+#   3. the fast preset end to end on the bunny, float32, auto and auto compiled (gpu_speed_fast/);
 #   4. the quality preset's 100k steps on the bunny in float32, tf32 and bfloat16 (gpu_speed_quality/),
-#      with 2 point sets of 1M instead of 10 so that labelling (on the CPU) fits the time limit.
+#      with 2 point sets of 1M instead of 10 so that labelling (on the CPU) fits the time limit;
+#   5. the same compiled, tf32 and bfloat16 (gpu_speed_quality_compiled/).
 #
 #   bash benchmarks/gpu_check.sh                 # on the GPU machine, from the repository root
 #   bash benchmarks/gpu_check.sh --quick --out DIR   # a dry run at small sizes on any device (tests run it)
@@ -49,16 +51,18 @@ run_case() {  # run_case NAME SECONDS COMMAND...
 
 if [ $QUICK -eq 1 ]; then
   run_case "step cost (quick)" 120 "$PY" benchmarks/gpu_train.py --quick --steps 40 --only ff
-  run_case "speed (quick)" 180 "$PY" benchmarks/speed.py --quick --variants float32,auto --e2e float32 \
+  run_case "speed (quick)" 240 "$PY" benchmarks/speed.py --quick --variants float32,auto,float32+compile --e2e float32 \
     --out "$OUT" --name gpu_speed
 else
-  run_case "step cost" 60 "$PY" benchmarks/gpu_train.py --write
-  run_case "cost per precision" 45 "$PY" benchmarks/speed.py --variants float32,tf32,bfloat16,auto --e2e "" \
-    --out "$OUT" --name gpu_speed
-  run_case "fast preset end to end" 150 "$PY" benchmarks/speed.py --variants float32 --e2e float32,auto \
-    --meshes bunny,slic3r --out "$OUT" --name gpu_speed_fast
-  run_case "quality preset, bunny" 220 "$PY" benchmarks/speed.py --preset quality --meshes bunny --sets 2 \
+  run_case "step cost" 45 "$PY" benchmarks/gpu_train.py --write
+  run_case "cost per precision" 60 "$PY" benchmarks/speed.py --variants float32,tf32,bfloat16,auto,bfloat16+compile \
+    --e2e "" --out "$OUT" --name gpu_speed
+  run_case "fast preset end to end" 110 "$PY" benchmarks/speed.py --variants float32 --e2e float32,auto,auto+compile \
+    --meshes bunny --out "$OUT" --name gpu_speed_fast
+  run_case "quality preset, bunny" 150 "$PY" benchmarks/speed.py --preset quality --meshes bunny --sets 2 \
     --variants float32 --e2e float32,tf32,bfloat16 --out "$OUT" --name gpu_speed_quality
+  run_case "quality preset compiled, bunny" 110 "$PY" benchmarks/speed.py --preset quality --meshes bunny --sets 2 \
+    --variants float32 --e2e tf32+compile,bfloat16+compile --out "$OUT" --name gpu_speed_quality_compiled
 fi
 echo "gpu_check: $FAILED case(s) failed; results under $OUT" >&2
 [ $FAILED -eq 0 ]

@@ -78,7 +78,7 @@ MEASUREMENTS = {
     "mesh_deform": ("10. Mesh deformation onto a target", "python benchmarks/mesh_deform.py"),
     "gpu_train": ("11. Training step cost and host syncs", "python benchmarks/gpu_train.py"),
     "stress": ("12. Stress: scale and faults", "python benchmarks/stress.py"),
-    "speed": ("13. Fit speed per precision", "python benchmarks/speed.py"),
+    "speed": ("13. Fit speed per precision and compile setting", "python benchmarks/speed.py"),
     "specks": ("14. Specks: the needle triangles of marching cubes", "python benchmarks/specks.py"),
 }
 

@@ -1,10 +1,14 @@
-"""Fit speed per precision: the cost of a training step and of a field query, and whole fits end to end.
+"""Fit speed per precision and compile setting: the cost of a training step and of a field query, and
+whole fits end to end.
 
-Per precision variant (``float32``, ``auto``, ``bfloat16``, ``float16``, and ``tf32`` = float32 with
-``FieldConfig.allow_tf32``, CUDA only), in one run on one machine so that the ratios against float32 hold:
+Per variant, in one run on one machine so that the ratios against float32 hold: a precision (``float32``,
+``auto``, ``bfloat16``, ``float16``, and ``tf32`` = float32 with ``FieldConfig.allow_tf32``, CUDA only),
+eager, or with ``+compile`` the training step through ``torch.compile`` (``FieldConfig.compile = "on"``;
+every other variant is pinned eager, whatever the preset's ``auto`` would do on this device):
 
-* cost: training steps per second of the ``fast`` preset's network at its batch, and field queries per
-  second at the extraction's batch (what a 256^3 extraction spends its time on);
+* cost: training steps per second of the ``fast`` preset's network at its batch (after 10 warm-up steps,
+  whose seconds, compiling included, are reported too), and field queries per second at the extraction's
+  batch (what a 256^3 extraction spends its time on);
 * end to end (``--e2e``): ``fit_occupancy`` + ``extract`` with the ``fast`` preset on the bunny and
   three of the surface benchmark's meshes: labels, training, extraction, smoothing, steps/s, IoU,
   Chamfer-L1, normal consistency and pieces.
@@ -15,6 +19,7 @@ second measurement would differ only by noise (10-20 % here).
 
     .venv/bin/python benchmarks/speed.py                        # writes benchmarks/results/speed/
     .venv/bin/python benchmarks/speed.py --variants float32,bfloat16 --e2e float32,bfloat16
+    .venv/bin/python benchmarks/speed.py --variants float32,float32+compile --e2e float32,float32+compile
     .venv/bin/python benchmarks/speed.py --quick --out /tmp/speed  # seconds: small sizes (a dry run)
 """
 
@@ -31,24 +36,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments.common import MESHES, Context, bunny_path, markdown_table, setup_torch, write_outputs
 
 VARIANTS = ("float32", "auto", "bfloat16", "float16", "tf32")
+COMPILED = "+compile"
+
+
+def split_variant(variant: str) -> tuple[str, bool]:
+    """(precision variant, compiled) of a variant name such as ``float32+compile``."""
+    if variant.endswith(COMPILED):
+        return variant[: -len(COMPILED)], True
+    return variant, False
 
 
 def variant_config(config, variant: str):
-    """``config`` with the variant's precision (``tf32``: float32 with TF32 matrix products allowed)."""
-    field = config.field
-    if variant == "tf32":
+    """``config`` with the variant's precision (``tf32``: float32 with TF32 matrix products allowed) and
+    compile setting (``on`` with ``+compile``, else ``off``)."""
+    precision, compiled = split_variant(variant)
+    field = dataclasses.replace(config.field, compile="on" if compiled else "off")
+    if precision == "tf32":
         field = dataclasses.replace(field, precision="float32", allow_tf32=True)
     else:
-        field = dataclasses.replace(field, precision=variant, allow_tf32=False)
+        field = dataclasses.replace(field, precision=precision, allow_tf32=False)
     return dataclasses.replace(config, field=field)
 
 
 def resolved(variant: str, device) -> str:
+    """What the variant runs as on ``device`` (``auto`` resolved; ``+compile`` kept)."""
     from sape_geom.nn.precision import resolve_precision
 
-    if variant == "tf32":
-        return "tf32" if device.type == "cuda" else "float32"
-    return resolve_precision(variant, device)
+    precision, compiled = split_variant(variant)
+    if precision == "tf32":
+        name = "tf32" if device.type == "cuda" else "float32"
+    else:
+        name = resolve_precision(precision, device)
+    return name + (COMPILED if compiled else "")
 
 
 def step_cost(config, device, steps: int, queries: int) -> dict:
@@ -64,7 +83,8 @@ def step_cost(config, device, steps: int, queries: int) -> dict:
     x = (torch.rand(config.batch_size, 3, generator=generator) * 1.9 - 0.95).to(device)
     target = (x.norm(dim=1, keepdim=True) - 0.5).to(device)
     loss = _loss_function(config)
-    train(model, lambda step: (x, target), loss, lr=config.lr, steps=10)  # warm-up: kernels, allocator, caches
+    # warm-up: compiling, kernels, allocator, caches
+    warm_up = train(model, lambda step: (x, target), loss, lr=config.lr, steps=10)
     stats = train(model, lambda step: (x, target), loss, lr=config.lr, steps=steps)
     points = (torch.rand(queries, 3, generator=generator) * 2 - 1).to(device)
     model.evaluate(points[:32768])
@@ -75,7 +95,12 @@ def step_cost(config, device, steps: int, queries: int) -> dict:
         model.evaluate(points)
         _sync(device)
         seconds.append(time.perf_counter() - start)
-    return {"steps_per_s": stats.steps_per_second, "queries_per_s": queries / min(seconds)}
+    return {
+        "steps_per_s": stats.steps_per_second,
+        "queries_per_s": queries / min(seconds),
+        "warm_up_s": warm_up.seconds,
+        "compiled": model.compiled,
+    }
 
 
 def _sync(device) -> None:
@@ -114,6 +139,7 @@ def end_to_end(name: str, mesh, config) -> dict:
     return {
         "mesh": name,
         "precision": fit.model.precision,
+        "compiled": fit.model.compiled,
         "total_s": total,
         "labels_s": fit.timings["labels_s"],
         "train_s": fit.timings["train_s"],
@@ -134,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--variants",
-        default="float32,auto,bfloat16",
-        help=f"comma-separated, of {', '.join(VARIANTS)}, for the cost table",
+        default="float32,auto,bfloat16,float32+compile",
+        help=f"comma-separated, of {', '.join(VARIANTS)}, each also with {COMPILED}, for the cost table",
     )
-    ap.add_argument("--e2e", default="float32,auto", help="variants fitted end to end (empty: none)")
+    ap.add_argument("--e2e", default="float32,auto,float32+compile", help="variants fitted end to end (empty: none)")
     ap.add_argument("--preset", default="fast", help="the occupancy preset timed (fast, quality, paper)")
     ap.add_argument(
         "--meshes",
@@ -165,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     e2e = [v.strip() for v in args.e2e.split(",") if v.strip()]
     for variant in chosen + e2e:
-        if variant not in VARIANTS:
-            raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        if split_variant(variant)[0] not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}, each with {COMPILED}")
     names = ["sphere"] if args.quick else [n.strip() for n in args.meshes.split(",") if n.strip()]
     if set(names) - set(MESH_NAMES):
         raise SystemExit(
@@ -195,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             [
                 c["variant"],
                 c["precision"],
+                "yes" if c["compiled"] else "no",
+                c["warm_up_s"],
                 c["steps_per_s"],
                 c["steps_per_s"] / base["steps_per_s"] if base else None,
                 c["queries_per_s"] / 1e3,
@@ -217,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e_rows.append(
             [
                 row["mesh"],
-                f"{row['variant']} ({row['precision']})",
+                f"{row['variant']} ({row['precision']}{', compiled' if row['compiled'] else ''})",
                 row["total_s"],
                 row["total_s"] / reference["total_s"] if reference else None,
                 row["labels_s"],
@@ -242,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = (
         "Cost of a step and of a query:\n\n"
-        + markdown_table(["variant", "runs as", "steps/s", "x float32", "k queries/s", "x float32"], cost_rows, 2)
+        + markdown_table(
+            ["variant", "runs as", "compiled", "first 10 steps s", "steps/s", "x float32", "k queries/s", "x float32"],
+            cost_rows,
+            2,
+        )
         + "\n\nEnd to end:\n\n"
         + markdown_table(
             [
@@ -265,7 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     write_outputs(
-        folder, "Fit speed per precision", preamble, table, {"costs": list(costs.values()), "runs": runs}, ctx
+        folder,
+        "Fit speed per precision and compile setting",
+        preamble,
+        table,
+        {"costs": list(costs.values()), "runs": runs},
+        ctx,
     )
     return 0
 

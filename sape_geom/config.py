@@ -28,6 +28,8 @@ BASE_ENCODINGS = ("ff", "pe", "rbf", "prbf", "none")
 FF_SAMPLINGS = ("reference", "tancik")
 #: Names accepted by ``FieldConfig.precision`` and ``--precision`` (resolved in ``nn.precision``).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+#: Names accepted by ``FieldConfig.compile`` and ``--compile`` (resolved in ``nn.compiled``).
+COMPILE_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,17 @@ class FieldConfig:
     ``float32`` (the method's), ``bfloat16`` or ``float16`` under autocast, or ``auto``: bfloat16 where the
     device computes it natively, float32 elsewhere. The encoding, the loss, SAPE's feedback and the
     optimiser state stay float32."""
+    compile: str = "off"
+    """Run training steps through ``torch.compile`` (one of ``COMPILE_MODES``, docs/method.md §5.12):
+    ``on``, ``off`` (the method's eager PyTorch), or ``auto``: only where it pays (a CUDA GPU, with CUDA
+    graphs). Where compiling fails, training runs eagerly with one log line saying why."""
 
     def __post_init__(self) -> None:
         _check_choice("encoding", self.encoding, ENCODINGS)
         _check_choice("base", self.base, BASE_ENCODINGS)
         _check_choice("ff_sampling", self.ff_sampling, FF_SAMPLINGS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("compile", self.compile, COMPILE_MODES)
         _check_positive("num_frequencies", self.num_frequencies)
         _check_positive("hidden_width", self.hidden_width)
         _check_positive("hidden_layers", self.hidden_layers)
@@ -210,6 +217,7 @@ def _dataclass_in(hint: Any) -> type[DataclassInstance] | None:
 
 __all__ = [
     "BASE_ENCODINGS",
+    "COMPILE_MODES",
     "ENCODINGS",
     "PRECISIONS",
     "FieldConfig",

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import FieldConfig, ProgressConfig
+from .compiled import CompiledNetwork, resolve_compile
 from .encodings import Encoding, build_encoding
 from .precision import compute_dtype, resolve_precision
 from .progressive import SpatialProgression, build_controller
@@ -102,6 +103,7 @@ class EncodedField(nn.Module):
             )
         else:
             self.network = MLP(self.encoding.out_dim, out_dim, config.hidden_width, config.hidden_layers)
+        self._compiled: CompiledNetwork | None = None  # built at the first training step that compiles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoding(x)
@@ -116,10 +118,28 @@ class EncodedField(nn.Module):
 
     def _network(self, features: torch.Tensor) -> torch.Tensor:
         """The network on the masked features; an MLP skips the channels the mask has closed everywhere
-        (SAPE's unopened blocks, docs/method.md §5.11)."""
+        (SAPE's unopened blocks, docs/method.md §5.11). Training steps run it compiled where
+        ``config.compile`` says so (docs/method.md §5.12)."""
+        args: tuple = (features,)
         if isinstance(self.network, MLP) and isinstance(self.controller, SpatialProgression):
-            return self.network(features, self.controller.open_width())
-        return self.network(features)
+            args = (features, self.controller.open_width())
+        compiled = self._compiled_network(features.device) if self.training else None
+        if compiled is None:
+            return self.network(*args)
+        compiled.warm_up(features.detach(), *args[1:])  # compiles once; a no-op afterwards
+        return compiled(*args)
+
+    def _compiled_network(self, device: torch.device) -> CompiledNetwork | None:
+        if not resolve_compile(self.config.compile, device):
+            return None
+        if self._compiled is None:
+            self._compiled = CompiledNetwork(self.network, device)
+        return self._compiled
+
+    @property
+    def compiled(self) -> bool:
+        """Whether training steps ran the compiled network (``config.compile``, and compiling worked)."""
+        return self._compiled is not None and self._compiled.active
 
     @property
     def precision(self) -> str:

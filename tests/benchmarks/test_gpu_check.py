@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def test_gpu_check_quick_runs_every_case_and_writes_its_results(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "gpu_check: 0 case(s) failed" in done.stderr
     results = json.loads((tmp_path / "gpu_speed" / "results.json").read_text())
-    assert [c["variant"] for c in results["costs"]] == ["float32", "auto"]
+    assert [c["variant"] for c in results["costs"]] == ["float32", "auto", "float32+compile"]
+    toolchain = shutil.which("c++") is not None or shutil.which("g++") is not None  # inductor's CPU kernels
+    assert [c["compiled"] for c in results["costs"]] == [False, False, toolchain]
     assert all(c["steps_per_s"] > 0 and c["queries_per_s"] > 0 for c in results["costs"])
     (run,) = results["runs"]
     assert run["mesh"] == "sphere" and run["precision"] == "float32" and run["iou"] > 0.9

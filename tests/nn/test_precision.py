@@ -137,7 +137,8 @@ def test_fit_reports_the_precision_it_resolved_to(tmp_path, capsys, cpu_bf16):
         ]
     )
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["precision"] == "float32"
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["precision"] == "float32" and payload["compiled"] is False  # auto: eager on the CPU
     assert (
         main(
             [

@@ -39,6 +39,7 @@ CSV_COLUMNS = [
     "steps",
     "device",
     "precision",
+    "compiled",
     "host",
     "node",
     "error",
@@ -110,6 +111,7 @@ def fit_mesh_file(job: MeshJob, input_path: str | None = None) -> dict[str, Any]
         "steps": fit.stats.steps if fit.stats else "",
         "device": str(fit.device),
         "precision": fit.model.precision,
+        "compiled": fit.model.compiled,
         "host": socket.gethostname(),
     }
     if job.preview:

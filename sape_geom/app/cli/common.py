@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from ...config import ENCODINGS
+from ...config import COMPILE_MODES, ENCODINGS
 from ...errors import InputError
 from ...fileio import json_safe
 
@@ -19,6 +19,16 @@ def common_training_args(parser: argparse.ArgumentParser, sigma: float | None = 
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def compile_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--compile``: whether training steps run through torch.compile (None: ``default``)."""
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=None,
+        help=f"run training steps through torch.compile (default: {default}; auto = on a CUDA GPU only)",
+    )
 
 
 def callbacks(args: argparse.Namespace, description: str):

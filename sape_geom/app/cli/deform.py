@@ -10,7 +10,7 @@ from typing import Any
 from ...config import ENCODINGS
 from ...curve import count_crossings, load_contours
 from ...tasks.silhouette import DeformConfig, deform_shape, paper_config, save_outputs
-from .common import report
+from .common import compile_arg, report
 
 
 def add_deform(subparsers: Any) -> argparse.ArgumentParser:
@@ -44,6 +44,7 @@ def _add_deform_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every)
     p.add_argument("--threshold", type=float, default=None, help="image grey threshold (default 240)")
     p.add_argument("--device", default=d.device)
+    compile_arg(p, d.field.compile)
     p.add_argument("--gif", action="store_true", help="also write optimisation.gif")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,7 +55,12 @@ def config_from_args(args: argparse.Namespace) -> DeformConfig:
     chosen = {name: getattr(args, name, None) for name in ("steps", "lr", "loss", "fold_weight", "crossing_weight")}
     return dataclasses.replace(
         d,
-        field=dataclasses.replace(d.field, encoding=args.encoding, sigma=float(args.sigma)),
+        field=dataclasses.replace(
+            d.field,
+            encoding=args.encoding,
+            sigma=float(args.sigma),
+            compile=getattr(args, "compile", None) or d.field.compile,
+        ),
         calibration_steps=args.calibration_steps,
         points=args.points,
         offset=bool(args.offset),

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from ...config import ENCODINGS
-from .common import report, usage_error
+from .common import compile_arg, report, usage_error
 
 
 def add_deform_mesh(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,6 +47,7 @@ def add_deform_mesh(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--snapshots", type=int, default=0, metavar="N", help="also keep N intermediate vertex arrays")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    compile_arg(p, d.field.compile)
     p.add_argument(
         "--threads",
         type=int,
@@ -73,7 +74,7 @@ def run_deform_mesh(args: argparse.Namespace) -> int:
     d = MeshDeformConfig()
     config = dataclasses.replace(
         d,
-        field=dataclasses.replace(d.field, encoding=args.encoding),
+        field=dataclasses.replace(d.field, encoding=args.encoding, compile=args.compile or d.field.compile),
         steps=args.steps,
         seed=args.seed,
         lr=args.lr,

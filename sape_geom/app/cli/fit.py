@@ -11,7 +11,7 @@ from typing import Any
 from ...config import PRECISIONS
 from ...mesh.smoothing import FEATURE_ANGLE
 from ...tasks.occupancy.config import OPEN_INPUT_MODES, PRESETS, TARGETS
-from .common import callbacks, common_training_args, report, usage_error
+from .common import callbacks, common_training_args, compile_arg, report, usage_error
 
 
 def add_fit(sub) -> None:
@@ -28,6 +28,7 @@ def add_fit(sub) -> None:
     common_training_args(parser)
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training instead of --steps")
     _precision_arg(parser, "(default: the preset's; auto = bfloat16 where the device computes it natively)")
+    compile_arg(parser, "the preset's")
     parser.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default 256)")
     parser.add_argument(
         "--target", choices=TARGETS, default=None, help="what the network learns (default: the preset's)"
@@ -110,6 +111,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         smooth_surface=False if args.no_smooth else None,
         face_budget=args.face_budget,
         precision=args.precision,
+        compile=args.compile,
     )
     mesh = load_mesh(args.mesh)
     fit = fit_occupancy(mesh, config, callbacks(args, "fit"))
@@ -127,6 +129,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         "encoding": config.field.encoding,
         "device": str(fit.device),
         "precision": fit.model.precision,
+        "compiled": fit.model.compiled,
         "steps": fit.stats.steps if fit.stats else None,
         "vertices": len(surface.vertices),
         "faces": len(surface.faces),

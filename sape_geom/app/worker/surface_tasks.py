@@ -98,6 +98,7 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
         "precision": fit.model.precision,
+        "compiled": fit.model.compiled,
     }
     if fit.stats is not None:
         metrics.update(steps=fit.stats.steps, final_loss=fit.stats.final_loss)

@@ -167,7 +167,9 @@ PRESETS: dict[str, OccupancyConfig] = {
     # mean normal consistency 0.9840 vs 0.9843, Chamfer-L1 0.48e-3 vs 0.46e-3); 700 steps or a width of
     # 192 instead, at about the same time, lost 0.005 and 0.2e-3.
     "fast": OccupancyConfig(
-        field=FieldConfig(sigma=20.0, num_frequencies=128, hidden_width=256, hidden_layers=4, precision="auto"),
+        field=FieldConfig(
+            sigma=20.0, num_frequencies=128, hidden_width=256, hidden_layers=4, precision="auto", compile="auto"
+        ),
         progress=ProgressConfig(
             epsilon=SDF_EPSILON,
             grid_resolution=32,
@@ -193,7 +195,7 @@ PRESETS: dict[str, OccupancyConfig] = {
     ),
     # The method's budgets (meant for a GPU) with the surface defaults above.
     "quality": OccupancyConfig(
-        field=FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4, precision="auto"),
+        field=FieldConfig(sigma=20.0, hidden_width=256, hidden_layers=4, precision="auto", compile="auto"),
         progress=ProgressConfig(epsilon=SDF_EPSILON, grid_resolution=64, block_period=200, plateau_ratio=PLATEAU_RATIO),
         **SURFACE_DEFAULTS,
     ),
@@ -203,11 +205,16 @@ PRESETS: dict[str, OccupancyConfig] = {
 
 
 def occupancy_preset(name: str = "fast", **overrides: Any) -> OccupancyConfig:
-    """A named preset with overrides: ``encoding``, ``sigma``, ``precision``, ``steps``, ``time_budget``,
+    """A named preset with overrides: ``encoding``, ``sigma``, ``precision``, ``compile``, ``steps``, ``time_budget``,
     ``device``, ``seed``, ``resolution``, or any field (dotted keys reach nested configs: ``progress.epsilon``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    aliases = {"encoding": "field.encoding", "sigma": "field.sigma", "precision": "field.precision"}
+    aliases = {
+        "encoding": "field.encoding",
+        "sigma": "field.sigma",
+        "precision": "field.precision",
+        "compile": "field.compile",
+    }
     changes = {aliases.get(key, key): value for key, value in overrides.items() if value is not None}
     if changes.get("time_budget") is not None and "steps" not in changes:
         changes["steps"] = None
