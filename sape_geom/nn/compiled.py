@@ -1,7 +1,7 @@
 """The network compiled for training (``FieldConfig.compile``, docs/method.md §5.12).
 
-``torch.compile`` traces the MLP once per shape of its input (SAPE's open width changes a few times in a
-run, so a few traces) and runs generated kernels instead: on a CUDA GPU with CUDA graphs
+``torch.compile`` traces the MLP once, with symbolic sizes (SAPE's open width changes a few times in a
+run), and runs generated kernels instead: on a CUDA GPU with CUDA graphs
 (``reduce-overhead``), which remove the launch of every small kernel, the step's main cost there; on the
 CPU with inductor's C++ kernels, which cannot beat the matrix library on the products that dominate a
 step there and cost seconds of compiling (benchmarks/results/speed). So ``auto`` compiles on CUDA only.
@@ -49,7 +49,9 @@ class CompiledNetwork:
     def __init__(self, network: nn.Module, device: torch.device) -> None:
         self.network = network
         self.cuda_graphs = device.type == "cuda"
-        self._compiled = torch.compile(network, mode="reduce-overhead" if self.cuda_graphs else "default")
+        # dynamic: traced once with symbolic sizes, so that SAPE opening a block (a new width) does not
+        # stop a training step to compile again
+        self._compiled = torch.compile(network, mode="reduce-overhead" if self.cuda_graphs else "default", dynamic=True)
         self.failure: str | None = None
         self._ready = False
 

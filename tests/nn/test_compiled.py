@@ -52,7 +52,7 @@ def _fit(compile_mode: str, steps: int = 40) -> EncodedField:
 
 
 def test_a_failing_compiler_leaves_one_log_line_and_the_eager_run_unchanged(monkeypatch, caplog):
-    def no_toolchain(_network, mode="default"):
+    def no_toolchain(_network, mode="default", dynamic=None):
         def run(*_args):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
 
@@ -72,7 +72,7 @@ def test_a_failing_compiler_leaves_one_log_line_and_the_eager_run_unchanged(monk
 def test_queries_never_run_the_compiled_network(monkeypatch):
     calls = []
 
-    def counting(network, mode="default"):
+    def counting(network, mode="default", dynamic=None):
         def run(*args):
             calls.append(args[0].shape[0])
             return network(*args)

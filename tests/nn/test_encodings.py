@@ -79,3 +79,25 @@ def test_bad_config_values_are_errors():
         FieldConfig(encoding="fourier")
     with pytest.raises(ConfigError, match="sigma"):
         FieldConfig(sigma=0)
+
+
+def test_training_steps_on_the_same_points_reuse_their_features_and_stay_exact():
+    from sape_geom.config import ProgressConfig
+    from sape_geom.nn.model import EncodedField
+
+    torch.manual_seed(0)
+    config = FieldConfig(num_frequencies=16, hidden_width=16, hidden_layers=2, sigma=5.0)
+    model = EncodedField(1, 2, config, ProgressConfig(grid_resolution=8), 100).train()
+    tau = torch.linspace(0, 1, 50)[:, None]
+    calls = []
+    encode = model.encoding.forward
+    model.encoding.forward = lambda x: calls.append(len(x)) or encode(x)
+    with torch.no_grad():
+        outputs = [model(tau) for _ in range(4)]  # the mask multiplies features in place: the cache must not change
+        assert calls == [50, 50]  # seen once, then computed once more and kept
+        fresh = model.eval()(tau)
+        model.train()
+        tau.mul_(0.5)  # the same tensor changed in place is encoded again
+        changed = model(tau)
+    assert all(torch.equal(output, fresh) for output in outputs)
+    assert calls[-1] == 50 and len(calls) == 4 and not torch.equal(changed, fresh)
