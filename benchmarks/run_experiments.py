@@ -80,6 +80,7 @@ MEASUREMENTS = {
     "stress": ("12. Stress: scale and faults", "python benchmarks/stress.py"),
     "speed": ("13. Fit speed per precision and compile setting", "python benchmarks/speed.py"),
     "specks": ("14. Specks: the needle triangles of marching cubes", "python benchmarks/specks.py"),
+    "reading": ("15. Solid or shell: almost closed models and real sheets", "python benchmarks/reading.py"),
 }
 
 
