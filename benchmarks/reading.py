@@ -13,7 +13,6 @@ normal consistency, pieces against the input's, and seconds (reading, labels, tr
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiments.common import Context, markdown_table, save_png, setup_torch, write_outputs
+from experiments.common import QUICK_FIT, markdown_table, save_png, script_context, write_outputs
 from experiments.peers import suzanne
 
 
@@ -71,20 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     from sape_geom import fit_occupancy, mesh_metrics
     from sape_geom.tasks.occupancy import occupancy_preset
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    ap.add_argument("--quick", action="store_true", help="tiny fits of a capless sphere and a dome (a dry run)")
-    args = ap.parse_args(argv)
-    device = setup_torch(2, "cpu")
-    ctx = Context("quick" if args.quick else "small", args.out, device, 2)
-    folder = ctx.folder("reading")
-    overrides = (
-        {"steps": 300, "points_per_set": 20_000, "num_sets": 1, "batch_size": 2000, "resolution": 64}
-        if args.quick
-        else {}
+    quick, ctx, folder = script_context(
+        __doc__.splitlines()[0], "tiny fits of a capless sphere and a dome (a dry run)", "reading", argv
     )
+    overrides = {**QUICK_FIT, "steps": 300, "resolution": 64} if quick else {}
     rows, records, shown = [], [], []
-    for name, expected, mesh in inputs(args.quick):
+    for name, expected, mesh in inputs(quick):
         start = time.perf_counter()
         fit = fit_occupancy(mesh, occupancy_preset("fast", device="cpu", **overrides))
         surface = fit.extract(colors=False)

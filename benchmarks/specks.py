@@ -14,7 +14,6 @@ vertex normals): input, plain, with the gap.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiments.common import Context, bunny_path, markdown_table, save_png, setup_torch, write_outputs
+from experiments.common import QUICK_FIT, bunny_path, markdown_table, save_png, script_context, write_outputs
 from experiments.peers import suzanne
 
 NEEDLE_DEGREES, SPECK_DEGREES = 60.0, 20.0
@@ -84,17 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     from sape_geom.tasks.occupancy import occupancy_preset
     from sape_geom.tasks.occupancy.config import CORNER_GAP
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    ap.add_argument("--quick", action="store_true", help="a tiny fit of a sphere at 32^3 and 48^3 (a dry run)")
-    args = ap.parse_args(argv)
-    device = setup_torch(2, "cpu")
-    ctx = Context("quick" if args.quick else "small", args.out, device, 2)
-    folder = ctx.folder("specks")
-    overrides = {"steps": 200, "points_per_set": 20_000, "num_sets": 1, "batch_size": 2000} if args.quick else {}
-    resolutions = (32, 48) if args.quick else (128, 256)
+    quick, ctx, folder = script_context(
+        __doc__.splitlines()[0], "a tiny fit of a sphere at 32^3 and 48^3 (a dry run)", "specks", argv
+    )
+    overrides = QUICK_FIT if quick else {}
+    resolutions = (32, 48) if quick else (128, 256)
     rows, records, shown = [], [], {}
-    for name, mesh in meshes(args.quick):
+    for name, mesh in meshes(quick):
         fit = fit_occupancy(mesh, occupancy_preset("fast", device="cpu", **overrides))
         for resolution in resolutions:
             for gap in (0.0, CORNER_GAP):

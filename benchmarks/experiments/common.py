@@ -55,6 +55,23 @@ def setup_torch(threads: int, device: str) -> str:
     return str(choose_device(device))
 
 
+#: A dry run's fit: a few hundred steps on small point sets (seconds instead of minutes).
+QUICK_FIT = {"steps": 200, "points_per_set": 20_000, "num_sets": 1, "batch_size": 2000}
+
+
+def script_context(description: str, quick_help: str, name: str, argv: list[str] | None) -> tuple[bool, Context, Path]:
+    """The command line of a benchmark script with a dry run (``--out``, ``--quick``): (quick, its context on
+    2 CPU threads, its results folder ``<out>/<name>``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    args = ap.parse_args(argv)
+    ctx = Context("quick" if args.quick else "small", args.out, setup_torch(2, "cpu"), 2)
+    return args.quick, ctx, ctx.folder(name)
+
+
 def machine_line(ctx: Context) -> str:
     import torch
 

@@ -1,22 +1,12 @@
 """benchmarks/reading.py's dry run: an almost closed sphere is read as a solid, a dome as a sheet."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from quick_runs import run_quick
 
 
 def test_reading_quick_reads_an_open_neck_as_a_solid_and_a_dome_as_a_sheet(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "reading.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_quick("reading.py", tmp_path)
     rows = json.loads((tmp_path / "reading" / "results.json").read_text())["rows"]
     assert [(r["input"], r["read_as"]) for r in rows] == [("sphere missing a cap", "solid"), ("hemisphere", "shell")]
     neck, dome = rows
