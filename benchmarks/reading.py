@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments.common import QUICK_FIT, markdown_table, save_png, script_context, write_outputs
-from experiments.peers import suzanne
+from experiments.peers import facing_camera, suzanne
 
 
 def largest_piece(mesh):
@@ -143,18 +143,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def contact_sheet(shown: list, path: Path) -> None:
     """Each input beside its fit, one row per input; Suzanne turned to face the camera (Blender's -Y)."""
-    import trimesh
     from PIL import Image
 
     from sape_geom.viz.render import render_mesh_image
 
-    facing = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
     tiles = []
     for name, mesh, surface in shown:
-        pair = [mesh.copy(), surface.copy()]
+        pair = [mesh, surface]
         if name.startswith("Suzanne"):
-            for item in pair:
-                item.apply_transform(facing)
+            pair = [facing_camera(item) for item in pair]
         tiles.append(render_mesh_image(pair, size=260, titles=[name, "fit"]))
     save_png(Image.fromarray(np.concatenate(tiles, axis=0)), path)
 

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments.common import QUICK_FIT, bunny_path, markdown_table, save_png, script_context, write_outputs
-from experiments.peers import suzanne
+from experiments.peers import facing_camera, suzanne
 
 NEEDLE_DEGREES, SPECK_DEGREES = 60.0, 20.0
 
@@ -63,16 +63,11 @@ def meshes(quick: bool) -> list:
 
 def blender_shaded(mesh_list: list, titles: list[str], path: Path) -> None:
     """Render ``mesh_list`` side by side, shaded with angle-weighted vertex normals (as Blender does)."""
-    import trimesh
     from PIL import Image
 
     from sape_geom.viz.render import render_mesh_image
 
-    turned = []
-    for mesh in mesh_list:
-        copy = mesh.copy()
-        copy.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))  # face the camera
-        turned.append(copy)
+    turned = [facing_camera(mesh) for mesh in mesh_list]
     image = render_mesh_image(turned, size=520, view="front", titles=titles, normals="angle")
 
     save_png(Image.fromarray(image), path)

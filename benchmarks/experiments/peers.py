@@ -52,6 +52,15 @@ def suzanne(subdivisions: int = 2):
     return trimesh.Trimesh(vertices, faces, process=False)
 
 
+def facing_camera(mesh):
+    """A copy of ``mesh`` turned so that Blender's front (-Y, with Z up) faces the renderer's camera."""
+    import trimesh
+
+    turned = mesh.copy()
+    turned.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
+    return turned
+
+
 def _blender_arrays(mesh) -> tuple[np.ndarray, np.ndarray]:
     mesh.calc_loop_triangles()
     vertices = np.empty(len(mesh.vertices) * 3, np.float64)
