@@ -63,7 +63,7 @@ class CompiledNetwork:
     def warm_up(self, *args) -> bool:
         """Compile for ``args`` by a forward and backward pass whose gradients are then dropped; False (and
         one log line) when compiling fails, after which only the eager network runs."""
-        if self._ready or self.failure is not None:
+        if self._ready:  # compiled already, or failed and fell back
             return self.active
         try:
             self._compiled(*args).float().sum().backward()
