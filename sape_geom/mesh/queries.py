@@ -94,20 +94,28 @@ class MeshQueries:
 
     def squared_distance(self, points: Any) -> tuple[np.ndarray, np.ndarray]:
         """(n,) squared distance from each point to the mesh and (n,) the index of the closest face."""
+        squared, face, _ = self.closest_points(points)
+        return squared, face
+
+    def closest_points(self, points: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n,) squared distance from each point to the mesh, (n,) the index of the closest face and
+        (n, 3) the closest point on it."""
         P, order = _spatially_sorted(points)
         best = np.full(len(P), np.inf)
         face = np.zeros(len(P), dtype=np.int64)
+        point = np.zeros((len(P), 3), dtype=np.float64)
         offset = 0
         for index, part in enumerate(self.parts):
             tree = self._tree("distance", part)
             for rows in self._chunks(P, index, "distances"):
-                squared, closest, _ = tree.squared_distance(self.V, part, P[rows])
+                squared, closest, on_face = tree.squared_distance(self.V, part, P[rows])
                 closer = squared < best[rows]
                 best[rows] = np.where(closer, squared, best[rows])
                 face[rows] = np.where(closer, closest + offset, face[rows])
+                point[rows] = np.where(closer[:, None], on_face, point[rows])
             offset += len(part)
             del tree
-        return _unsorted(best, order), _unsorted(face, order)
+        return _unsorted(best, order), _unsorted(face, order), _unsorted(point, order)
 
     def unsigned_distance(self, points: Any) -> np.ndarray:
         """(n,) exact Euclidean distance from each point to the mesh."""

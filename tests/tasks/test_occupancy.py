@@ -16,6 +16,7 @@ from sape_geom.errors import ConfigError
 from sape_geom.mesh.cleanup import count_components
 from sape_geom.mesh.extract import extract_surface_dense
 from sape_geom.mesh.metrics import mesh_metrics
+from sape_geom.mesh.queries import MeshQueries
 from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
 from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
 from sape_geom.tasks.occupancy.surface import surface_field
@@ -58,8 +59,8 @@ def test_fitted_sphere_has_high_iou(sphere_fit):
 def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
     occupancy = tiny_config(target="occupancy", **{"progress.epsilon": 0.1})  # the method's BCE threshold
     fit = sphere_fit if target == "sdf" else fit_occupancy(sphere(0.8), occupancy)
-    # every piece, as dense (plain) marching cubes sees them, not smoothed
-    plain = dataclasses.replace(fit.config, smooth_surface=False, corner_gap=0.0)
+    # every piece, as dense (plain) marching cubes sees them, not smoothed or snapped
+    plain = dataclasses.replace(fit.config, smooth_surface=False, snap_to_input=False, corner_gap=0.0)
     fit = dataclasses.replace(fit, support=None, config=plain)
     sparse, stats = fit.extract_with_stats(64, colors=False)
 
@@ -73,8 +74,9 @@ def test_sparse_extraction_equals_dense_on_a_fitted_field(sphere_fit, target):
 
 
 def test_the_surface_is_smoothed_unless_asked_not_to(sphere_fit):
-    smoothed = sphere_fit.extract(64, colors=False)
-    raw = dataclasses.replace(sphere_fit, config=dataclasses.replace(sphere_fit.config, smooth_surface=False)).extract(
+    unsnapped = dataclasses.replace(sphere_fit.config, snap_to_input=False)
+    smoothed = dataclasses.replace(sphere_fit, config=unsnapped).extract(64, colors=False)
+    raw = dataclasses.replace(sphere_fit, config=dataclasses.replace(unsnapped, smooth_surface=False)).extract(
         64, colors=False
     )
     assert np.array_equal(raw.faces, smoothed.faces) and not np.allclose(raw.vertices, smoothed.vertices)
@@ -86,6 +88,24 @@ def test_the_surface_is_smoothed_unless_asked_not_to(sphere_fit):
 
     assert off_radial(smoothed) < 0.8 * off_radial(raw)
     assert not occupancy_preset("paper").smooth_surface  # the method as published: marching cubes only
+
+
+def test_a_solid_is_snapped_onto_the_input_and_a_checkpoint_snaps_the_same(sphere_fit, tmp_path):
+    reference = sphere(0.8)
+    snapped, stats = sphere_fit.extract_with_stats(64, colors=False)
+    plain = dataclasses.replace(sphere_fit, config=dataclasses.replace(sphere_fit.config, snap_to_input=False))
+    unsnapped = plain.extract(64, colors=False)
+    assert stats.snapped is not None and stats.snapped.snapped > 0.99 * len(snapped.vertices)
+
+    def off_input(mesh):  # distance of each vertex to the input surface
+        return np.sqrt(MeshQueries(reference.vertices, reference.faces).squared_distance(mesh.vertices)[0])
+
+    assert np.median(off_input(snapped)) < 1e-6 < np.median(off_input(unsnapped))
+    assert snapped.is_watertight and count_components(snapped) == 1
+    loaded = OccupancyFit.load(sphere_fit.save(tmp_path / "sphere.pt"))
+    again = loaded.extract(64, colors=False)
+    assert np.allclose(again.vertices, snapped.vertices, atol=1e-5) and np.array_equal(again.faces, snapped.faces)
+    assert not occupancy_preset("paper").snap_to_input  # the method as published: marching cubes only
 
 
 def test_outputs_are_in_the_input_coordinates():

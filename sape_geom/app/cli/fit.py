@@ -71,6 +71,12 @@ def _extraction_args(parser: argparse.ArgumentParser) -> None:
         help="keep the surface as marching cubes gives it (default: smoothed where it bends by "
         f"less than {FEATURE_ANGLE:g} degrees, edges kept; the paper preset never smooths)",
     )
+    parser.add_argument(
+        "--no-snap",
+        action="store_true",
+        help="keep the field's own surface (default: a solid's surface is put onto the input where it lies "
+        "within a grid cell of it, creases sharpened; the paper preset never snaps)",
+    )
     parser.add_argument("--heatmap", action="store_true", help="colour vertices by the SAPE frequency level")
     parser.add_argument("--keep-largest", action="store_true", help="keep only the largest connected piece")
     parser.add_argument("--max-faces", type=int, default=None, help="decimate to at most this many faces (pymeshlab)")
@@ -109,6 +115,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         shell_thickness=args.shell_thickness,
         remove_unsupported=False if args.keep_all else None,
         smooth_surface=False if args.no_smooth else None,
+        snap_to_input=False if args.no_snap else None,
         face_budget=args.face_budget,
         precision=args.precision,
         compile=args.compile,
@@ -144,6 +151,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
         "pieces_removed": stats.pieces_removed,
+        "snapped_vertices": stats.snapped.snapped if stats.snapped else 0,
     }
     if args.checkpoint:
         payload["checkpoint"] = str(fit.save(args.checkpoint))
@@ -157,7 +165,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         f"wrote {out} ({len(surface.faces)} faces, {'watertight' if surface.is_watertight else 'not watertight'})"
         f" in {total:.1f} s (labels {fit.timings['labels_s']:.1f} s, training {fit.timings['train_s']:.1f} s,"
         f" extraction {stats.extract_s:.1f} s;"
-        f" {stats.pieces_removed} unsupported pieces removed)"
+        f" {stats.pieces_removed} unsupported pieces removed{_snap_note(stats)})"
     ]
     if not args.no_metrics:
         from ...mesh.metrics import mesh_metrics
@@ -172,6 +180,14 @@ def _run_fit(args: argparse.Namespace) -> int:
         )
     report(args, payload, lines)
     return 0
+
+
+def _snap_note(stats) -> str:
+    """What snapping did, for the summary line ('' when it did not run)."""
+    if stats.snapped is None:
+        return ""
+    snap = stats.snapped
+    return f"; {snap.snapped} vertices put onto the input, {snap.on_creases} of them onto its creases"
 
 
 def _check_outputs(mesh_path: Path, *others: str | None) -> None:
@@ -209,6 +225,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {"remove_unsupported": False} if args.keep_all else {}
     if args.no_smooth:
         changes["smooth_surface"] = False
+    if args.no_snap:
+        changes["snap_to_input"] = False
     if args.precision:
         fit.model.set_precision(args.precision)
         changes["field"] = fit.model.config
@@ -229,6 +247,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         "precision": fit.model.precision,
         "extract_s": round(stats.extract_s, 3),
         "pieces_removed": stats.pieces_removed,
+        "snapped_vertices": stats.snapped.snapped if stats.snapped else 0,
     }
     report(
         args,

@@ -1,7 +1,9 @@
 """Field checkpoints: one file with config, weights, SAPE grid state, normalisation and support grid.
 
 Version 2 adds the support grid (voxels near the input surface, for dropping unsupported pieces on
-re-extraction) and how the input was read; version 1 files still load (without a support grid).
+re-extraction) and how the input was read; version 3 a solid's outer surface (float32 vertices, int32
+faces: 24 bytes a face or so), so that re-extraction snaps onto it as the fit did. Versions 1 and 2
+still load (without a support grid, without a surface to snap onto).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from ...nn.trainer import choose_device
 from .config import OccupancyConfig, build_model
 
 CHECKPOINT_FORMAT = "sape-geom-occupancy"
-CHECKPOINT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+CHECKPOINT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def save_checkpoint(fit: Any, path: str | Path) -> Path:
@@ -41,6 +43,10 @@ def save_checkpoint(fit: Any, path: str | Path) -> Path:
     if fit.support is not None:
         payload["support"] = torch.from_numpy(fit.support.to_array())
         payload["support_resolution"] = fit.support.resolution
+    if fit.reference is not None:
+        vertices, faces = fit.reference
+        payload["reference_vertices"] = torch.from_numpy(np.asarray(vertices, dtype=np.float32))
+        payload["reference_faces"] = torch.from_numpy(np.asarray(faces, dtype=np.int32))
     buffer = io.BytesIO()  # torch reports a failed file write as a RuntimeError; a plain write is an OSError
     torch.save(payload, buffer)
     return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
@@ -48,7 +54,8 @@ def save_checkpoint(fit: Any, path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, Any]:
     """Read a checkpoint into the fields of an ``OccupancyFit``: ``model`` (on its device, in eval mode),
-    ``normalization``, ``config``, ``timings``, ``support`` (None in version 1) and ``reading``."""
+    ``normalization``, ``config``, ``timings``, ``support`` (None in version 1), ``reading`` and
+    ``reference`` (None before version 3)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
@@ -73,6 +80,12 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, An
     support = None
     if "support" in payload:
         support = SupportGrid.from_array(np.asarray(payload["support"]), int(payload["support_resolution"]))
+    reference = None
+    if "reference_vertices" in payload:
+        reference = (
+            np.asarray(payload["reference_vertices"], dtype=np.float64),
+            np.asarray(payload["reference_faces"], dtype=np.int64),
+        )
     return {
         "model": model,
         "normalization": Normalization.from_dict(payload["normalization"]),
@@ -80,4 +93,5 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> dict[str, An
         "timings": dict(payload.get("timings", {})),
         "support": support,
         "reading": dict(payload.get("reading", {})),
+        "reference": reference,
     }

@@ -72,6 +72,10 @@ class OccupancyConfig:
     smooth_surface: bool = False
     """Smooth the extracted surface, keeping its edges and creases (``mesh.smoothing``, docs/method.md
     §6.3): a fitted field ripples slightly where the shape is simple, which shading shows."""
+    snap_to_input: bool = False
+    """Put the extracted surface of a solid onto the input's own surface where it lies within a grid cell
+    of it, its creases included (``mesh.snapping``, docs/method.md §6.3): the field decides what is inside
+    and where the surface runs, the input says exactly where. Shells are not snapped."""
     corner_gap: float = 0.0
     """Marching cubes keeps every vertex at least this fraction of a cell from the grid points
     (``mesh.marching.SlabMarcher``): no needle triangles where the surface grazes a grid point. 0 is
@@ -124,6 +128,7 @@ SURFACE_DEFAULTS = {
     "open_input": "auto",
     "remove_unsupported": True,
     "smooth_surface": True,
+    "snap_to_input": True,
     "corner_gap": CORNER_GAP,
 }
 """What the ``fast`` and ``quality`` presets change from the method (README, "How it works"): a signed
@@ -131,7 +136,8 @@ distance instead of occupancy, so that SAPE can tell simple from detailed region
 face falls under epsilon, the BCE next to any surface does not); open input read as a shell when it has
 large holes; pieces away from the input surface dropped; the surface smoothed where it bends by less
 than ``mesh.smoothing.FEATURE_ANGLE`` between neighbouring faces (the field's ripples on flat and
-gently curved parts go, edges and creases stay); no needle triangles (:data:`CORNER_GAP`)."""
+gently curved parts go, edges and creases stay); a solid's surface put onto the input where it is within
+a cell of it, creases sharpened (``snap_to_input``); no needle triangles (:data:`CORNER_GAP`)."""
 
 PLATEAU_RATIO = 0.8
 """SAPE nodes open their next block only once their loss falls by less than 20 % per period

@@ -64,6 +64,9 @@ class OccupancyFit:
     """Voxels near the input surface; extraction drops pieces outside them (``remove_unsupported``)."""
     reading: dict[str, Any] = field(default_factory=dict)
     """How the input was read: ``mode`` (solid or shell), ``hole_area`` fraction, ``reason``."""
+    reference: tuple[np.ndarray, np.ndarray] | None = None
+    """A solid input's outer surface (vertices, faces; unit frame, holes closed) that extraction puts the
+    surface onto (``snap_to_input``); None for a shell and in checkpoints written before version 3."""
 
     @property
     def device(self) -> torch.device:
@@ -120,6 +123,7 @@ class OccupancyFit:
             face_budget=face_budget,
             should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
+            reference=self.reference,
         )
         self._check_surface(mesh, resolution, whole=not keep_largest)
         return mesh, stats
@@ -315,4 +319,5 @@ def fit_occupancy(
     )
     timings["train_s"] = stats.seconds
     timings["fit_s"] = time.perf_counter() - start
-    return OccupancyFit(model, normalization, run_config, timings, stats, support, reading)
+    reference = (outer.vertices, outer.faces) if reading["mode"] == "solid" else None
+    return OccupancyFit(model, normalization, run_config, timings, stats, support, reading, reference)

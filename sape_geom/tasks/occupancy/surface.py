@@ -23,7 +23,9 @@ from ...mesh.cleanup import decimate, largest_component
 from ...mesh.extract import GridStats, extract_surface_with_stats
 from ...mesh.extract import face_budget as allowed_faces
 from ...mesh.io import Normalization
+from ...mesh.queries import MeshQueries
 from ...mesh.smoothing import smooth_surface
+from ...mesh.snapping import SnapStats, snap_to_surface
 from ...mesh.support import SupportGrid, remove_unsupported_pieces
 from ...nn.model import EncodedField
 from ...viz.colors import colorize_by_values
@@ -99,12 +101,15 @@ def surface_field(model: EncodedField, config: OccupancyConfig, iso: float = 0.0
 @dataclass(frozen=True)
 class ExtractionStats:
     """What a fit's extraction did: the grid's cost (:class:`...mesh.extract.GridStats`), the pieces
-    dropped away from the input surface, and its seconds (smoothing, and in all)."""
+    dropped away from the input surface, what snapping did (None: not snapped), and its seconds
+    (smoothing, snapping, and in all)."""
 
     grid: GridStats
     pieces_removed: int
     smooth_s: float
     extract_s: float
+    snapped: SnapStats | None = None
+    snap_s: float = 0.0
 
 
 @torch.no_grad()
@@ -122,8 +127,12 @@ def extract_mesh(
     face_budget: int | None = None,
     should_cancel: Callable[[], bool] | None = None,
     sheet_half_thickness: float | None = None,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[trimesh.Trimesh, ExtractionStats]:
     """Sparse marching cubes of the field's zero level, in the input's coordinates, and what it did.
+
+    ``reference`` (a solid input's outer surface, unit frame) is what the config's ``snap_to_input`` puts
+    the surface onto (:mod:`...mesh.snapping`); a shell's sheet is never snapped.
 
     ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
     :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_iso`).
@@ -163,6 +172,15 @@ def extract_mesh(
     if config.smooth_surface and len(mesh.faces):
         mesh.vertices = smooth_surface(mesh.vertices, mesh.faces, should_cancel=should_cancel)
     smooth_s = time.perf_counter() - smooth_start
+    snap_start, snapped = time.perf_counter(), None
+    if config.snap_to_input and reference is not None and sheet_half_thickness is None and len(mesh.faces):
+        queries = MeshQueries(*reference, should_cancel=should_cancel)
+        vertices, faces, snapped = snap_to_surface(
+            mesh.vertices, mesh.faces, queries, 2.0 / (resolution - 1), should_cancel=should_cancel
+        )
+        queries.release()
+        mesh = trimesh.Trimesh(vertices, faces, process=False)
+    snap_s = time.perf_counter() - snap_start
     if keep_largest and len(mesh.faces):
         mesh = largest_component(mesh)
     if max_faces is not None and len(mesh.faces) > max_faces:
@@ -173,7 +191,7 @@ def extract_mesh(
         cast(ColorVisuals, mesh.visual).vertex_colors = colorize_by_values(mesh.vertices, fraction)  # no texture
     mesh.vertices = normalization.invert(mesh.vertices)  # the mesh is ours: no copy of it
     model.train(was_training)
-    return mesh, ExtractionStats(grid, pieces_removed, smooth_s, time.perf_counter() - start)
+    return mesh, ExtractionStats(grid, pieces_removed, smooth_s, time.perf_counter() - start, snapped, snap_s)
 
 
 def preview_mesh(

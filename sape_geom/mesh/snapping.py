@@ -1,0 +1,198 @@
+"""Extracted surfaces put onto the input's own surface, with its creases (docs/method.md §6.3, "Snapping").
+
+A field fitted in a thousand steps places its zero level within a fraction of a grid cell of the input,
+but not on it: flat faces come out rippled and creases rounded over a cell or two. Where the input
+itself is trustworthy (a solid's outer surface, its holes closed) the field has already done the hard
+part, deciding what is inside, what is one piece and where the surface runs, and the input can say
+exactly where. Three steps, none of which changes which vertices are joined:
+
+1. *Projection*: each vertex within :data:`SNAP_CELLS` of the input, whose surface normal agrees with
+   the closest input face's (``|cos|`` at least :data:`NORMAL_AGREEMENT`), moves to its closest point
+   on the input. A vertex far from the input (where the field bridges a gap) stays where it is.
+2. *Creases*: a projected vertex whose one-ring lies on faces of the input that meet at an angle (two
+   or three planes, as at a CAD edge or corner) moves to the point closest to all of their planes (the
+   vertex placement of dual contouring), when that point is on the input and within
+   :data:`CREASE_MOVE_CELLS`. A vertex on a smooth part has one plane and does not move.
+3. *Clean-up*: a step that turns a face over (by more than a sliver's area) is taken back for its
+   corners, and edges shorter than :data:`SHORT_EDGE_CELLS` (vertices drawn onto the same point of a
+   crease) are collapsed where that keeps the surface manifold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+
+from ..errors import check_cancel
+from .queries import MeshQueries
+from .surface_points import triangle_normals, vertex_normals
+
+__all__ = ["SnapStats", "snap_to_surface"]
+
+SNAP_CELLS = 1.0
+"""Vertices farther than this many grid cells from the input keep the field's position."""
+NORMAL_AGREEMENT = 0.5
+"""``|cos|`` of the angle between a vertex's normal and its closest input face's normal, at least (60
+degrees): a vertex whose closest input point lies on a face turned away is not on that face's surface."""
+CREASE_RATIO = 0.07
+"""A vertex's one-ring spans a crease when the second eigenvalue of the sum of its planes' ``n n^T`` is
+at least this fraction of the first: ``tan^2(theta / 2)`` for two equal halves at ``theta`` = 30
+degrees. Smooth curvature across a one-ring stays far below it."""
+CREASE_MOVE_CELLS = 2.0
+"""A vertex moves onto a crease only from within this many cells (the field rounds a crease over about
+one to two cells)."""
+ON_SURFACE_CELLS = 0.05
+"""The point a vertex would move to on a crease must lie this close to the input (in cells)."""
+SHORT_EDGE_CELLS = 0.05
+"""Edges shorter than this (in cells) are collapsed after the vertices have moved."""
+CHUNK_VERTICES = 1 << 16
+"""Vertices whose crease systems are solved at a time (bounded memory for any mesh)."""
+
+
+@dataclass(frozen=True)
+class SnapStats:
+    """What snapping did: vertices put on the input, of those moved onto a crease, edges collapsed."""
+
+    snapped: int
+    on_creases: int
+    collapsed: int
+
+
+def snap_to_surface(
+    vertices: Any,
+    faces: Any,
+    reference: MeshQueries,
+    cell: float,
+    *,
+    should_cancel: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray, SnapStats]:
+    """``(V, F)`` put onto the surface of ``reference`` (same frame), creases kept; the new vertices,
+    faces and what was done. ``cell`` is the extraction grid's spacing in that frame."""
+    original = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(F) == 0:
+        return original.copy(), F, SnapStats(0, 0, 0)
+    check_cancel(should_cancel, "snapping")
+    squared, face, closest = reference.closest_points(original)
+    input_normals = triangle_normals(reference.V[reference.F[face]])[0]
+    agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
+    snapped = (squared <= cell**2) & agree
+    projected = np.where(snapped[:, None], closest, original)
+    projected = _untangle(projected, original, F, cell)
+    check_cancel(should_cancel, "snapping")
+    on_surface = snapped & np.all(projected == closest, axis=1)
+    creased, moved = _crease_points(projected, F, input_normals, on_surface, cell)
+    sharpened = projected.copy()
+    if len(moved):
+        distance = np.sqrt(reference.closest_points(creased)[0])
+        keep = distance <= ON_SURFACE_CELLS * cell
+        moved, creased = moved[keep], creased[keep]
+        sharpened[moved] = creased
+    sharpened = _untangle(sharpened, projected, F, cell)
+    check_cancel(should_cancel, "snapping")
+    on_creases = int(np.count_nonzero(np.any(sharpened[moved] != projected[moved], axis=1))) if len(moved) else 0
+    V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell)
+    return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed)
+
+
+def _crease_points(
+    V: np.ndarray, F: np.ndarray, normals: np.ndarray, on_surface: np.ndarray, cell: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points closest to the input planes around each vertex whose one-ring spans a crease, within
+    :data:`CREASE_MOVE_CELLS`; returns them and their vertices' indices."""
+    # Directed edges of the faces (each edge of a closed surface once per direction) and each vertex
+    # itself: vertex i gathers the planes (n_j, V_j) of j in its one-ring, on-surface vertices only.
+    i = np.concatenate([F[:, 0], F[:, 1], F[:, 2], np.arange(len(V))])
+    j = np.concatenate([F[:, 1], F[:, 2], F[:, 0], np.arange(len(V))])
+    use = on_surface[j]
+    i, j = i[use], j[use]
+    n = normals[j]
+    offset = np.einsum("ij,ij->i", n, V[j])
+    A = np.zeros((len(V), 3, 3))
+    b = np.zeros((len(V), 3))
+    for row in range(3):
+        b[:, row] = np.bincount(i, n[:, row] * offset, minlength=len(V))
+        for col in range(row, 3):
+            A[:, row, col] = A[:, col, row] = np.bincount(i, n[:, row] * n[:, col], minlength=len(V))
+    points, indices = [], []
+    for start in range(0, len(V), CHUNK_VERTICES):
+        rows = np.arange(start, min(len(V), start + CHUNK_VERTICES))
+        rows = rows[on_surface[rows]]
+        if not len(rows):
+            continue
+        w, Q = np.linalg.eigh(A[rows])  # ascending eigenvalues
+        planes = w >= CREASE_RATIO * w[:, 2:3]
+        crease = planes.sum(axis=1) >= 2
+        rows, w, Q, planes = rows[crease], w[crease], Q[crease], planes[crease]
+        # least squares restricted to the kept eigenvectors, from the vertex's own position
+        residual = b[rows] - np.einsum("vij,vj->vi", A[rows], V[rows])
+        along = np.einsum("vji,vj->vi", Q, residual)
+        along = np.where(planes, along / np.where(planes, w, 1.0), 0.0)
+        target = V[rows] + np.einsum("vij,vj->vi", Q, along)
+        near = np.linalg.norm(target - V[rows], axis=1) <= CREASE_MOVE_CELLS * cell
+        points.append(target[near])
+        indices.append(rows[near])
+    if not points:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    return np.concatenate(points), np.concatenate(indices)
+
+
+def _untangle(V: np.ndarray, before: np.ndarray, F: np.ndarray, cell: float) -> np.ndarray:
+    """``V`` with the corners of each face that turned over against ``before`` (and is more than a sliver)
+    put back, until none is. A sliver turned over is a fold of no area; it is collapsed later."""
+    V = V.copy()
+    least = (SHORT_EDGE_CELLS * cell) ** 2
+    reference = triangle_normals(before[F])[0]
+    while True:
+        normals, areas = triangle_normals(V[F])
+        turned = (np.einsum("ij,ij->i", normals, reference) < 0) & (areas > least)
+        if not turned.any():
+            return V
+        corners = F[turned].ravel()
+        V[corners] = before[corners]
+
+
+def _collapse_short_edges(V: np.ndarray, F: np.ndarray, shortest: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Collapse edges shorter than ``shortest`` whose ends share exactly two neighbours (the link
+    condition: the surface stays manifold), in rounds of collapses far enough apart not to interact;
+    unused vertices are dropped."""
+    collapsed = 0
+    while True:
+        edges = np.unique(np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1), axis=0)
+        short = np.flatnonzero(np.linalg.norm(V[edges[:, 0]] - V[edges[:, 1]], axis=1) < shortest)
+        if not len(short):
+            break
+        # one candidate per vertex: the lowest-numbered short edge at both of its ends
+        first = np.full(len(V), len(edges))
+        np.minimum.at(first, edges[short, 0], short)
+        np.minimum.at(first, edges[short, 1], short)
+        short = short[(first[edges[short, 0]] == short) & (first[edges[short, 1]] == short)]
+        n = len(V)
+        ring = coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())), shape=(n, n)).tocsr()
+        a, b = edges[short, 0], edges[short, 1]
+        shared = np.asarray(ring[a].multiply(ring[b]).sum(axis=1)).ravel()
+        a, b = a[shared == 2], b[shared == 2]
+        # no collapse may have another's end in its one-ring: the lower-numbered one goes first
+        rows, cols = (ring[a] + ring[b]).nonzero()
+        owner = np.full(n, -1)
+        owner[a] = owner[b] = np.arange(len(a))
+        other = owner[cols]
+        clash = (other >= 0) & (other != rows)
+        later = np.zeros(len(a), dtype=bool)
+        later[np.maximum(rows[clash], other[clash])] = True
+        a, b = a[~later], b[~later]
+        if not len(a):
+            break
+        remap = np.arange(n)
+        remap[b] = a
+        F = remap[F]
+        F = F[(F[:, 0] != F[:, 1]) & (F[:, 1] != F[:, 2]) & (F[:, 2] != F[:, 0])]
+        collapsed += len(a)
+    used = np.unique(F)
+    index = np.full(len(V), -1, dtype=np.int64)
+    index[used] = np.arange(len(used))
+    return V[used], index[F], collapsed
