@@ -107,14 +107,18 @@ def fit_settings(
     extra: str,
     keep_largest: bool = False,
     skip_smoothing: bool = False,
+    skip_snapping: bool = False,
     precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
     """Settings of the worker's ``fit_surface`` task; ``budget`` is ``PRESET``, ``STEPS`` or ``TIME``.
-    ``skip_smoothing`` keeps the surface as marching cubes gives it (the preset decides otherwise);
+    ``skip_smoothing`` keeps the surface as marching cubes gives it and ``skip_snapping`` the field's own
+    surface, not put onto the input (the preset decides otherwise);
     ``precision`` other than the default replaces the preset's."""
     overrides: dict[str, Any] = {"encoding": encoding}
     if skip_smoothing:
         overrides["smooth_surface"] = False
+    if skip_snapping:
+        overrides["snap_to_input"] = False
     if precision != DEFAULT_PRECISION:
         overrides["precision"] = precision
     if device != DEFAULT_DEVICE:

@@ -60,6 +60,12 @@ class SAPE_Settings(bpy.types.PropertyGroup):
         "presets smooth its flat and gently curved parts, keeping edges)",
         default=False,
     )
+    skip_snapping: BoolProperty(
+        name="No Snapping",
+        description="Keep the fitted field's own surface (the Fast and Quality presets put a solid's surface "
+        "onto the source mesh where it lies within a grid cell of it, creases sharpened)",
+        default=False,
+    )
     hide_source: BoolProperty(
         name="Hide Source",
         description="Hide the fitted object in the viewport when its result arrives (the object itself is not changed)",
@@ -132,6 +138,7 @@ class SAPE_Settings(bpy.types.PropertyGroup):
             extra=self.extra_settings,
             keep_largest=self.keep_largest,
             skip_smoothing=self.skip_smoothing,
+            skip_snapping=self.skip_snapping,
             precision=self.precision,
         )
 

@@ -220,6 +220,7 @@ class SAPE_PT_fit(_Sub, bpy.types.Panel):
         col = layout.column(heading="Result")
         col.prop(s, "keep_largest", text="Largest Piece")
         col.prop(s, "skip_smoothing")
+        col.prop(s, "skip_snapping")
         col.prop(s, "hide_source")
         col.prop(s, "max_faces")
         col = layout.column(heading="Preview")

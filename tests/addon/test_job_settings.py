@@ -164,7 +164,7 @@ def test_keep_largest_reaches_the_worker_settings():
     assert parse_settings(FitSurfaceSettings, "fit_surface", settings).keep_largest is True
 
 
-def test_skip_smoothing_reaches_the_fit_config():
+def test_skip_smoothing_and_skip_snapping_reach_the_fit_config():
     common = dict(
         preset="fast",
         encoding="sape",
@@ -179,6 +179,9 @@ def test_skip_smoothing_reaches_the_fit_config():
     smoothed = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common))
     raw = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, skip_smoothing=True))
     assert smoothed.occupancy_config().smooth_surface and not raw.occupancy_config().smooth_surface
+    assert smoothed.occupancy_config().snap_to_input and raw.occupancy_config().snap_to_input
+    unsnapped = parse_settings(FitSurfaceSettings, "fit_surface", js.fit_settings(**common, skip_snapping=True))
+    assert not unsnapped.occupancy_config().snap_to_input and unsnapped.occupancy_config().smooth_surface
 
 
 def test_precisions_are_the_library_list_and_reach_the_fit_config(monkeypatch):

@@ -1,4 +1,4 @@
-"""Checkpoints carry a format and a version: versions 1 and 2 load, any other is refused in one line."""
+"""Checkpoints carry a format and a version: versions 1 to 3 load, any other is refused in one line."""
 
 import numpy as np
 import pytest
@@ -15,7 +15,10 @@ from sape_geom.tasks.occupancy.config import build_model
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     config = occupancy_preset("fast", device="cpu", **{"field.hidden_width": 16, "field.hidden_layers": 1})
-    fit = OccupancyFit(build_model(config, 10), Normalization(np.array([1.0, 2.0, 3.0]), 0.5), config)
+    surface = (np.eye(3), np.array([[0, 1, 2]]))  # a solid's outer surface to snap onto (unit frame)
+    fit = OccupancyFit(
+        build_model(config, 10), Normalization(np.array([1.0, 2.0, 3.0]), 0.5), config, reference=surface
+    )
     return fit.save(tmp_path_factory.mktemp("ckpt") / "field.ckpt")
 
 
@@ -44,10 +47,19 @@ def test_version_1_without_a_support_grid_still_loads(saved, tmp_path):
     assert loaded.support is None
 
 
-@pytest.mark.parametrize("version", [0, 3, 99, "2", None])
+def test_version_2_without_a_surface_to_snap_onto_still_loads(saved, tmp_path):
+    vertices, faces = OccupancyFit.load(saved, device="cpu").reference
+    assert np.array_equal(vertices, np.eye(3)) and np.array_equal(faces, [[0, 1, 2]])
+    loaded = OccupancyFit.load(
+        rewritten(saved, tmp_path, version=2, reference_vertices=None, reference_faces=None), device="cpu"
+    )
+    assert loaded.reference is None
+
+
+@pytest.mark.parametrize("version", [0, 4, 99, "2", None])
 def test_another_version_is_refused_in_one_line(saved, tmp_path, capsys, version):
     path = rewritten(saved, tmp_path, version=version)
-    with pytest.raises(InputError, match=f"is a version {version} checkpoint; this sape-geom reads versions 1, 2"):
+    with pytest.raises(InputError, match=f"is a version {version} checkpoint; this sape-geom reads versions 1, 2, 3"):
         OccupancyFit.load(path, device="cpu")
     assert main(["extract", str(path), "-o", str(tmp_path / "out.ply")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
