@@ -50,7 +50,9 @@ ON_SURFACE_CELLS = 0.05
 SHORT_EDGE_CELLS = 0.05
 """Edges shorter than this (in cells) are collapsed after the vertices have moved."""
 CHUNK_VERTICES = 1 << 16
-"""Vertices whose crease systems are solved at a time (bounded memory for any mesh)."""
+"""Vertices whose crease systems are solved at a time, and (:data:`CHUNK_FACES`) faces handled at a
+time: beside about 150 bytes a vertex for the whole mesh, a chunk takes a few tens of MB."""
+CHUNK_FACES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -78,58 +80,83 @@ def snap_to_surface(
         return original.copy(), F, SnapStats(0, 0, 0)
     check_cancel(should_cancel, "snapping")
     squared, face, closest = reference.closest_points(original)
-    input_normals = triangle_normals(reference.V[reference.F[face]])[0]
+    input_normals = triangle_normals(reference.V[reference.F[face]])[0].astype(np.float32)
+    del face
     agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
     snapped = (squared <= cell**2) & agree
+    del squared, agree
     projected = np.where(snapped[:, None], closest, original)
-    projected = _untangle(projected, original, F, cell)
-    check_cancel(should_cancel, "snapping")
+    projected = _untangle(projected, original, F, cell, should_cancel)
+    del original
     on_surface = snapped & np.all(projected == closest, axis=1)
-    creased, moved = _crease_points(projected, F, input_normals, on_surface, cell)
+    del closest, snapped
+    creased, moved = _crease_points(projected, F, input_normals, on_surface, cell, should_cancel)
+    del input_normals
     sharpened = projected.copy()
     if len(moved):
         distance = np.sqrt(reference.closest_points(creased)[0])
         keep = distance <= ON_SURFACE_CELLS * cell
         moved, creased = moved[keep], creased[keep]
         sharpened[moved] = creased
-    sharpened = _untangle(sharpened, projected, F, cell)
-    check_cancel(should_cancel, "snapping")
+    sharpened = _untangle(sharpened, projected, F, cell, should_cancel)
     on_creases = int(np.count_nonzero(np.any(sharpened[moved] != projected[moved], axis=1))) if len(moved) else 0
-    V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell)
+    del projected
+    V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell, should_cancel)
     return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed)
 
 
+def _face_chunks(n: int) -> list[slice]:
+    return [slice(start, min(n, start + CHUNK_FACES)) for start in range(0, n, CHUNK_FACES)]
+
+
 def _crease_points(
-    V: np.ndarray, F: np.ndarray, normals: np.ndarray, on_surface: np.ndarray, cell: float
+    V: np.ndarray,
+    F: np.ndarray,
+    normals: np.ndarray,
+    on_surface: np.ndarray,
+    cell: float,
+    should_cancel: Callable[[], bool] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The points closest to the input planes around each vertex whose one-ring spans a crease, within
     :data:`CREASE_MOVE_CELLS`; returns them and their vertices' indices."""
-    # Directed edges of the faces (each edge of a closed surface once per direction) and each vertex
-    # itself: vertex i gathers the planes (n_j, V_j) of j in its one-ring, on-surface vertices only.
-    i = np.concatenate([F[:, 0], F[:, 1], F[:, 2], np.arange(len(V))])
-    j = np.concatenate([F[:, 1], F[:, 2], F[:, 0], np.arange(len(V))])
-    use = on_surface[j]
-    i, j = i[use], j[use]
-    n = normals[j]
-    offset = np.einsum("ij,ij->i", n, V[j])
-    A = np.zeros((len(V), 3, 3))
+    # Vertex i gathers the planes (n_j, V_j) of itself and of each j it shares a face edge with (each
+    # edge of a closed surface is there once per direction), on-surface vertices only: A = sum n n^T
+    # (its six distinct entries) and b = sum n (n . V_j).
+    pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+    A = np.zeros((len(V), 6))
     b = np.zeros((len(V), 3))
-    for row in range(3):
-        b[:, row] = np.bincount(i, n[:, row] * offset, minlength=len(V))
-        for col in range(row, 3):
-            A[:, row, col] = A[:, col, row] = np.bincount(i, n[:, row] * n[:, col], minlength=len(V))
+
+    def gather(i: np.ndarray, j: np.ndarray) -> None:
+        use = on_surface[j]
+        i, j = i[use], j[use]
+        n = normals[j].astype(np.float64)
+        offset = np.einsum("ij,ij->i", n, V[j])
+        for k, (row, col) in enumerate(pairs):
+            A[:, k] += np.bincount(i, n[:, row] * n[:, col], minlength=len(V))
+        for row in range(3):
+            b[:, row] += np.bincount(i, n[:, row] * offset, minlength=len(V))
+
+    own = np.arange(len(V))
+    gather(own, own)
+    for chunk in _face_chunks(len(F)):
+        check_cancel(should_cancel, "snapping")
+        Fc = F[chunk]
+        for a, c in ((0, 1), (1, 2), (2, 0)):
+            gather(Fc[:, a], Fc[:, c])
     points, indices = [], []
-    for start in range(0, len(V), CHUNK_VERTICES):
-        rows = np.arange(start, min(len(V), start + CHUNK_VERTICES))
-        rows = rows[on_surface[rows]]
-        if not len(rows):
-            continue
-        w, Q = np.linalg.eigh(A[rows])  # ascending eigenvalues
+    candidates = np.flatnonzero(on_surface)
+    for start in range(0, len(candidates), CHUNK_VERTICES):
+        check_cancel(should_cancel, "snapping")
+        rows = candidates[start : start + CHUNK_VERTICES]
+        system = np.empty((len(rows), 3, 3))
+        for k, (row, col) in enumerate(pairs):
+            system[:, row, col] = system[:, col, row] = A[rows, k]
+        w, Q = np.linalg.eigh(system)  # ascending eigenvalues
         planes = w >= CREASE_RATIO * w[:, 2:3]
         crease = planes.sum(axis=1) >= 2
-        rows, w, Q, planes = rows[crease], w[crease], Q[crease], planes[crease]
+        rows, w, Q, planes, system = rows[crease], w[crease], Q[crease], planes[crease], system[crease]
         # least squares restricted to the kept eigenvectors, from the vertex's own position
-        residual = b[rows] - np.einsum("vij,vj->vi", A[rows], V[rows])
+        residual = b[rows] - np.einsum("vij,vj->vi", system, V[rows])
         along = np.einsum("vji,vj->vi", Q, residual)
         along = np.where(planes, along / np.where(planes, w, 1.0), 0.0)
         target = V[rows] + np.einsum("vij,vj->vi", Q, along)
@@ -141,39 +168,70 @@ def _crease_points(
     return np.concatenate(points), np.concatenate(indices)
 
 
-def _untangle(V: np.ndarray, before: np.ndarray, F: np.ndarray, cell: float) -> np.ndarray:
+def _turned(V: np.ndarray, before: np.ndarray, F: np.ndarray, least_area: float) -> np.ndarray:
+    """(F,) whether each face of more than ``least_area`` points against its normal in ``before``."""
+    turned = np.zeros(len(F), dtype=bool)
+    for chunk in _face_chunks(len(F)):
+        normals, areas = triangle_normals(V[F[chunk]])
+        turned[chunk] = (np.einsum("ij,ij->i", normals, triangle_normals(before[F[chunk]])[0]) < 0) & (
+            areas > least_area
+        )
+    return turned
+
+
+def _untangle(
+    V: np.ndarray, before: np.ndarray, F: np.ndarray, cell: float, should_cancel: Callable[[], bool] | None
+) -> np.ndarray:
     """``V`` with the corners of each face that turned over against ``before`` (and is more than a sliver)
     put back, until none is. A sliver turned over is a fold of no area; it is collapsed later."""
     V = V.copy()
     least = (SHORT_EDGE_CELLS * cell) ** 2
-    reference = triangle_normals(before[F])[0]
     while True:
-        normals, areas = triangle_normals(V[F])
-        turned = (np.einsum("ij,ij->i", normals, reference) < 0) & (areas > least)
+        check_cancel(should_cancel, "snapping")
+        turned = _turned(V, before, F, least)
         if not turned.any():
             return V
         corners = F[turned].ravel()
         V[corners] = before[corners]
 
 
-def _collapse_short_edges(V: np.ndarray, F: np.ndarray, shortest: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _short_edges(V: np.ndarray, F: np.ndarray, shortest: float) -> np.ndarray:
+    """(k, 2) the edges shorter than ``shortest``, each once, lower vertex first."""
+    found = []
+    for chunk in _face_chunks(len(F)):
+        Fc = F[chunk]
+        for a, c in ((0, 1), (1, 2), (2, 0)):
+            short = np.linalg.norm(V[Fc[:, a]] - V[Fc[:, c]], axis=1) < shortest
+            found.append(np.sort(np.stack([Fc[short, a], Fc[short, c]], axis=1), axis=1))
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def _collapse_short_edges(
+    V: np.ndarray, F: np.ndarray, shortest: float, should_cancel: Callable[[], bool] | None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Collapse edges shorter than ``shortest`` whose ends share exactly two neighbours (the link
     condition: the surface stays manifold), in rounds of collapses far enough apart not to interact;
     unused vertices are dropped."""
     collapsed = 0
     while True:
-        edges = np.unique(np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1), axis=0)
-        short = np.flatnonzero(np.linalg.norm(V[edges[:, 0]] - V[edges[:, 1]], axis=1) < shortest)
+        check_cancel(should_cancel, "snapping")
+        short = _short_edges(V, F, shortest)
         if not len(short):
             break
-        # one candidate per vertex: the lowest-numbered short edge at both of its ends
-        first = np.full(len(V), len(edges))
-        np.minimum.at(first, edges[short, 0], short)
-        np.minimum.at(first, edges[short, 1], short)
-        short = short[(first[edges[short, 0]] == short) & (first[edges[short, 1]] == short)]
+        # one candidate per vertex: the first short edge at both of its ends
+        first = np.full(len(V), len(short))
+        np.minimum.at(first, short[:, 0], np.arange(len(short)))
+        np.minimum.at(first, short[:, 1], np.arange(len(short)))
+        short = short[(first[short[:, 0]] == np.arange(len(short))) & (first[short[:, 1]] == np.arange(len(short)))]
+        # the one-rings of the candidates' ends, from the faces around them only
+        involved = np.zeros(len(V), dtype=bool)
+        involved[short.ravel()] = True
+        around = F[involved[F].any(axis=1)]
+        edges = np.concatenate([around[:, [0, 1]], around[:, [1, 2]], around[:, [2, 0]]])
         n = len(V)
         ring = coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())), shape=(n, n)).tocsr()
-        a, b = edges[short, 0], edges[short, 1]
+        ring.data[:] = 1.0  # an edge is listed by both its faces
+        a, b = short[:, 0], short[:, 1]
         shared = np.asarray(ring[a].multiply(ring[b]).sum(axis=1)).ravel()
         a, b = a[shared == 2], b[shared == 2]
         # no collapse may have another's end in its one-ring: the lower-numbered one goes first
