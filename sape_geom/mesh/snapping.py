@@ -53,6 +53,9 @@ CHUNK_VERTICES = 1 << 16
 """Vertices whose crease systems are solved at a time, and (:data:`CHUNK_FACES`) faces handled at a
 time: beside about 150 bytes a vertex for the whole mesh, a chunk takes a few tens of MB."""
 CHUNK_FACES = 1 << 16
+COLLAPSE_ROUNDS = 32
+"""Rounds of edge collapses at most: each round takes the collapses far enough apart, so the last few
+take only a handful each; the few short edges left are slivers of no area."""
 
 
 @dataclass(frozen=True)
@@ -210,19 +213,20 @@ def _collapse_short_edges(
     V: np.ndarray, F: np.ndarray, shortest: float, should_cancel: Callable[[], bool] | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Collapse edges shorter than ``shortest`` whose ends share exactly two neighbours (the link
-    condition: the surface stays manifold), in rounds of collapses far enough apart not to interact;
-    unused vertices are dropped."""
+    condition: the surface stays manifold), in at most :data:`COLLAPSE_ROUNDS` rounds of collapses far
+    enough apart not to interact; unused vertices are dropped."""
     collapsed = 0
-    while True:
+    listed = _short_edges(V, F, shortest)
+    for _ in range(COLLAPSE_ROUNDS):
         check_cancel(should_cancel, "snapping")
-        short = _short_edges(V, F, shortest)
-        if not len(short):
+        if not len(listed):
             break
         # one candidate per vertex: the first short edge at both of its ends
-        first = np.full(len(V), len(short))
-        np.minimum.at(first, short[:, 0], np.arange(len(short)))
-        np.minimum.at(first, short[:, 1], np.arange(len(short)))
-        short = short[(first[short[:, 0]] == np.arange(len(short))) & (first[short[:, 1]] == np.arange(len(short)))]
+        order = np.arange(len(listed))
+        first = np.full(len(V), len(listed))
+        np.minimum.at(first, listed[:, 0], order)
+        np.minimum.at(first, listed[:, 1], order)
+        short = listed[(first[listed[:, 0]] == order) & (first[listed[:, 1]] == order)]
         # the one-rings of the candidates' ends, from the faces around them only
         involved = np.zeros(len(V), dtype=bool)
         involved[short.ravel()] = True
@@ -250,6 +254,10 @@ def _collapse_short_edges(
         F = remap[F]
         F = F[(F[:, 0] != F[:, 1]) & (F[:, 1] != F[:, 2]) & (F[:, 2] != F[:, 0])]
         collapsed += len(a)
+        # Only edges that had an end at a collapsed vertex changed: the short ones are the old list's.
+        listed = np.sort(remap[listed], axis=1)
+        listed = np.unique(listed[listed[:, 0] != listed[:, 1]], axis=0)
+        listed = listed[np.linalg.norm(V[listed[:, 0]] - V[listed[:, 1]], axis=1) < shortest]
     used = np.unique(F)
     index = np.full(len(V), -1, dtype=np.int64)
     index[used] = np.arange(len(used))
