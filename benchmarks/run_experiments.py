@@ -81,6 +81,7 @@ MEASUREMENTS = {
     "speed": ("13. Fit speed per precision and compile setting", "python benchmarks/speed.py"),
     "specks": ("14. Specks: the needle triangles of marching cubes", "python benchmarks/specks.py"),
     "reading": ("15. Solid or shell: almost closed models and real sheets", "python benchmarks/reading.py"),
+    "steps": ("16. Fewer steps once snapped", "python benchmarks/steps.py"),
 }
 
 

@@ -86,7 +86,7 @@ def snap_to_surface(
     input_normals = triangle_normals(reference.V[reference.F[face]])[0].astype(np.float32)
     del face
     agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
-    snapped = (squared <= cell**2) & agree
+    snapped = (squared <= (SNAP_CELLS * cell) ** 2) & agree
     del squared, agree
     projected = np.where(snapped[:, None], closest, original)
     projected = _untangle(projected, original, F, cell, should_cancel)
