@@ -13,7 +13,7 @@ fast approximation, so labels can differ from one tree's where the value is clos
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import igl
 import numpy as np
@@ -94,16 +94,22 @@ class MeshQueries:
 
     def squared_distance(self, points: Any) -> tuple[np.ndarray, np.ndarray]:
         """(n,) squared distance from each point to the mesh and (n,) the index of the closest face."""
-        squared, face, _ = self.closest_points(points)
+        squared, face, _ = self._nearest(points, with_points=False)
         return squared, face
 
     def closest_points(self, points: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n,) squared distance from each point to the mesh, (n,) the index of the closest face and
         (n, 3) the closest point on it."""
+        squared, face, point = self._nearest(points, with_points=True)
+        return squared, face, cast(np.ndarray, point)
+
+    def _nearest(self, points: Any, with_points: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Squared distances and closest faces, and the closest points only when asked: labels ask for
+        millions of distances, whose closest points (24 bytes each) nobody reads."""
         P, order = _spatially_sorted(points)
         best = np.full(len(P), np.inf)
         face = np.zeros(len(P), dtype=np.int64)
-        point = np.zeros((len(P), 3), dtype=np.float64)
+        point = np.zeros((len(P), 3), dtype=np.float64) if with_points else None
         offset = 0
         for index, part in enumerate(self.parts):
             tree = self._tree("distance", part)
@@ -112,10 +118,11 @@ class MeshQueries:
                 closer = squared < best[rows]
                 best[rows] = np.where(closer, squared, best[rows])
                 face[rows] = np.where(closer, closest + offset, face[rows])
-                point[rows] = np.where(closer[:, None], on_face, point[rows])
+                if point is not None:
+                    point[rows] = np.where(closer[:, None], on_face, point[rows])
             offset += len(part)
             del tree
-        return _unsorted(best, order), _unsorted(face, order), _unsorted(point, order)
+        return _unsorted(best, order), _unsorted(face, order), None if point is None else _unsorted(point, order)
 
     def unsigned_distance(self, points: Any) -> np.ndarray:
         """(n,) exact Euclidean distance from each point to the mesh."""

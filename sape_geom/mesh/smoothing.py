@@ -17,6 +17,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..errors import check_cancel
+from .folds import face_chunks, put_back_turned_faces
 from .surface_points import triangle_normals
 
 __all__ = ["FEATURE_ANGLE", "NORMAL_ITERATIONS", "VERTEX_ITERATIONS", "smooth_surface"]
@@ -57,7 +58,7 @@ def smooth_surface(
     for _ in range(vertex_iterations):
         check_cancel(should_cancel, "smoothing")
         moves = np.zeros_like(V)
-        for chunk in _chunks(len(F)):
+        for chunk in face_chunks(len(F), CHUNK_FACES):
             check_cancel(should_cancel, "smoothing")
             # each corner moves along its face's normal onto the plane through the face's centroid
             Fc, nc = F[chunk], normals[chunk].astype(np.float64)
@@ -68,24 +69,7 @@ def smooth_surface(
                     moves[:, axis] += np.bincount(Fc[:, corner], weights=nc[:, axis] * along, minlength=len(V))
         V += moves / uses[:, None]
     del normals, uses
-    return _unfold(V, original, F)
-
-
-def _unfold(V: np.ndarray, original: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """``V`` with the corners of every face that the smoothing turned over put back where they were,
-    until none is. (Marching cubes makes slivers: moving a sliver's corners by a hair can turn it over,
-    a fold that a renderer shows as a dark speck.) Ends: a face with all its corners back is as it was."""
-    while True:
-        turned = np.concatenate(
-            [
-                np.einsum("ij,ij->i", triangle_normals(V[F[chunk]])[0], triangle_normals(original[F[chunk]])[0]) < 0
-                for chunk in _chunks(len(F))
-            ]
-        )
-        if not turned.any():
-            return V
-        corners = F[turned].ravel()
-        V[corners] = original[corners]
+    return put_back_turned_faces(V, original, F)
 
 
 def _averaged_normals(
@@ -96,7 +80,7 @@ def _averaged_normals(
     n_faces = len(F)
     normals = np.empty((n_faces, 3), dtype=np.float32)
     areas = np.empty(n_faces, dtype=np.float32)
-    for chunk in _chunks(n_faces):
+    for chunk in face_chunks(n_faces, CHUNK_FACES):
         normals[chunk], areas[chunk] = triangle_normals(V[F[chunk]])
     # vertex -> the faces around it; a chunk's faces times this gives the pairs sharing a vertex
     around = csr_matrix(
@@ -106,7 +90,7 @@ def _averaged_normals(
     for _ in range(iterations):
         check_cancel(should_cancel, "smoothing")
         averaged = np.empty_like(normals)
-        for chunk in _chunks(n_faces):
+        for chunk in face_chunks(n_faces, CHUNK_FACES):
             check_cancel(should_cancel, "smoothing")
             size = chunk.stop - chunk.start
             corners = csr_matrix(
@@ -123,7 +107,3 @@ def _averaged_normals(
             averaged[chunk] = np.where(length > 0, summed / np.maximum(length, 1e-30), normals[chunk])
         normals = averaged
     return normals
-
-
-def _chunks(n: int) -> list[slice]:
-    return [slice(start, min(start + CHUNK_FACES, n)) for start in range(0, n, CHUNK_FACES)]

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 
 from ..errors import check_cancel
+from .folds import face_chunks, put_back_turned_faces
 from .queries import MeshQueries
 from .surface_points import triangle_normals, vertex_normals
 
@@ -50,9 +51,8 @@ ON_SURFACE_CELLS = 0.05
 SHORT_EDGE_CELLS = 0.05
 """Edges shorter than this (in cells) are collapsed after the vertices have moved."""
 CHUNK_VERTICES = 1 << 16
-"""Vertices whose crease systems are solved at a time, and (:data:`CHUNK_FACES`) faces handled at a
-time: beside about 150 bytes a vertex for the whole mesh, a chunk takes a few tens of MB."""
-CHUNK_FACES = 1 << 16
+"""Vertices whose crease systems are solved at a time (faces go by :func:`.folds.face_chunks`): beside
+about 150 bytes a vertex for the whole mesh, a chunk takes a few tens of MB."""
 COLLAPSE_ROUNDS = 32
 """Rounds of edge collapses at most: each round takes the collapses far enough apart, so the last few
 take only a handful each; the few short edges left are slivers of no area."""
@@ -82,6 +82,12 @@ def snap_to_surface(
     if len(F) == 0:
         return original.copy(), F, SnapStats(0, 0, 0)
     check_cancel(should_cancel, "snapping")
+
+    def undo_folds(moved: np.ndarray, before: np.ndarray) -> np.ndarray:
+        # slivers turned over are folds of no area, collapsed at the end
+        least = (SHORT_EDGE_CELLS * cell) ** 2
+        return put_back_turned_faces(moved, before, F, least_area=least, should_cancel=should_cancel, what="snapping")
+
     squared, face, closest = reference.closest_points(original)
     input_normals = triangle_normals(reference.V[reference.F[face]])[0].astype(np.float32)
     del face
@@ -89,7 +95,7 @@ def snap_to_surface(
     snapped = (squared <= (SNAP_CELLS * cell) ** 2) & agree
     del squared, agree
     projected = np.where(snapped[:, None], closest, original)
-    projected = _untangle(projected, original, F, cell, should_cancel)
+    projected = undo_folds(projected, original)
     del original
     on_surface = snapped & np.all(projected == closest, axis=1)
     del closest, snapped
@@ -101,15 +107,11 @@ def snap_to_surface(
         keep = distance <= ON_SURFACE_CELLS * cell
         moved, creased = moved[keep], creased[keep]
         sharpened[moved] = creased
-    sharpened = _untangle(sharpened, projected, F, cell, should_cancel)
+    sharpened = undo_folds(sharpened, projected)
     on_creases = int(np.count_nonzero(np.any(sharpened[moved] != projected[moved], axis=1))) if len(moved) else 0
     del projected
     V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell, should_cancel)
     return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed)
-
-
-def _face_chunks(n: int) -> list[slice]:
-    return [slice(start, min(n, start + CHUNK_FACES)) for start in range(0, n, CHUNK_FACES)]
 
 
 def _crease_points(
@@ -141,7 +143,7 @@ def _crease_points(
 
     own = np.arange(len(V))
     gather(own, own)
-    for chunk in _face_chunks(len(F)):
+    for chunk in face_chunks(len(F)):
         check_cancel(should_cancel, "snapping")
         Fc = F[chunk]
         for a, c in ((0, 1), (1, 2), (2, 0)):
@@ -171,37 +173,10 @@ def _crease_points(
     return np.concatenate(points), np.concatenate(indices)
 
 
-def _turned(V: np.ndarray, before: np.ndarray, F: np.ndarray, least_area: float) -> np.ndarray:
-    """(F,) whether each face of more than ``least_area`` points against its normal in ``before``."""
-    turned = np.zeros(len(F), dtype=bool)
-    for chunk in _face_chunks(len(F)):
-        normals, areas = triangle_normals(V[F[chunk]])
-        turned[chunk] = (np.einsum("ij,ij->i", normals, triangle_normals(before[F[chunk]])[0]) < 0) & (
-            areas > least_area
-        )
-    return turned
-
-
-def _untangle(
-    V: np.ndarray, before: np.ndarray, F: np.ndarray, cell: float, should_cancel: Callable[[], bool] | None
-) -> np.ndarray:
-    """``V`` with the corners of each face that turned over against ``before`` (and is more than a sliver)
-    put back, until none is. A sliver turned over is a fold of no area; it is collapsed later."""
-    V = V.copy()
-    least = (SHORT_EDGE_CELLS * cell) ** 2
-    while True:
-        check_cancel(should_cancel, "snapping")
-        turned = _turned(V, before, F, least)
-        if not turned.any():
-            return V
-        corners = F[turned].ravel()
-        V[corners] = before[corners]
-
-
 def _short_edges(V: np.ndarray, F: np.ndarray, shortest: float) -> np.ndarray:
     """(k, 2) the edges shorter than ``shortest``, each once, lower vertex first."""
     found = []
-    for chunk in _face_chunks(len(F)):
+    for chunk in face_chunks(len(F)):
         Fc = F[chunk]
         for a, c in ((0, 1), (1, 2), (2, 0)):
             short = np.linalg.norm(V[Fc[:, a]] - V[Fc[:, c]], axis=1) < shortest

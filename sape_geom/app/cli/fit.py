@@ -6,12 +6,15 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...config import PRECISIONS
 from ...mesh.smoothing import FEATURE_ANGLE
 from ...tasks.occupancy.config import OPEN_INPUT_MODES, PRESETS, TARGETS
 from .common import callbacks, common_training_args, compile_arg, report, usage_error
+
+if TYPE_CHECKING:  # the command line starts without torch
+    from ...tasks.occupancy.surface import ExtractionStats
 
 
 def add_fit(sub) -> None:
@@ -151,7 +154,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
         "pieces_removed": stats.pieces_removed,
-        "snapped_vertices": stats.snapped.snapped if stats.snapped else 0,
+        "snapped_vertices": stats.snapped_vertices,
     }
     if args.checkpoint:
         payload["checkpoint"] = str(fit.save(args.checkpoint))
@@ -182,7 +185,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _snap_note(stats) -> str:
+def _snap_note(stats: ExtractionStats) -> str:
     """What snapping did, for the summary line ('' when it did not run)."""
     if stats.snapped is None:
         return ""
@@ -247,7 +250,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         "precision": fit.model.precision,
         "extract_s": round(stats.extract_s, 3),
         "pieces_removed": stats.pieces_removed,
-        "snapped_vertices": stats.snapped.snapped if stats.snapped else 0,
+        "snapped_vertices": stats.snapped_vertices,
     }
     report(
         args,

@@ -95,7 +95,7 @@ def task_fit_surface(ctx: TaskContext) -> dict[str, Any]:
         "vertices": len(out.vertices),
         "faces": len(out.faces),
         "pieces_removed": stats.pieces_removed,
-        "snapped_vertices": stats.snapped.snapped if stats.snapped else 0,
+        "snapped_vertices": stats.snapped_vertices,
         "input_read_as": fit.reading["mode"],
         "input_reading": fit.reading["reason"],
         "precision": fit.model.precision,

@@ -111,6 +111,11 @@ class ExtractionStats:
     snapped: SnapStats | None = None
     snap_s: float = 0.0
 
+    @property
+    def snapped_vertices(self) -> int:
+        """Vertices put onto the input (0 when the surface was not snapped)."""
+        return self.snapped.snapped if self.snapped else 0
+
 
 @torch.no_grad()
 def extract_mesh(
