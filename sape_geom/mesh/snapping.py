@@ -4,7 +4,7 @@ A field fitted in a thousand steps places its zero level within a fraction of a 
 but not on it: flat faces come out rippled and creases rounded over a cell or two. Where the input
 itself is trustworthy (a solid's outer surface, its holes closed) the field has already done the hard
 part, deciding what is inside, what is one piece and where the surface runs, and the input can say
-exactly where. Three steps, none of which changes which vertices are joined:
+exactly where. Four steps, none of which changes the surface's topology:
 
 1. *Projection*: each vertex within :data:`SNAP_CELLS` of the input, whose surface normal agrees with
    the closest input face's (``|cos|`` at least :data:`NORMAL_AGREEMENT`), moves to its closest point
@@ -16,6 +16,9 @@ exactly where. Three steps, none of which changes which vertices are joined:
 3. *Clean-up*: a step that turns a face over (by more than a sliver's area) is taken back for its
    corners, and edges shorter than :data:`SHORT_EDGE_CELLS` (vertices drawn onto the same point of a
    crease) are collapsed where that keeps the surface manifold.
+4. *Flips*: an edge whose two faces would agree better with the input's normals across the other
+   diagonal of their four corners is flipped (:mod:`.flips`): triangles that spanned a crease or detail
+   finer than a cell now lie on either side of it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 
 from ..errors import check_cancel
+from .flips import flip_toward_normals
 from .folds import face_chunks, put_back_turned_faces
 from .queries import MeshQueries
 from .surface_points import triangle_normals, vertex_normals
@@ -60,11 +64,13 @@ take only a handful each; the few short edges left are slivers of no area."""
 
 @dataclass(frozen=True)
 class SnapStats:
-    """What snapping did: vertices put on the input, of those moved onto a crease, edges collapsed."""
+    """What snapping did: vertices put on the input, of those moved onto a crease, edges collapsed and
+    edges flipped."""
 
     snapped: int
     on_creases: int
     collapsed: int
+    flipped: int
 
 
 def snap_to_surface(
@@ -80,7 +86,7 @@ def snap_to_surface(
     original = np.asarray(vertices, dtype=np.float64)
     F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(F) == 0:
-        return original.copy(), F, SnapStats(0, 0, 0)
+        return original.copy(), F, SnapStats(0, 0, 0, 0)
     check_cancel(should_cancel, "snapping")
 
     def undo_folds(moved: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -111,7 +117,11 @@ def snap_to_surface(
     on_creases = int(np.count_nonzero(np.any(sharpened[moved] != projected[moved], axis=1))) if len(moved) else 0
     del projected
     V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell, should_cancel)
-    return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed)
+    reference_normals = triangle_normals(reference.V[reference.F])[0]
+    F, flipped = flip_toward_normals(
+        V, F, reference, reference_normals, cell, least_area=(SHORT_EDGE_CELLS * cell) ** 2, should_cancel=should_cancel
+    )
+    return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed, flipped)
 
 
 def _crease_points(

@@ -190,7 +190,10 @@ def _snap_note(stats: ExtractionStats) -> str:
     if stats.snapped is None:
         return ""
     snap = stats.snapped
-    return f"; {snap.snapped} vertices put onto the input, {snap.on_creases} of them onto its creases"
+    return (
+        f"; {snap.snapped} vertices put onto the input, {snap.on_creases} of them onto its creases,"
+        f" {snap.flipped} edges flipped toward its normals"
+    )
 
 
 def _check_outputs(mesh_path: Path, *others: str | None) -> None:
