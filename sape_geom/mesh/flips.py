@@ -6,6 +6,8 @@ diagonal of the same four corners would lie flat on either side. Flipping such a
 and changes neither the number of faces nor the surface's topology; it only picks, for each quad, the
 diagonal whose triangles agree better with the input's normals. The flips are made in rounds, each
 face in at most one flip a round, each flip lowering the sum of the faces' deviations, so it ends.
+Memory: the half-edges of the faces tried (all of them in the first round), about 200 bytes a face;
+the faces' samples are queried in chunks.
 """
 
 from __future__ import annotations
