@@ -89,13 +89,15 @@ def snap_to_surface(
         return original.copy(), F, SnapStats(0, 0, 0, 0)
     check_cancel(should_cancel, "snapping")
 
+    sliver = (SHORT_EDGE_CELLS * cell) ** 2  # the area of a face no step needs to keep
+
     def undo_folds(moved: np.ndarray, before: np.ndarray) -> np.ndarray:
         # slivers turned over are folds of no area, collapsed at the end
-        least = (SHORT_EDGE_CELLS * cell) ** 2
-        return put_back_turned_faces(moved, before, F, least_area=least, should_cancel=should_cancel, what="snapping")
+        return put_back_turned_faces(moved, before, F, least_area=sliver, should_cancel=should_cancel, what="snapping")
 
+    reference_normals = triangle_normals(reference.V[reference.F])[0]
     squared, face, closest = reference.closest_points(original)
-    input_normals = triangle_normals(reference.V[reference.F[face]])[0].astype(np.float32)
+    input_normals = reference_normals[face].astype(np.float32)
     del face
     agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
     snapped = (squared <= (SNAP_CELLS * cell) ** 2) & agree
@@ -117,9 +119,8 @@ def snap_to_surface(
     on_creases = int(np.count_nonzero(np.any(sharpened[moved] != projected[moved], axis=1))) if len(moved) else 0
     del projected
     V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell, should_cancel)
-    reference_normals = triangle_normals(reference.V[reference.F])[0]
     F, flipped = flip_toward_normals(
-        V, F, reference, reference_normals, cell, least_area=(SHORT_EDGE_CELLS * cell) ** 2, should_cancel=should_cancel
+        V, F, reference, reference_normals, cell, least_area=sliver, should_cancel=should_cancel
     )
     return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed, flipped)
 
