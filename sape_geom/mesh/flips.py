@@ -45,19 +45,21 @@ def flip_toward_normals(
     reference_normals: np.ndarray,
     cell: float,
     *,
+    offset: float = 0.0,
     least_area: float = 0.0,
     should_cancel: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, int]:
     """The faces of the closed surface ``(V, F)`` with edges flipped where the two faces beside an edge
     agree better with the normals of ``reference`` (its per-face ``reference_normals``, same frame) the
-    other way; and how many were flipped. ``cell`` is the grid spacing; no new face has an area of
+    other way; and how many were flipped. ``cell`` is the grid spacing; ``offset`` the distance from the
+    input the surface is meant to lie at (a sheet's side; 0: on the input); no new face has an area of
     ``least_area`` or less. Only edges with exactly two faces, opposite in direction, are flipped, and
     only to a diagonal that is not an edge already, so a closed manifold surface stays one."""
     F = np.array(F, dtype=np.int64).reshape(-1, 3)
     n = len(V)
     if len(F) == 0:
         return F, 0
-    cost, normals, areas = _face_costs(V, F, reference, reference_normals, cell, should_cancel)
+    cost, normals, areas = _face_costs(V, F, reference, reference_normals, cell, offset, should_cancel)
     active = cost > DEVIATION_FLOOR * areas
     flipped = 0
     for _ in range(ROUNDS):
@@ -73,8 +75,8 @@ def flip_toward_normals(
         a, b, c, d, f1, f2, new_key = a[fresh], b[fresh], c[fresh], d[fresh], f1[fresh], f2[fresh], new_key[fresh]
         first = np.stack([a, d, c], axis=1)
         second = np.stack([b, c, d], axis=1)
-        cost1, normal1, area1 = _face_costs(V, first, reference, reference_normals, cell, should_cancel)
-        cost2, normal2, area2 = _face_costs(V, second, reference, reference_normals, cell, should_cancel)
+        cost1, normal1, area1 = _face_costs(V, first, reference, reference_normals, cell, offset, should_cancel)
+        cost2, normal2, area2 = _face_costs(V, second, reference, reference_normals, cell, offset, should_cancel)
         gain = cost[f1] + cost[f2] - cost1 - cost2
         before = normals[f1] + normals[f2]
         good = (
@@ -114,10 +116,11 @@ def _face_costs(
     reference: MeshQueries,
     reference_normals: np.ndarray,
     cell: float,
+    offset: float,
     should_cancel: Callable[[], bool] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per face: area times (mean ``1 - |cos|`` against the closest input faces' normals at
-    :data:`SAMPLES`, plus :data:`DISTANCE_WEIGHT` times the samples' mean distance in cells); the unit
+    :data:`SAMPLES`, plus :data:`DISTANCE_WEIGHT` times the samples' mean distance from ``offset``, in cells); the unit
     normal; the area."""
     cost, normals, areas = np.empty(len(F)), np.empty((len(F), 3)), np.empty(len(F))
     for chunk in face_chunks(len(F), 1 << 14):
@@ -128,7 +131,7 @@ def _face_costs(
         squared, face, _ = reference.closest_points(points)
         closest_normals = reference_normals[face].reshape(len(corners), len(SAMPLES), 3)
         deviation = 1.0 - np.abs(np.einsum("fd,fsd->fs", normal, closest_normals))
-        distance = np.sqrt(squared).reshape(len(corners), len(SAMPLES)) / cell
+        distance = np.abs(np.sqrt(squared) - offset).reshape(len(corners), len(SAMPLES)) / cell
         cost[chunk] = area * (deviation.mean(axis=1) + DISTANCE_WEIGHT * distance.mean(axis=1))
         normals[chunk], areas[chunk] = normal, area
     return cost, normals, areas

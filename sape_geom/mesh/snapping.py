@@ -19,6 +19,9 @@ exactly where. Four steps, none of which changes the surface's topology:
 4. *Flips*: an edge whose two faces would agree better with the input's normals across the other
    diagonal of their four corners is flipped (:mod:`.flips`): triangles that spanned a crease or detail
    finer than a cell now lie on either side of it.
+
+A shell's sheet (``offset`` > 0) goes onto the surface ``offset`` from the input instead, every vertex
+on its own side; the creases are those of the offset planes and the flips measure distance from it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ degrees. Smooth curvature across a one-ring stays far below it."""
 CREASE_MOVE_CELLS = 2.0
 """A vertex moves onto a crease only from within this many cells (the field rounds a crease over about
 one to two cells)."""
+SHEET_ROUNDS = 3
+"""Projections of a sheet's vertices onto its offset surface: a concave corner of three planes takes
+three."""
+SETTLE_ROUNDS = 8
+"""Rounds in which a sheet's vertices kept off its offset surface by folds try again from their
+neighbours' mean."""
+SIDELESS = 1e-3
+"""A sheet's vertex this close to the input (as a fraction of the offset) has no side to go to and stays."""
 ON_SURFACE_CELLS = 0.05
 """The point a vertex would move to on a crease must lie this close to the input (in cells)."""
 SHORT_EDGE_CELLS = 0.05
@@ -79,10 +90,15 @@ def snap_to_surface(
     reference: MeshQueries,
     cell: float,
     *,
+    offset: float = 0.0,
     should_cancel: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SnapStats]:
     """``(V, F)`` put onto the surface of ``reference`` (same frame), creases kept; the new vertices,
-    faces and what was done. ``cell`` is the extraction grid's spacing in that frame."""
+    faces and what was done. ``cell`` is the extraction grid's spacing in that frame.
+
+    ``offset`` > 0: ``(V, F)`` is a sheet around the open surface ``reference`` and goes onto the surface
+    ``offset`` from it instead, its sides parallel to the input and its rim a half-round (see
+    :func:`_onto_offset`)."""
     original = np.asarray(vertices, dtype=np.float64)
     F = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(F) == 0:
@@ -96,15 +112,21 @@ def snap_to_surface(
         return put_back_turned_faces(moved, before, F, least_area=sliver, should_cancel=should_cancel, what="snapping")
 
     reference_normals = triangle_normals(reference.V[reference.F])[0]
-    squared, face, closest = reference.closest_points(original)
-    input_normals = reference_normals[face].astype(np.float32)
+    if offset > 0:
+        snapped, face, closest = _onto_offset(original, reference, offset)
+        input_normals = reference_normals[face].astype(np.float32)
+    else:
+        squared, face, closest = reference.closest_points(original)
+        input_normals = reference_normals[face].astype(np.float32)
+        agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
+        snapped = (squared <= (SNAP_CELLS * cell) ** 2) & agree
+        del squared, agree
     del face
-    agree = np.abs(np.einsum("ij,ij->i", vertex_normals(original, F), input_normals)) >= NORMAL_AGREEMENT
-    snapped = (squared <= (SNAP_CELLS * cell) ** 2) & agree
-    del squared, agree
     projected = np.where(snapped[:, None], closest, original)
     projected = undo_folds(projected, original)
     del original
+    if offset > 0:
+        projected = _settle_sheet(projected, F, closest, snapped, reference, offset, undo_folds, should_cancel)
     on_surface = snapped & np.all(projected == closest, axis=1)
     del closest, snapped
     creased, moved = _crease_points(projected, F, input_normals, on_surface, cell, should_cancel)
@@ -112,7 +134,7 @@ def snap_to_surface(
     sharpened = projected.copy()
     if len(moved):
         distance = np.sqrt(reference.closest_points(creased)[0])
-        keep = distance <= ON_SURFACE_CELLS * cell
+        keep = np.abs(distance - offset) <= ON_SURFACE_CELLS * cell
         moved, creased = moved[keep], creased[keep]
         sharpened[moved] = creased
     sharpened = undo_folds(sharpened, projected)
@@ -120,9 +142,58 @@ def snap_to_surface(
     del projected
     V, F, collapsed = _collapse_short_edges(sharpened, F, SHORT_EDGE_CELLS * cell, should_cancel)
     F, flipped = flip_toward_normals(
-        V, F, reference, reference_normals, cell, least_area=sliver, should_cancel=should_cancel
+        V, F, reference, reference_normals, cell, offset=offset, least_area=sliver, should_cancel=should_cancel
     )
     return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed, flipped)
+
+
+def _onto_offset(V: np.ndarray, reference: MeshQueries, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each vertex of a sheet around ``reference`` moved to the surface ``offset`` from it on its own
+    side: along the line from its closest input point, :data:`SHEET_ROUNDS` times (in a concave corner
+    one step puts it at the offset from the nearer plane only, the next from the other, and so on into
+    the corner of the offset planes). Returns which vertices moved (all but those on the input, which
+    have no side), the closest input face of each, and the new positions."""
+    points = V.copy()
+    squared, face, on_input = reference.closest_points(points)
+    sided = squared > (SIDELESS * offset) ** 2
+    for _ in range(SHEET_ROUNDS):
+        scale = offset / np.sqrt(np.maximum(squared[sided], 1e-300))
+        points[sided] = on_input[sided] + (points[sided] - on_input[sided]) * scale[:, None]
+        squared, face, on_input = reference.closest_points(points)
+    return sided, face, points
+
+
+def _settle_sheet(
+    V: np.ndarray,
+    F: np.ndarray,
+    targets: np.ndarray,
+    snapped: np.ndarray,
+    reference: MeshQueries,
+    offset: float,
+    undo_folds: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    should_cancel: Callable[[], bool] | None,
+) -> np.ndarray:
+    """A sheet's vertices that folds kept off its offset surface moved there from the mean of their
+    neighbours instead, for :data:`SETTLE_ROUNDS` rounds. Where the field rounded a concave corner well
+    inside the sheet's, the corner's vertices crowd together on the way and turn faces over; from the
+    neighbours' mean they spread along the offset planes. ``targets`` (where each vertex is meant to
+    go) is updated in place; returns the new positions."""
+    n = len(V)
+    edges = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    ring = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
+    ring.data[:] = 1.0
+    count = np.maximum(np.asarray(ring.sum(axis=1)).ravel(), 1.0)
+    for _ in range(SETTLE_ROUNDS):
+        check_cancel(should_cancel, "snapping")
+        stuck = np.flatnonzero(snapped & np.any(V != targets, axis=1))
+        if not len(stuck):
+            break
+        mean = (ring[stuck] @ V) / count[stuck, None]
+        moved = V.copy()
+        _, _, moved[stuck] = _onto_offset(mean, reference, offset)
+        targets[stuck] = moved[stuck]
+        V = undo_folds(moved, V)
+    return V
 
 
 def _crease_points(

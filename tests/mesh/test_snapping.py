@@ -80,3 +80,38 @@ def test_nothing_to_snap_and_a_cancel():
     fitted = rounded_box(rounding=CELL)
     with pytest.raises(Cancelled):
         snap_to_surface(fitted.vertices, fitted.faces, box_queries(), CELL, should_cancel=lambda: True)
+
+
+def open_box_sheet(thickness_cells: float) -> tuple[trimesh.Trimesh, MeshQueries]:
+    """A box of half-sizes ``HALF`` without its top face, and marching cubes of the sheet within
+    ``thickness_cells / 2`` cells of it (as a shell's field gives it): the sheet and the box's queries."""
+    box = trimesh.creation.box(extents=2 * HALF).subdivide()
+    box = box.submesh([np.flatnonzero(box.triangles_center[:, 2] < HALF[2] - 1e-9)], append=True)
+    queries = MeshQueries(box.vertices, box.faces)
+    axis = np.linspace(-1.0, 1.0, RESOLUTION)
+    p = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    distance = np.sqrt(queries.squared_distance(p)[0]).reshape((RESOLUTION,) * 3) - 0.5 * thickness_cells * CELL
+    vertices, faces = mcubes.marching_cubes(distance, 0.0)
+    return trimesh.Trimesh(vertices * CELL - 1.0, faces[:, ::-1], process=False), queries
+
+
+def test_a_sheet_goes_onto_its_offset_with_both_sides_flat():
+    sheet, queries = open_box_sheet(thickness_cells=2.4)
+    offset = 0.5 * CELL
+    vertices, faces, stats = snap_to_surface(sheet.vertices, sheet.faces, queries, CELL, offset=offset)
+    snapped = trimesh.Trimesh(vertices, faces, process=False)
+
+    assert snapped.is_watertight and snapped.is_winding_consistent
+    assert snapped.euler_number == sheet.euler_number == 2  # one closed sheet, no tunnel through it
+    distance = np.sqrt(queries.squared_distance(vertices)[0])
+    assert np.abs(distance - offset).max() < 0.05 * CELL, np.abs(distance - offset).max()  # every vertex on a side
+    assert stats.snapped == len(sheet.vertices)
+    # Both sides parallel to the box: the faces off its axes are the rim's and the outer edges' rounds.
+    before = sheet.area_faces[off_axis_degrees(sheet) > 5].sum() / sheet.area
+    after = snapped.area_faces[off_axis_degrees(snapped) > 5].sum() / snapped.area
+    assert after < 0.5 * before, (before, after)
+    # No face is turned over, into the sheet (faces across a round may lie sideways to it).
+    closest = queries.closest_points(snapped.triangles_center)[2]
+    outward = snapped.triangles_center - closest
+    away = np.einsum("ij,ij->i", snapped.face_normals, outward / np.linalg.norm(outward, axis=1, keepdims=True))
+    assert away[snapped.area_faces > (0.05 * CELL) ** 2].min() > -0.5

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from typing import cast
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from sape_geom.mesh.metrics import mesh_metrics
 from sape_geom.mesh.queries import MeshQueries
 from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
 from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
-from sape_geom.tasks.occupancy.surface import surface_field
+from sape_geom.tasks.occupancy.surface import SHEET_SIDE_CELLS, surface_field
 
 # A small network and a short run: seconds on a CPU. Sigma 10 because a 400-step run opens its blocks
 # faster than the field settles; the fast preset's 1000 steps handle sigma 20 (see benchmarks/).
@@ -318,6 +319,12 @@ def test_open_hemisphere_is_read_as_a_closed_thin_shell():
     assert surface.is_watertight
     sheet = fit.extract(256, colors=False)  # the sheet as read (thicker than a cell): no pinholes through it
     assert len(sheet.vertices) - len(sheet.edges_unique) + len(sheet.faces) == 2  # Euler: a sphere's
+    # Snapped: both sides at the sheet's offset from the input (half a cell: the asked thickness is thinner).
+    cell = 2.0 / 255
+    offset = max(cast(float, fit.sheet_offset), SHEET_SIDE_CELLS * cell)
+    queries = MeshQueries(fit.normalization.apply(shell.vertices), shell.faces)
+    distance = np.sqrt(queries.squared_distance(fit.normalization.apply(sheet.vertices))[0])
+    assert np.percentile(np.abs(distance - offset), 99) < 0.05 * cell
     metrics = mesh_metrics(surface, shell, n_points=20_000, iou_points=2_000)
     assert metrics["completeness"] < 0.01  # every part of the open sheet is covered
     assert surface.volume < 0.05 * shell.area  # thin: a sheet of a few percent of its size, not a solid cap

@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # the settings stay importable without torch (the command lin
 
 TARGETS = ("occupancy", "sdf")
 OPEN_INPUT_MODES = ("auto", "solid", "shell")
+LEARNED_SHELL_THICKNESS = 0.01
+"""The thinnest sheet, as a fraction of the diagonal, that a field learns: at half of this the open box
+and the hemisphere came out perforated (the field's error at 1000 steps is of the order of the
+half-thickness), at this whole (docs/method.md §6.3). A thinner ``shell_thickness`` is learned at this
+and snapped to its own."""
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -58,10 +63,11 @@ class OccupancyConfig:
     """How the input is read: ``solid`` (inside = winding number > 0.5), ``shell`` (a sheet of
     ``shell_thickness`` around the surface, for open surfaces), or ``auto`` (shell when the winding number
     fails to separate the two sides of much of the surface)."""
-    shell_thickness: float = 0.01
-    """``shell``: thickness of the sheet as a fraction of the input's bounding-box diagonal. At half of this
-    the open box and the hemisphere came out perforated (the field's error at 1000 steps is of the order
-    of the half-thickness), at this whole (docs/method.md §6.3)."""
+    shell_thickness: float = 0.002
+    """``shell``: thickness of the sheet an open input comes out as, a fraction of its bounding-box
+    diagonal. The field learns a sheet at least :data:`LEARNED_SHELL_THICKNESS` thick; snapping
+    (``snap_to_input``) then puts the sheet's sides half of this from the input, and at least half a grid
+    cell (docs/method.md §6.3). Without snapping the sheet is the learned one."""
     shell_num_frequencies: int | None = None
     """Frequencies used instead of ``field.num_frequencies`` when the input is read as a shell (None: the same)."""
     shell_batch_size: int | None = None

@@ -32,7 +32,7 @@ from ...nn.model import EncodedField
 from ...nn.trainer import ProgressInfo, TrainCallbacks, TrainStats, choose_device, seed_everything, train
 from .batches import DeviceBatches
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import PRESETS, OccupancyConfig, build_model
+from .config import LEARNED_SHELL_THICKNESS, PRESETS, OccupancyConfig, build_model
 from .surface import ExtractionStats, extract_mesh, field_values
 
 SHELL_ABOVE_HOLE_AREA = 0.05
@@ -123,6 +123,7 @@ class OccupancyFit:
             face_budget=face_budget,
             should_cancel=should_cancel,
             sheet_half_thickness=self.sheet_half_thickness,
+            sheet_offset=self.sheet_offset,
             reference=self.reference,
         )
         self._check_surface(mesh, resolution, whole=not keep_largest)
@@ -157,8 +158,16 @@ class OccupancyFit:
 
     @property
     def sheet_half_thickness(self) -> float | None:
-        """Half the thickness of the sheet an open input was read as (unit frame), else None."""
+        """Half the thickness of the sheet the field learned, for an open input read as a shell (unit
+        frame), else None."""
         return self.reading.get("half_thickness") if self.reading.get("mode") == "shell" else None
+
+    @property
+    def sheet_offset(self) -> float | None:
+        """How far from the input a shell's snapped sheet lies (unit frame; half its thickness), else None."""
+        if self.reading.get("mode") != "shell":
+            return None
+        return self.reading.get("sheet_offset", self.reading.get("half_thickness"))
 
     def save(self, path: str | Path) -> Path:
         """One file with config, weights, SAPE grid state and normalisation (written atomically)."""
@@ -199,11 +208,24 @@ def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig)
     else:
         mode, reason = config.open_input, "as asked"
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    half_thickness = 0.5 * config.shell_thickness * diagonal if mode == "shell" else 0.0
+    learned = max(config.shell_thickness, LEARNED_SHELL_THICKNESS)
+    half_thickness = 0.5 * learned * diagonal if mode == "shell" else 0.0
+    sheet_offset = 0.5 * config.shell_thickness * diagonal if mode == "shell" else 0.0
     if mode == "shell":
-        reason += f"; a sheet {config.shell_thickness:g} of the diagonal thick"
+        reason += (
+            f"; a sheet {config.shell_thickness:g} of the diagonal thick"
+            if config.snap_to_input
+            else f"; a sheet {learned:g} of the diagonal thick, as learned (snapping is off)"
+        )
     area = float(triangle_areas(vertices, np.asarray(faces)).sum())
-    reading = {"mode": mode, "hole_area": holes, "half_thickness": half_thickness, "reason": reason, "area": area}
+    reading = {
+        "mode": mode,
+        "hole_area": holes,
+        "half_thickness": half_thickness,
+        "sheet_offset": sheet_offset,
+        "reason": reason,
+        "area": area,
+    }
     return reading if confident is None else {**reading, "winding_confidence": confident}
 
 
@@ -319,5 +341,5 @@ def fit_occupancy(
     )
     timings["train_s"] = stats.seconds
     timings["fit_s"] = time.perf_counter() - start
-    reference = (outer.vertices, outer.faces) if reading["mode"] == "solid" else None
+    reference = (outer.vertices, outer.faces)  # a solid's outer surface, a shell's whole input
     return OccupancyFit(model, normalization, run_config, timings, stats, support, reading, reference)

@@ -45,6 +45,10 @@ SHEET_CELLS = 1.5
 """A thin sheet (an open input read as a shell) is extracted at least this many cells thick, so that
 every grid line through it has a node inside and the sheet does not fall apart between grid points."""
 
+SHEET_SIDE_CELLS = 0.5
+"""A snapped sheet's sides lie at least this many cells from the input: at a quarter of a cell, faces at
+the open box's rim and concave corners crossed those of the other side."""
+
 
 def sheet_iso(config: OccupancyConfig, resolution: int, half_thickness: float | None) -> float:
     """The distance (iso value) at which a shell of ``half_thickness`` (unit frame) is resolved at ``resolution``:
@@ -132,15 +136,18 @@ def extract_mesh(
     face_budget: int | None = None,
     should_cancel: Callable[[], bool] | None = None,
     sheet_half_thickness: float | None = None,
+    sheet_offset: float | None = None,
     reference: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[trimesh.Trimesh, ExtractionStats]:
     """Sparse marching cubes of the field's zero level, in the input's coordinates, and what it did.
 
-    ``reference`` (a solid input's outer surface, unit frame) is what the config's ``snap_to_input`` puts
-    the surface onto (:mod:`...mesh.snapping`); a shell's sheet is never snapped.
+    ``reference`` (a solid input's outer surface, or a shell's whole input; unit frame) is what the
+    config's ``snap_to_input`` puts the surface onto (:mod:`...mesh.snapping`).
 
-    ``sheet_half_thickness`` (an open input read as a shell, unit frame) thickens the sheet to
-    :data:`SHEET_CELLS` cells where the resolution is too coarse for it (:func:`sheet_iso`).
+    ``sheet_half_thickness`` (an open input read as a shell: half the learned sheet's thickness, unit
+    frame) thickens the sheet to :data:`SHEET_CELLS` cells where the resolution is too coarse for it
+    (:func:`sheet_iso`); snapping then puts its sides ``sheet_offset`` from the input (at least
+    :data:`SHEET_SIDE_CELLS`).
 
     With ``support`` pieces away from the input surface are dropped; with the config's
     ``smooth_surface`` the surface is then smoothed, edges kept (:mod:`...mesh.smoothing`).
@@ -178,10 +185,14 @@ def extract_mesh(
         mesh.vertices = smooth_surface(mesh.vertices, mesh.faces, should_cancel=should_cancel)
     smooth_s = time.perf_counter() - smooth_start
     snap_start, snapped = time.perf_counter(), None
-    if config.snap_to_input and reference is not None and sheet_half_thickness is None and len(mesh.faces):
+    if config.snap_to_input and reference is not None and len(mesh.faces):
+        cell = 2.0 / (resolution - 1)
+        offset = 0.0
+        if sheet_half_thickness:
+            offset = max(sheet_offset or sheet_half_thickness, SHEET_SIDE_CELLS * cell)
         queries = MeshQueries(*reference, should_cancel=should_cancel)
         vertices, faces, snapped = snap_to_surface(
-            mesh.vertices, mesh.faces, queries, 2.0 / (resolution - 1), should_cancel=should_cancel
+            mesh.vertices, mesh.faces, queries, cell, offset=offset, should_cancel=should_cancel
         )
         queries.release()
         mesh = trimesh.Trimesh(vertices, faces, process=False)
