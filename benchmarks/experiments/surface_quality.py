@@ -43,6 +43,7 @@ def meshes() -> list[tuple[str, object]]:
         ("open box (shell)", shapes.open_box()),
         ("three pieces", shapes.several_pieces()),
         ("overlapping parts", shapes.overlapping_parts()),
+        ("non-manifold parts", shapes.non_manifold_parts()),
     ]
     return found
 

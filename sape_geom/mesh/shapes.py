@@ -132,6 +132,20 @@ def overlapping_parts(teeth: int = 18) -> trimesh.Trimesh:
     return cast(trimesh.Trimesh, trimesh.util.concatenate(parts))  # meshes in, one mesh out
 
 
+def non_manifold_parts() -> trimesh.Trimesh:
+    """Boxes welded where they touch, as exported CAD and kitbashed models come: a block with a smaller
+    one sitting on it (their faces overlapping in one plane) and another touching it along one edge only
+    (an edge of four faces), all vertices at the same place merged."""
+    block = trimesh.creation.box(extents=(0.8, 0.5, 0.3)).subdivide()
+    on_top = trimesh.creation.box(extents=(0.4, 0.5, 0.3)).subdivide()
+    on_top.apply_translation([-0.2, 0.0, 0.3])
+    along_edge = trimesh.creation.box(extents=(0.3, 0.5, 0.3)).subdivide()
+    along_edge.apply_translation([0.55, 0.0, -0.3])
+    welded = cast(trimesh.Trimesh, trimesh.util.concatenate([block, on_top, along_edge]))  # meshes in, one out
+    welded.merge_vertices()
+    return welded
+
+
 def write_demo_shape(path: str | Path, resolution: int = 160) -> Path:
     """Write :func:`bumpy_torus` to ``path`` (once) and return it."""
     path = Path(path)

@@ -18,7 +18,7 @@ from sape_geom.mesh.cleanup import count_components
 from sape_geom.mesh.extract import extract_surface_dense
 from sape_geom.mesh.metrics import mesh_metrics
 from sape_geom.mesh.queries import MeshQueries
-from sape_geom.mesh.shapes import hemisphere, several_pieces, sphere, torus
+from sape_geom.mesh.shapes import hemisphere, non_manifold_parts, several_pieces, sphere, torus
 from sape_geom.tasks.occupancy import OccupancyFit, fit_occupancy, occupancy_preset
 from sape_geom.tasks.occupancy.surface import SHEET_SIDE_CELLS, surface_field
 
@@ -298,6 +298,20 @@ def test_overlapping_parts_give_one_solid_without_bubbles():
     surface = fit.extract(96, colors=False)
     assert count_components(surface) == 1
     assert mesh_metrics(surface, model, n_points=10_000, iou_points=10_000)["iou"] > 0.9
+
+
+def test_welded_non_manifold_parts_give_a_closed_solid_on_them():
+    """Boxes welded along an edge of four faces and across overlapping faces: read as a solid by winding
+    number, extracted closed and manifold, and snapped onto the parts' outer surface."""
+    parts = non_manifold_parts()
+    edges, counts = np.unique(np.sort(parts.edges, axis=1), axis=0, return_counts=True)
+    assert counts.max() == 4  # the input is non-manifold
+    fit = fit_occupancy(parts, tiny_config())
+    assert fit.reading["mode"] == "solid"
+    surface = fit.extract(96, colors=False)
+    assert surface.is_watertight and surface.is_winding_consistent
+    metrics = mesh_metrics(surface, parts, n_points=10_000, iou_points=10_000)
+    assert metrics["iou"] > 0.95 and metrics["normal_angle_p50"] < 1.0, metrics
 
 
 def test_short_run_has_few_pieces():
