@@ -304,7 +304,7 @@ def test_welded_non_manifold_parts_give_a_closed_solid_on_them():
     """Boxes welded along an edge of four faces and across overlapping faces: read as a solid by winding
     number, extracted closed and manifold, and snapped onto the parts' outer surface."""
     parts = non_manifold_parts()
-    edges, counts = np.unique(np.sort(parts.edges, axis=1), axis=0, return_counts=True)
+    _, counts = np.unique(np.sort(parts.edges, axis=1), axis=0, return_counts=True)
     assert counts.max() == 4  # the input is non-manifold
     fit = fit_occupancy(parts, tiny_config())
     assert fit.reading["mode"] == "solid"
