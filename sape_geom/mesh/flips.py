@@ -120,7 +120,8 @@ def _face_costs(
     should_cancel: Callable[[], bool] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per face: area times (mean ``1 - |cos|`` against the closest input faces' normals at
-    :data:`SAMPLES`, plus :data:`DISTANCE_WEIGHT` times the samples' mean distance from ``offset``, in cells); the unit
+    :data:`SAMPLES` (a sheet's, ``offset`` > 0: ``1 - cos`` against the direction from the closest
+    input point, its offset surface's normal), plus :data:`DISTANCE_WEIGHT` times the samples' mean distance from ``offset``, in cells); the unit
     normal; the area."""
     cost, normals, areas = np.empty(len(F)), np.empty((len(F), 3)), np.empty(len(F))
     for chunk in face_chunks(len(F), 1 << 14):
@@ -128,9 +129,14 @@ def _face_costs(
         corners = V[F[chunk]]
         normal, area = triangle_normals(corners)
         points = np.einsum("sk,fkd->fsd", SAMPLES, corners).reshape(-1, 3)
-        squared, face, _ = reference.closest_points(points)
-        closest_normals = reference_normals[face].reshape(len(corners), len(SAMPLES), 3)
-        deviation = 1.0 - np.abs(np.einsum("fd,fsd->fs", normal, closest_normals))
+        squared, face, closest = reference.closest_points(points)
+        if offset > 0:
+            # a sheet's side: the offset surface's normal, away from the input (a turned face costs 2)
+            away = (points - closest) / np.sqrt(np.maximum(squared, 1e-300))[:, None]
+            deviation = 1.0 - np.einsum("fd,fsd->fs", normal, away.reshape(len(corners), len(SAMPLES), 3))
+        else:
+            closest_normals = reference_normals[face].reshape(len(corners), len(SAMPLES), 3)
+            deviation = 1.0 - np.abs(np.einsum("fd,fsd->fs", normal, closest_normals))
         distance = np.abs(np.sqrt(squared) - offset).reshape(len(corners), len(SAMPLES)) / cell
         cost[chunk] = area * (deviation.mean(axis=1) + DISTANCE_WEIGHT * distance.mean(axis=1))
         normals[chunk], areas[chunk] = normal, area
