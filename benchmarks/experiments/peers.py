@@ -36,12 +36,14 @@ MESHES = (
     "Slic3r_friendly_pt",
     "bracket (CAD)",
     "open box (shell)",
+    "dome (shell)",
     "overlapping parts",
     "non-manifold parts",
     "Suzanne",
 )
 """The surface benchmark's closed animal, CAD part, flat-faced CAD shape, open shell, overlapping and
-non-manifold parts, and Blender's Suzanne subdivided twice (separate eyes, small holes)."""
+non-manifold parts, a curved open shell (a hemisphere) and Blender's Suzanne subdivided twice
+(separate eyes, small holes)."""
 TILE = 220
 GRID = 256
 
@@ -163,10 +165,12 @@ def run(ctx: Context) -> dict:
     import bpy  # noqa: F401  (before pymeshlab: both ship Embree, and bpy breaks when it comes second)
 
     from sape_geom import mesh_metrics
+    from sape_geom.mesh import shapes
 
     folder = ctx.folder("peers")
     found = dict(surface_meshes())
     found["Suzanne"] = suzanne()
+    found["dome (shell)"] = shapes.hemisphere(4)
     makers = {
         "SAPE fast": lambda m: sape_fast(m, ctx.device),
         "Voxel Remesh": voxel_remesh,

@@ -46,8 +46,8 @@ def add_fit(sub) -> None:
         "--shell-thickness",
         type=float,
         default=None,
-        help="shell thickness as a fraction of the bounding-box diagonal "
-        f"(default {PRESETS['fast'].shell_thickness:g})",
+        help="thickness of the sheet an input read as a shell comes out as, a fraction of the bounding-box "
+        f"diagonal; each side at least half a grid cell from the input (default {PRESETS['fast'].shell_thickness:g})",
     )
     _extraction_args(parser)
     parser.add_argument("--checkpoint", help="also save a checkpoint here (re-extract later with `sape-geom extract`)")
