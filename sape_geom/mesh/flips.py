@@ -121,8 +121,8 @@ def _face_costs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per face: area times (mean ``1 - |cos|`` against the closest input faces' normals at
     :data:`SAMPLES` (a sheet's, ``offset`` > 0: ``1 - cos`` against the direction from the closest
-    input point, its offset surface's normal), plus :data:`DISTANCE_WEIGHT` times the samples' mean distance from ``offset``, in cells); the unit
-    normal; the area."""
+    input point, its offset surface's normal), plus :data:`DISTANCE_WEIGHT` times the samples' mean
+    distance from ``offset``, in cells); the unit normal; the area."""
     cost, normals, areas = np.empty(len(F)), np.empty((len(F), 3)), np.empty(len(F))
     for chunk in face_chunks(len(F), 1 << 14):
         check_cancel(should_cancel, "flipping edges")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 
 from ..errors import check_cancel
 from .flips import flip_toward_normals
@@ -113,7 +113,8 @@ def snap_to_surface(
 
     reference_normals = triangle_normals(reference.V[reference.F])[0]
     if offset > 0:
-        snapped, face, closest = _onto_offset(original, reference, offset)
+        snapped, closest = _onto_offset(original, reference, offset)
+        face = reference.closest_points(closest)[1]
         input_normals = reference_normals[face].astype(np.float32)
     else:
         squared, face, closest = reference.closest_points(original)
@@ -147,20 +148,21 @@ def snap_to_surface(
     return V, F, SnapStats(int(np.count_nonzero(on_surface)), on_creases, collapsed, flipped)
 
 
-def _onto_offset(V: np.ndarray, reference: MeshQueries, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _onto_offset(V: np.ndarray, reference: MeshQueries, offset: float) -> tuple[np.ndarray, np.ndarray]:
     """Each vertex of a sheet around ``reference`` moved to the surface ``offset`` from it on its own
     side: along the line from its closest input point, :data:`SHEET_ROUNDS` times (in a concave corner
     one step puts it at the offset from the nearer plane only, the next from the other, and so on into
     the corner of the offset planes). Returns which vertices moved (all but those on the input, which
-    have no side), the closest input face of each, and the new positions."""
+    have no side) and the new positions."""
     points = V.copy()
-    squared, face, on_input = reference.closest_points(points)
+    squared, _, on_input = reference.closest_points(points)
     sided = squared > (SIDELESS * offset) ** 2
-    for _ in range(SHEET_ROUNDS):
+    for step in range(SHEET_ROUNDS):
+        if step:
+            squared, _, on_input = reference.closest_points(points)
         scale = offset / np.sqrt(np.maximum(squared[sided], 1e-300))
         points[sided] = on_input[sided] + (points[sided] - on_input[sided]) * scale[:, None]
-        squared, face, on_input = reference.closest_points(points)
-    return sided, face, points
+    return sided, points
 
 
 def _settle_sheet(
@@ -178,10 +180,7 @@ def _settle_sheet(
     inside the sheet's, the corner's vertices crowd together on the way and turn faces over; from the
     neighbours' mean they spread along the offset planes. ``targets`` (where each vertex is meant to
     go) is updated in place; returns the new positions."""
-    n = len(V)
-    edges = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
-    ring = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
-    ring.data[:] = 1.0
+    ring = _one_rings(F, len(V))
     count = np.maximum(np.asarray(ring.sum(axis=1)).ravel(), 1.0)
     for _ in range(SETTLE_ROUNDS):
         check_cancel(should_cancel, "snapping")
@@ -190,7 +189,7 @@ def _settle_sheet(
             break
         mean = (ring[stuck] @ V) / count[stuck, None]
         moved = V.copy()
-        _, _, moved[stuck] = _onto_offset(mean, reference, offset)
+        moved[stuck] = _onto_offset(mean, reference, offset)[1]
         targets[stuck] = moved[stuck]
         V = undo_folds(moved, V)
     return V
@@ -255,6 +254,15 @@ def _crease_points(
     return np.concatenate(points), np.concatenate(indices)
 
 
+def _one_rings(F: np.ndarray, n: int) -> csr_matrix:
+    """(n, n) 0/1 matrix: row i marks the vertices that share an edge of ``F`` with vertex i (each edge
+    counted once, whichever faces list it and in which direction)."""
+    edges = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    ring = csr_matrix(coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())), shape=(n, n)))
+    ring.data[:] = 1.0
+    return ring
+
+
 def _short_edges(V: np.ndarray, F: np.ndarray, shortest: float) -> np.ndarray:
     """(k, 2) the edges shorter than ``shortest``, each once, lower vertex first."""
     found = []
@@ -287,11 +295,8 @@ def _collapse_short_edges(
         # the one-rings of the candidates' ends, from the faces around them only
         involved = np.zeros(len(V), dtype=bool)
         involved[short.ravel()] = True
-        around = F[involved[F].any(axis=1)]
-        edges = np.concatenate([around[:, [0, 1]], around[:, [1, 2]], around[:, [2, 0]]])
         n = len(V)
-        ring = coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())), shape=(n, n)).tocsr()
-        ring.data[:] = 1.0  # an edge is listed by both its faces
+        ring = _one_rings(F[involved[F].any(axis=1)], n)
         a, b = short[:, 0], short[:, 1]
         shared = np.asarray(ring[a].multiply(ring[b]).sum(axis=1)).ravel()
         a, b = a[shared == 2], b[shared == 2]

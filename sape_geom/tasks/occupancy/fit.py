@@ -165,9 +165,7 @@ class OccupancyFit:
     @property
     def sheet_offset(self) -> float | None:
         """How far from the input a shell's snapped sheet lies (unit frame; half its thickness), else None."""
-        if self.reading.get("mode") != "shell":
-            return None
-        return self.reading.get("sheet_offset", self.reading.get("half_thickness"))
+        return self.reading.get("sheet_offset") if self.reading.get("mode") == "shell" else None
 
     def save(self, path: str | Path) -> Path:
         """One file with config, weights, SAPE grid state and normalisation (written atomically)."""
@@ -208,10 +206,10 @@ def read_input(vertices: np.ndarray, faces: np.ndarray, config: OccupancyConfig)
     else:
         mode, reason = config.open_input, "as asked"
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    learned = max(config.shell_thickness, LEARNED_SHELL_THICKNESS)
-    half_thickness = 0.5 * learned * diagonal if mode == "shell" else 0.0
-    sheet_offset = 0.5 * config.shell_thickness * diagonal if mode == "shell" else 0.0
+    half_thickness = sheet_offset = 0.0
     if mode == "shell":
+        learned = max(config.shell_thickness, LEARNED_SHELL_THICKNESS)
+        half_thickness, sheet_offset = 0.5 * learned * diagonal, 0.5 * config.shell_thickness * diagonal
         reason += (
             f"; a sheet {config.shell_thickness:g} of the diagonal thick"
             if config.snap_to_input
