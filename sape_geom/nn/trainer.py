@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, check_cancel
+from .adam import PlainAdam
 from .model import EncodedField
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -141,19 +142,22 @@ def console_progress(description: str, stream=None) -> Callable[[ProgressInfo], 
 LOSS_READ_INTERVAL_S = 0.1
 
 
-def make_optimizer(parameters, lr: float, device: torch.device, fused: bool | None = None) -> torch.optim.Adam:
+def make_optimizer(
+    parameters, lr: float, device: torch.device, fused: bool | None = None
+) -> torch.optim.Adam | PlainAdam:
     """Adam with PyTorch's defaults. ``fused=None``: the fused kernel where the device is not the CPU
     (one launch for all parameters, its step counters on the device, no host read), foreach if the fused
-    kernel is missing; on the CPU the single-tensor loop that gives today's numbers bit for bit."""
+    kernel is missing; on the CPU :class:`~sape_geom.nn.adam.PlainAdam`, the same numbers bit for bit as
+    PyTorch's single-tensor loop, in a few list operations and without importing TorchDynamo."""
     if fused is None:
         fused = device.type != "cpu"
-    if fused:
-        parameters = list(parameters)
-        try:
-            return torch.optim.Adam(parameters, lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
-            return torch.optim.Adam(parameters, lr=lr, foreach=True)
-    return torch.optim.Adam(parameters, lr=lr)
+    if not fused:
+        return PlainAdam(parameters, lr=lr)
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
+        return torch.optim.Adam(parameters, lr=lr, foreach=True)
 
 
 def train(
@@ -257,7 +261,7 @@ def _loop(
     model: EncodedField,
     next_batch: Callable[[int], Batch],
     loss_fn: LossFn,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | PlainAdam,
     schedule: tuple[float, float | None, int],
     total: int,
     budget: float | None,
