@@ -19,6 +19,7 @@ import igl
 import numpy as np
 
 from ..errors import InputError, check_cancel
+from .surface_points import covering_points
 
 __all__ = ["FACES_PER_TREE", "MeshQueries", "spatial_order"]
 
@@ -26,6 +27,9 @@ FACES_PER_TREE = 1_000_000
 """Faces per libigl tree: about 220 MB and 2 s to build on one core."""
 POINTS_PER_CALL = 16_384
 """Points per libigl query call: well under a second, so a cancel is seen quickly."""
+COVERING_POINTS = 2_000_000
+"""Most points :meth:`MeshQueries.truncated_distance` covers a surface with (about 50 MB with its
+k-d tree); a surface that needs more has every point queried exactly."""
 
 
 class MeshQueries:
@@ -128,20 +132,49 @@ class MeshQueries:
         """(n,) exact Euclidean distance from each point to the mesh."""
         return np.sqrt(np.maximum(self.squared_distance(points)[0], 0.0))
 
+    def truncated_distance(self, points: Any, limit: float) -> np.ndarray:
+        """(n,) ``min(distance to the mesh, limit)``, exact below ``limit``. A k-d tree of points
+        covering the surface (each surface point within half of ``limit`` of one) finds the points that
+        lie beyond ``limit`` without asking libigl's tree, whose queries far from the surface are the
+        slow ones; only the others are queried."""
+        P = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        spacing = 0.5 * float(limit)
+        cover = covering_points(self.V, self.F, spacing, COVERING_POINTS) if len(P) and limit > 0 else None
+        if cover is None:
+            return np.minimum(self.unsigned_distance(P), limit)
+        from scipy.spatial import cKDTree
 
-def _spatially_sorted(points: Any, bits: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        self._check()
+        nearest, _ = cKDTree(cover).query(P, distance_upper_bound=limit + spacing, workers=-1)
+        near = np.flatnonzero(np.isfinite(nearest))  # the others are over limit + spacing from every cover point
+        out = np.full(len(P), float(limit))
+        out[near] = np.minimum(self.unsigned_distance(P[near]), limit)
+        return out
+
+
+def _spread_bits(bits: int) -> np.ndarray:
+    """Each ``bits``-bit integer with its bit i moved to bit 3i: one axis's share of a Morton code."""
+    values = np.arange(1 << bits, dtype=np.int64)
+    spread = np.zeros(1 << bits, dtype=np.int64)
+    for bit in range(bits):
+        spread |= ((values >> bit) & 1) << (3 * bit)
+    return spread
+
+
+_SPREAD = _spread_bits(10)
+
+
+def _spatially_sorted(points: Any) -> tuple[np.ndarray, np.ndarray]:
     """(n, 3) float64 points in Morton (Z-curve) order, and that order: neighbouring queries walk the same
     branches of a tree, which makes libigl's queries two to three times faster (each answer is the same)."""
     P = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.ascontiguousarray(P), np.zeros(0, dtype=np.int64)
     lo, span = P.min(axis=0), np.maximum(np.ptp(P, axis=0), 1e-300)
-    cell = np.clip(((P - lo) / span * (1 << bits)).astype(np.int64), 0, (1 << bits) - 1)
-    code = np.zeros(len(P), dtype=np.int64)
-    for bit in range(bits):
-        for axis in range(3):
-            code |= ((cell[:, axis] >> bit) & 1) << (3 * bit + axis)
-    order = np.argsort(code, kind="stable")
+    cells = len(_SPREAD)
+    cell = np.clip(((P - lo) / span * cells).astype(np.int64), 0, cells - 1)
+    code = _SPREAD[cell[:, 0]] | (_SPREAD[cell[:, 1]] << 1) | (_SPREAD[cell[:, 2]] << 2)
+    order = np.argsort(code)  # ties in any order: each point's answer does not depend on the others
     return np.ascontiguousarray(P[order]), order
 
 

@@ -103,13 +103,17 @@ def inside_outside(
     return winding_number(vertices, faces, points, exact=exact, queries=queries) > threshold
 
 
-def unsigned_distance(vertices: Any, faces: Any, points: Any, *, queries: MeshQueries | None = None) -> np.ndarray:
-    """Exact Euclidean distance (n,) float64 from each point to the triangle mesh (libigl's AABB tree)."""
+def unsigned_distance(
+    vertices: Any, faces: Any, points: Any, *, queries: MeshQueries | None = None, truncate: float | None = None
+) -> np.ndarray:
+    """Exact Euclidean distance (n,) float64 from each point to the triangle mesh (libigl's AABB tree);
+    with ``truncate``, ``min(distance, truncate)`` (:meth:`MeshQueries.truncated_distance`: faster)."""
     V, F = as_vf(vertices, faces)
     P = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(P) == 0:
         return np.zeros(0, dtype=np.float64)
-    return (queries or MeshQueries(V, F)).unsigned_distance(P)
+    queries = queries or MeshQueries(V, F)
+    return queries.unsigned_distance(P) if truncate is None else queries.truncated_distance(P, truncate)
 
 
 def signed_distance(
@@ -137,24 +141,38 @@ def field_targets(
     exact: bool = False,
     queries: MeshQueries | None = None,
     distance_queries: MeshQueries | None = None,
+    band: float | None = None,
 ) -> np.ndarray:
     """Training targets (n,) float32 at ``points`` for one of :data:`FIELD_TARGETS` (positive = outside).
 
     ``shell_thickness`` > 0 reads the surface as a shell of that half-thickness instead of a solid.
     ``distance_queries`` measures a solid's distances to another surface than the one whose winding
-    number gives the side: its outer surface (:mod:`.outer`).
+    number gives the side: its outer surface (:mod:`.outer`). ``band``: a distance target is exact only
+    within it; beyond, where a fit enforces only the side (docs/method.md §6.3), it is the float32 nearest
+    above ``band``, with its sign, and its points cost a fraction of an exact distance.
     """
     if target not in FIELD_TARGETS:
         raise InputError(f"unknown field target {target!r}; choose one of: {', '.join(FIELD_TARGETS)}")
-    if shell_thickness > 0:
-        distance = unsigned_distance(vertices, faces, points, queries=queries) - shell_thickness
-    elif target == "sdf":
-        distance = signed_distance(
-            vertices, faces, points, exact=exact, queries=queries, distance_queries=distance_queries
-        )
-    else:
+    if target == "occupancy" and shell_thickness <= 0:
         return (~inside_outside(vertices, faces, points, exact=exact, queries=queries)).astype(np.float32)
+    reach = None if band is None else band + max(shell_thickness, 0.0)
+    if shell_thickness > 0:
+        unsigned = unsigned_distance(vertices, faces, points, queries=queries, truncate=reach)
+        distance = unsigned - shell_thickness
+    else:
+        inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
+        unsigned = unsigned_distance(vertices, faces, points, queries=distance_queries or queries, truncate=reach)
+        distance = np.where(inside, -1.0, 1.0) * unsigned
+    if band is not None:
+        beyond = unsigned >= cast(float, reach)
+        distance[beyond] = np.sign(distance[beyond]) * _float32_at_least(band)
     return (distance > 0).astype(np.float32) if target == "occupancy" else distance.astype(np.float32)
+
+
+def _float32_at_least(value: float) -> float:
+    """The smallest float32 that is at least ``value``: a target stored as it stays outside the band."""
+    single = np.float32(value)
+    return float(single if single >= value else np.nextafter(single, np.float32(np.inf)))
 
 
 def hole_area_fraction(vertices: Any, faces: Any) -> float:
@@ -226,7 +244,8 @@ class PointSetBuffer:
 
     Epoch ``e`` uses set ``e % num_sets``; set ``i`` is sampled and labelled the first time it is used
     and cached afterwards (labels are never recomputed). Each epoch returns a fresh permutation of its
-    set. Everything is seeded by ``seed``. Points are in the unit frame.
+    set. Everything is seeded by ``seed``. Points are in the unit frame. ``band``: distance targets are
+    exact within it only (see :func:`field_targets`).
     """
 
     def __init__(
@@ -241,6 +260,7 @@ class PointSetBuffer:
         surface_sampling: str = "hybrid",
         target: str = "occupancy",
         shell_thickness: float = 0.0,
+        band: float | None = None,
         should_cancel: Any = None,
         on_progress: Any = None,
     ) -> None:
@@ -251,7 +271,7 @@ class PointSetBuffer:
         self.vertices, self.faces = as_vf(vertices, faces)
         self.num_sets, self.n_points = int(num_sets), int(n_points)
         self.exact, self.surface_sampling = exact, surface_sampling
-        self.target, self.shell_thickness = target, float(shell_thickness)
+        self.target, self.shell_thickness, self.band = target, float(shell_thickness), band
         # libigl's trees, built once (big meshes: one part at a time); asked to stop between chunks
         self.queries = MeshQueries(self.vertices, self.faces, should_cancel=should_cancel, on_progress=on_progress)
         children = np.random.SeedSequence(seed).spawn(self.num_sets + 1)
@@ -314,6 +334,7 @@ class PointSetBuffer:
             np.concatenate(points),
             self.target,
             shell_thickness=self.shell_thickness,
+            band=self.band,
             exact=self.exact,
             queries=self.queries,
             distance_queries=self._outer_queries,

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_vf", "sample_surface", "triangle_areas", "triangle_normals", "vertex_normals"]
+__all__ = ["as_vf", "covering_points", "sample_surface", "triangle_areas", "triangle_normals", "vertex_normals"]
 
 
 def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -18,6 +18,29 @@ def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
     if V.ndim != 2 or V.shape[1] != 3 or F.ndim != 2 or F.shape[1] != 3 or len(F) == 0:
         raise InputError(f"need vertices (n,3) and triangle faces (m,3), got {V.shape} and {F.shape}")
     return V, F
+
+
+def covering_points(vertices: Any, faces: Any, spacing: float, limit: int) -> np.ndarray | None:
+    """Points on the faces such that every point of the surface lies within ``spacing`` of one of them,
+    or None where that takes more than ``limit`` points (long faces and a fine spacing).
+
+    Each face is cut into k x k similar triangles, k its longest edge over ``spacing`` rounded up; a point
+    of a triangle lies within its longest edge of each of its corners, and the corners of all the small
+    triangles are the points. A mesh whose edges are all shorter than ``spacing`` gives its own vertices."""
+    V, F = as_vf(vertices, faces)
+    corners = V[F]
+    longest = np.linalg.norm(corners - corners[:, [1, 2, 0]], axis=2).max(axis=1)
+    cuts = np.maximum(1, np.ceil(longest / spacing)).astype(np.int64)
+    if int(((cuts + 1) * (cuts + 2) // 2).sum()) > limit:
+        return None
+    points = [V[np.unique(F)]]
+    for k in np.unique(cuts[cuts > 1]):  # one pass per number of cuts, each over all its faces
+        i, j = np.meshgrid(np.arange(k + 1), np.arange(k + 1), indexing="ij")
+        i, j = i.ravel(), j.ravel()
+        inner = (i + j <= k) & (i < k) & (j < k) & (i + j > 0)  # the face's own corners are in V already
+        weights = np.stack([k - i - j, i, j], axis=1)[inner] / k
+        points.append(np.einsum("pk,fkd->fpd", weights, corners[cuts == k]).reshape(-1, 3))
+    return np.concatenate(points)
 
 
 def sample_surface(

@@ -67,3 +67,30 @@ def test_all_sets_at_once_are_the_sets_one_by_one(mesh):
     for index in (2, 0, 1):
         for a, b in zip(together.get_set(index), alone.get_set(index)):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", ["fine", "long faces"])
+def test_truncated_distance_is_the_exact_one_cut_at_its_limit(shape):
+    # a subdivided hemisphere (edges under the limit: its vertices cover it) and a box of 12 long faces
+    mesh = hemisphere(subdivisions=4) if shape == "fine" else trimesh.creation.box((1.6, 1.0, 0.4))
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    P = sample_training_points(V, F, 30_000, seed=3).astype(float)
+    q = MeshQueries(V, F)
+    limit = 0.05
+    truncated = q.truncated_distance(P, limit)
+    np.testing.assert_array_equal(truncated, np.minimum(q.unsigned_distance(P), limit))
+    assert 0.2 < np.mean(truncated == limit) < 0.9  # both kinds of points were there
+
+
+def test_covering_points_leave_no_surface_point_farther_than_the_spacing():
+    from scipy.spatial import cKDTree
+
+    from sape_geom.mesh.surface_points import covering_points, sample_surface
+
+    mesh = trimesh.creation.box((1.6, 1.0, 0.4))  # long thin faces, cut many times
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    cover = covering_points(V, F, 0.05, 1_000_000)
+    assert cover is not None
+    samples, _ = sample_surface(V, F, 50_000, np.random.default_rng(0))
+    assert cKDTree(cover).query(samples)[0].max() <= 0.05
+    assert covering_points(V, F, 0.05, 100) is None  # over the limit: the caller queries every point

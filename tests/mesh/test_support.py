@@ -92,3 +92,22 @@ def test_shell_targets_are_inside_within_the_half_thickness():
     assert abs(values[2] - 0.04) < 2e-3 and abs(values[3] - 0.04) < 2e-3  # beyond it: distance to the sheet
     occupancy = field_targets(unit.vertices, unit.faces, points, "occupancy", shell_thickness=0.01)
     np.testing.assert_array_equal(occupancy, [0.0, 0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("shell", [0.0, 0.01])
+def test_targets_within_the_band_are_exact_and_beyond_it_keep_their_side(shell):
+    """What a fit's loss reads of a target (docs/method.md §6.3) is the same with and without ``band``:
+    the distance inside the band, the side beyond it."""
+    from sape_geom.mesh.sampling import sample_training_points
+
+    mesh = several_pieces() if shell == 0 else hemisphere(subdivisions=3)
+    V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    points = sample_training_points(V, F, 20_000, seed=4)
+    exact = field_targets(V, F, points, "sdf", shell_thickness=shell)
+    banded = field_targets(V, F, points, "sdf", shell_thickness=shell, band=0.05)
+    inside_band = np.abs(exact) < 0.05
+    np.testing.assert_array_equal(np.abs(banded) < 0.05, inside_band)
+    np.testing.assert_array_equal(banded[inside_band], exact[inside_band])
+    np.testing.assert_array_equal(np.sign(banded[~inside_band]), np.sign(exact[~inside_band]))
+    assert np.all(np.abs(banded[~inside_band]) >= 0.05)
+    assert 0.2 < np.mean(~inside_band) < 0.9

@@ -301,6 +301,7 @@ def fit_occupancy(
         seed=config.seed,
         target=config.target,
         shell_thickness=reading["half_thickness"],
+        band=config.sdf_band if config.target == "sdf" else None,  # beyond it the loss sees only the side
         should_cancel=callbacks.should_cancel,
         on_progress=label_progress,
     )
