@@ -110,10 +110,18 @@ class FourierFeatures(Encoding):
         angles = fourier_angles(x, self.frequencies)  # (N, m), float32 whatever the autocast
         if angles.requires_grad:
             return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)
-        features = torch.empty(x.shape[0], angles.shape[1], 2, dtype=angles.dtype, device=angles.device)
-        torch.sin(angles, out=features[..., 0])
-        torch.cos(angles, out=features[..., 1])
-        return features.flatten(-2)  # (N, 2m): sin0, cos0, sin1, cos1, ...
+        features = torch.empty(x.shape[0], 2 * angles.shape[1], dtype=angles.dtype, device=angles.device)
+        return self.fill(x, features, angles)
+
+    def fill(self, x: torch.Tensor, out: torch.Tensor, angles: torch.Tensor | None = None) -> torch.Tensor:
+        """The features of ``x`` (no gradient) written into ``out`` (N, 2m), a view whose rows may be
+        longer: sin0, cos0, sin1, cos1, ... Returns ``out``."""
+        if angles is None:
+            angles = fourier_angles(x, self.frequencies)
+        pairs = out.view(out.shape[0], angles.shape[1], 2) if out.is_contiguous() else out.unflatten(1, (-1, 2))
+        torch.sin(angles, out=pairs[..., 0])
+        torch.cos(angles, out=pairs[..., 1])
+        return out
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, sigma={self.sigma}, sampling={self.sampling}"
@@ -192,6 +200,12 @@ class IdentityPrefix(Encoding):
         self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.inner, FourierFeatures) and not x.requires_grad:
+            # the features written beside x in one buffer: no concatenated copy (docs/method.md §5.9)
+            out = torch.empty(x.shape[0], self.out_dim, dtype=x.dtype, device=x.device)
+            out[:, : self.in_dim] = x
+            self.inner.fill(x, out[:, self.in_dim :])
+            return out
         return torch.cat((x, self.inner(x)), dim=-1)
 
 

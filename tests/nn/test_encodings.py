@@ -101,3 +101,14 @@ def test_training_steps_on_the_same_points_reuse_their_features_and_stay_exact()
         changed = model(tau)
     assert all(torch.equal(output, fresh) for output in outputs)
     assert calls[-1] == 50 and len(calls) == 4 and not torch.equal(changed, fresh)
+
+
+def test_the_prefix_written_in_one_buffer_equals_the_concatenation():
+    config = FieldConfig(encoding="sape", num_frequencies=16)
+    encoding = build_encoding(config, 3, torch.Generator().manual_seed(0))
+    x = torch.rand(50, 3) * 2 - 1
+    with torch.no_grad():
+        written = encoding(x)  # the buffer path
+    concatenated = encoding(x.clone().requires_grad_(True))  # the differentiable path concatenates
+    assert written.is_contiguous()
+    assert torch.equal(written, concatenated.detach())
