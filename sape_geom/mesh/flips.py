@@ -62,6 +62,7 @@ def flip_toward_normals(
     cost, normals, areas = _face_costs(V, F, reference, reference_normals, cell, offset, should_cancel)
     active = cost > DEVIATION_FLOOR * areas
     flipped = 0
+    just_flipped = np.zeros(0, dtype=np.int64)  # the last round's new edges: flipping one back only loses
     for _ in range(ROUNDS):
         check_cancel(should_cancel, "flipping edges")
         a, b, c, d, f1, f2 = _interior_edges(F, n, active)
@@ -71,6 +72,7 @@ def flip_toward_normals(
         new_key = key[:, 0] * n + key[:, 1]
         E = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
         fresh = (c != d) & ~np.isin(new_key, E[:, 0] * n + E[:, 1])
+        fresh &= ~np.isin(np.minimum(a, b) * n + np.maximum(a, b), just_flipped)
         del E
         a, b, c, d, f1, f2, new_key = a[fresh], b[fresh], c[fresh], d[fresh], f1[fresh], f2[fresh], new_key[fresh]
         first = np.stack([a, d, c], axis=1)
@@ -102,6 +104,7 @@ def flip_toward_normals(
                 new_area[chosen],
             )
         flipped += len(chosen)
+        just_flipped = new_key[chosen]
         # next round: the changed faces' edges, and the good flips that lost to a neighbour
         waiting = np.setdiff1d(np.flatnonzero(good), chosen)
         active[:] = False
