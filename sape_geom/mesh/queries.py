@@ -29,7 +29,8 @@ POINTS_PER_CALL = 16_384
 """Points per libigl query call: well under a second, so a cancel is seen quickly."""
 COVERING_POINTS = 2_000_000
 """Most points :meth:`MeshQueries.truncated_distance` covers a surface with (about 50 MB with its
-k-d tree); a surface that needs more has every point queried exactly."""
+k-d tree), and never more than the surface has faces; a surface that needs more (long faces: CAD
+parts, whose trees are quick anyway) has every point queried exactly."""
 
 
 class MeshQueries:
@@ -139,7 +140,9 @@ class MeshQueries:
         slow ones; only the others are queried."""
         P = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         spacing = 0.5 * float(limit)
-        cover = covering_points(self.V, self.F, spacing, COVERING_POINTS) if len(P) and limit > 0 else None
+        # a k-d tree of more points than the mesh has faces is no faster than libigl's tree of the faces
+        most = min(COVERING_POINTS, len(self.F))
+        cover = covering_points(self.V, self.F, spacing, most) if len(P) and limit > 0 else None
         if cover is None:
             return np.minimum(self.unsigned_distance(P), limit)
         from scipy.spatial import cKDTree

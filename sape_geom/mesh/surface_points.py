@@ -31,9 +31,10 @@ def covering_points(vertices: Any, faces: Any, spacing: float, limit: int) -> np
     corners = V[F]
     longest = np.linalg.norm(corners - corners[:, [1, 2, 0]], axis=2).max(axis=1)
     cuts = np.maximum(1, np.ceil(longest / spacing)).astype(np.int64)
-    if int(((cuts + 1) * (cuts + 2) // 2).sum()) > limit:
+    used = np.unique(F)
+    if len(used) + int(((cuts + 1) * (cuts + 2) // 2 - 3).sum()) > limit:
         return None
-    points = [V[np.unique(F)]]
+    points = [V[used]]
     for k in np.unique(cuts[cuts > 1]):  # one pass per number of cuts, each over all its faces
         i, j = np.meshgrid(np.arange(k + 1), np.arange(k + 1), indexing="ij")
         i, j = i.ravel(), j.ravel()

@@ -69,17 +69,24 @@ def test_all_sets_at_once_are_the_sets_one_by_one(mesh):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("shape", ["fine", "long faces"])
+@pytest.mark.parametrize("shape", ["fine", "long faces too", "long faces only"])
 def test_truncated_distance_is_the_exact_one_cut_at_its_limit(shape):
-    # a subdivided hemisphere (edges under the limit: its vertices cover it) and a box of 12 long faces
-    mesh = hemisphere(subdivisions=4) if shape == "fine" else trimesh.creation.box((1.6, 1.0, 0.4))
+    """A subdivided hemisphere (its vertices cover it), the same beside a box of 12 long faces (cut into
+    many small triangles' corners) and the box alone (more cover points than faces: every point exact)."""
+    from sape_geom.mesh.surface_points import covering_points
+
+    box = trimesh.creation.box((1.0, 0.6, 0.2))
+    box.apply_translation((0.0, 0.0, -0.8))
+    parts = {"fine": [hemisphere(subdivisions=5)], "long faces too": [hemisphere(subdivisions=5), box]}
+    mesh = trimesh.util.concatenate(parts.get(shape, [box]))
     V, F = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    limit = 0.2
+    assert (covering_points(V, F, 0.5 * limit, len(F)) is None) == (shape == "long faces only")
     P = sample_training_points(V, F, 30_000, seed=3).astype(float)
     q = MeshQueries(V, F)
-    limit = 0.05
     truncated = q.truncated_distance(P, limit)
     np.testing.assert_array_equal(truncated, np.minimum(q.unsigned_distance(P), limit))
-    assert 0.2 < np.mean(truncated == limit) < 0.9  # both kinds of points were there
+    assert 0.1 < np.mean(truncated == limit) < 0.9  # both kinds of points were there
 
 
 def test_covering_points_leave_no_surface_point_farther_than_the_spacing():
