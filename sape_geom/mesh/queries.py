@@ -145,10 +145,10 @@ class MeshQueries:
         cover = covering_points(self.V, self.F, spacing, most) if len(P) and limit > 0 else None
         if cover is None:
             return np.minimum(self.unsigned_distance(P), limit)
-        from scipy.spatial import cKDTree
+        from scipy.spatial import KDTree
 
         self._check()
-        nearest, _ = cKDTree(cover).query(P, distance_upper_bound=limit + spacing, workers=-1)
+        nearest, _ = KDTree(cover).query(P, distance_upper_bound=limit + spacing, workers=-1)
         near = np.flatnonzero(np.isfinite(nearest))  # the others are over limit + spacing from every cover point
         out = np.full(len(P), float(limit))
         out[near] = np.minimum(self.unsigned_distance(P[near]), limit)

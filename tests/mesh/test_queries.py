@@ -90,7 +90,7 @@ def test_truncated_distance_is_the_exact_one_cut_at_its_limit(shape):
 
 
 def test_covering_points_leave_no_surface_point_farther_than_the_spacing():
-    from scipy.spatial import cKDTree
+    from scipy.spatial import KDTree
 
     from sape_geom.mesh.surface_points import covering_points, sample_surface
 
@@ -99,5 +99,5 @@ def test_covering_points_leave_no_surface_point_farther_than_the_spacing():
     cover = covering_points(V, F, 0.05, 1_000_000)
     assert cover is not None
     samples, _ = sample_surface(V, F, 50_000, np.random.default_rng(0))
-    assert cKDTree(cover).query(samples)[0].max() <= 0.05
+    assert KDTree(cover).query(samples)[0].max() <= 0.05
     assert covering_points(V, F, 0.05, 100) is None  # over the limit: the caller queries every point

@@ -11,41 +11,41 @@ import torch
 from sape_geom.nn.adam import PlainAdam
 
 
-def _pair():
+def _train_both(steps: int, batch: int, before_step) -> None:
+    """The same network trained by ``torch.optim.Adam`` and by ``PlainAdam`` on the same batches;
+    ``before_step(step, net, optimizer)`` runs after the backward pass. Asserts equal weights."""
     torch.manual_seed(0)
-    first = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-    second = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-    second.load_state_dict(first.state_dict())
-    return first, second
+    reference = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    ours = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    ours.load_state_dict(reference.state_dict())
+    pairs = (
+        (reference, torch.optim.Adam(reference.parameters(), lr=1e-2)),
+        (ours, PlainAdam(ours.parameters(), lr=1e-2)),
+    )
+    for step in range(steps):
+        x = torch.randn(batch, 6)
+        for net, optimizer in pairs:
+            optimizer.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            before_step(step, net, optimizer)
+            optimizer.step()
+    for a, b in zip(reference.parameters(), ours.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_the_update_is_pytorchs_bit_for_bit_under_a_changing_learning_rate():
-    reference, ours = _pair()
-    expected, optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2), PlainAdam(ours.parameters(), lr=1e-2)
-    for step in range(200):
-        x = torch.randn(32, 6)
-        for net, opt in ((reference, expected), (ours, optimizer)):
-            opt.param_groups[0]["lr"] = 1e-2 * 0.98**step
-            opt.zero_grad(set_to_none=True)
-            net(x).square().mean().backward()
-            opt.step()
-    for a, b in zip(reference.parameters(), ours.parameters()):
-        assert torch.equal(a, b)
+    def schedule(step, _net, optimizer):
+        optimizer.param_groups[0]["lr"] = 1e-2 * 0.98**step
+
+    _train_both(200, 32, schedule)
 
 
 def test_a_parameter_without_a_gradient_is_left_alone_as_pytorch_leaves_it():
-    reference, ours = _pair()
-    expected, optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2), PlainAdam(ours.parameters(), lr=1e-2)
-    for step in range(20):
-        x = torch.randn(8, 6)
-        for net, opt in ((reference, expected), (ours, optimizer)):
-            opt.zero_grad(set_to_none=True)
-            net(x).sum().backward()
-            if step % 3 == 0:  # the last layer's bias sits out every third step
-                net[2].bias.grad = None
-            opt.step()
-    for a, b in zip(reference.parameters(), ours.parameters()):
-        assert torch.equal(a, b)
+    def sit_out(step, net, _optimizer):
+        if step % 3 == 0:  # the last layer's bias sits out every third step
+            net[2].bias.grad = None
+
+    _train_both(20, 8, sit_out)
 
 
 def test_a_cpu_fit_in_a_fresh_process_never_imports_dynamo():
