@@ -101,3 +101,19 @@ def test_covering_points_leave_no_surface_point_farther_than_the_spacing():
     samples, _ = sample_surface(V, F, 50_000, np.random.default_rng(0))
     assert KDTree(cover).query(samples)[0].max() <= 0.05
     assert covering_points(V, F, 0.05, 100) is None  # over the limit: the caller queries every point
+
+
+def test_a_fan_of_long_faces_gets_a_winding_tree_of_short_ones_and_the_same_labels():
+    """A cylinder's caps are fans of long thin faces (as CAD exports them): with ``winding_edge`` the
+    winding-number tree is built on them cut short, its numbers the same up to libigl's approximation;
+    a box's 12 long faces are too few to cut."""
+    cylinder = trimesh.creation.cylinder(radius=0.8, height=0.3, sections=128)
+    V, F = np.asarray(cylinder.vertices, float), np.asarray(cylinder.faces, np.int64)
+    cut = MeshQueries(V, F, winding_edge=0.1)
+    assert len(cut._winding_mesh(F)[1]) > 4 * len(F)
+    P = sample_training_points(V, F, 20_000, seed=5).astype(float)
+    plain, fast = MeshQueries(V, F).winding_number(P), cut.winding_number(P)
+    assert np.abs(plain - fast).max() < 0.05
+    np.testing.assert_array_equal(plain > 0.5, fast > 0.5)
+    box = trimesh.creation.box((1.6, 1.0, 0.4))
+    assert len(MeshQueries(box.vertices, box.faces, winding_edge=0.1)._winding_mesh(np.asarray(box.faces))[1]) == 12
