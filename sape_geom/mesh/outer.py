@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .cleanup import face_components
 from .queries import MeshQueries
-from .surface_points import sample_surface, triangle_normals
+from .surface_points import sample_surface, split_to_edge, triangle_normals
 
 __all__ = ["OuterSurface", "outer_surface", "solid_pieces"]
 
@@ -59,32 +59,6 @@ class OuterSurface:
         return self.buried_area > 0
 
 
-def _bisect(corners: np.ndarray) -> np.ndarray:
-    """(m, 3, 3) triangles split at the middle of their longest edge: (2m, 3, 3), the same area."""
-    edge = np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2)  # edge k runs from corner k to k+1
-    first = np.argmax(edge, axis=1)
-    rows = np.arange(len(corners))[:, None]
-    a, b, c = (corners[rows, (first[:, None] + k) % 3][:, 0] for k in range(3))
-    middle = 0.5 * (a + b)
-    return np.concatenate([np.stack([a, middle, c], axis=1), np.stack([middle, b, c], axis=1)])
-
-
-def _longest_edge(corners: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2).max(axis=1)
-
-
-def _split_to(corners: np.ndarray, edge: float) -> tuple[np.ndarray, np.ndarray]:
-    """The triangles bisected until no edge is longer than ``edge``, and the triangle each piece is of."""
-    done, done_from = [], []
-    origin = np.arange(len(corners))
-    while len(corners):
-        long = _longest_edge(corners) > edge
-        done.append(corners[~long])
-        done_from.append(origin[~long])
-        corners, origin = _bisect(corners[long]), np.tile(origin[long], 2)
-    return np.concatenate(done), np.concatenate(done_from)
-
-
 def _separates(points: np.ndarray, normals: np.ndarray, queries: MeshQueries, threshold: float) -> np.ndarray:
     """Whether the surface at each point (with its face's normal) has the solid on one side only."""
     step = OFFSET * normals
@@ -108,7 +82,7 @@ def outer_surface(
     normal, _ = triangle_normals(V[F[face]])
     if np.mean(~_separates(points, normal, queries, threshold)) <= SCREEN_TOLERANCE:
         return OuterSurface(V, F, 0.0)
-    pieces, piece_from = _split_to(V[F], TEST_EDGE)
+    pieces, piece_from = split_to_edge(V[F], TEST_EDGE)
     # The split surface has the same winding number, and its tree answers faster near long faces.
     split = MeshQueries(
         pieces.reshape(-1, 3), np.arange(3 * len(pieces)).reshape(-1, 3), should_cancel=queries.should_cancel

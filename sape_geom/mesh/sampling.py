@@ -34,14 +34,14 @@ __all__ = [
 
 _SURFACE_MODES = ("hybrid", "area")
 FIELD_TARGETS = ("occupancy", "sdf")
+"""What a training point is labelled with: 1 = outside (occupancy) or the signed distance to the surface
+(positive outside). A solid input's inside is where its winding number exceeds 0.5; a shell input (an
+open surface read as a sheet of half-thickness t) is inside where the distance to it is below t."""
 WINDING_EDGE = 0.1
 """Labels' winding numbers are taken on the input with its faces cut to edges of at most this (unit
 frame, a twentieth of the cube) where it has many longer ones (``MeshQueries(winding_edge=...)``):
 on the surface benchmark's meshes the labels were the same but for one point of the non-manifold parts
 (its winding number near 0.5); the overlapping parts' winding numbers took a third of the time."""
-"""What a training point is labelled with: 1 = outside (occupancy) or the signed distance to the surface
-(positive outside). A solid input's inside is where its winding number exceeds 0.5; a shell input (an
-open surface read as a sheet of half-thickness t) is inside where the distance to it is below t."""
 
 
 def sample_training_points(
@@ -129,11 +129,14 @@ def signed_distance(
     *,
     queries: MeshQueries | None = None,
     distance_queries: MeshQueries | None = None,
+    truncate: float | None = None,
 ) -> np.ndarray:
     """Distance to the surface, negative inside (winding number > 0.5): works for open meshes too.
-    ``distance_queries`` (another surface, e.g. the outer one) measures the distance instead of ``queries``."""
+    ``distance_queries`` (another surface, e.g. the outer one) measures the distance instead of ``queries``;
+    ``truncate``: see :func:`unsigned_distance`."""
     inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
-    return np.where(inside, -1.0, 1.0) * unsigned_distance(vertices, faces, points, queries=distance_queries or queries)
+    distance = unsigned_distance(vertices, faces, points, queries=distance_queries or queries, truncate=truncate)
+    return np.where(inside, -1.0, 1.0) * distance
 
 
 def field_targets(
@@ -165,9 +168,10 @@ def field_targets(
         unsigned = unsigned_distance(vertices, faces, points, queries=queries, truncate=reach)
         distance = unsigned - shell_thickness
     else:
-        inside = inside_outside(vertices, faces, points, exact=exact, queries=queries)
-        unsigned = unsigned_distance(vertices, faces, points, queries=distance_queries or queries, truncate=reach)
-        distance = np.where(inside, -1.0, 1.0) * unsigned
+        distance = signed_distance(
+            vertices, faces, points, exact=exact, queries=queries, distance_queries=distance_queries, truncate=reach
+        )
+        unsigned = np.abs(distance)
     if band is not None:
         beyond = unsigned >= cast(float, reach)
         distance[beyond] = np.sign(distance[beyond]) * _float32_at_least(band)

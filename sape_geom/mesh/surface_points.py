@@ -8,7 +8,16 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["as_vf", "covering_points", "sample_surface", "triangle_areas", "triangle_normals", "vertex_normals"]
+__all__ = [
+    "as_vf",
+    "covering_points",
+    "longest_edges",
+    "sample_surface",
+    "split_to_edge",
+    "triangle_areas",
+    "triangle_normals",
+    "vertex_normals",
+]
 
 
 def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -20,6 +29,34 @@ def as_vf(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
     return V, F
 
 
+def longest_edges(corners: np.ndarray) -> np.ndarray:
+    """(m,) the longest edge of each of the (m, 3, 3) triangles."""
+    return np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2).max(axis=1)
+
+
+def _bisect(corners: np.ndarray) -> np.ndarray:
+    """(m, 3, 3) triangles split at the middle of their longest edge: (2m, 3, 3), the same area."""
+    edge = np.linalg.norm(corners[:, [1, 2, 0]] - corners, axis=2)  # edge k runs from corner k to k+1
+    first = np.argmax(edge, axis=1)
+    rows = np.arange(len(corners))[:, None]
+    a, b, c = (corners[rows, (first[:, None] + k) % 3][:, 0] for k in range(3))
+    middle = 0.5 * (a + b)
+    return np.concatenate([np.stack([a, middle, c], axis=1), np.stack([middle, b, c], axis=1)])
+
+
+def split_to_edge(corners: np.ndarray, edge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (m, 3, 3) triangles bisected until no edge is longer than ``edge`` (the same surface), and
+    the triangle each piece is of."""
+    done, done_from = [], []
+    origin = np.arange(len(corners))
+    while len(corners):
+        long = longest_edges(corners) > edge
+        done.append(corners[~long])
+        done_from.append(origin[~long])
+        corners, origin = _bisect(corners[long]), np.tile(origin[long], 2)
+    return np.concatenate(done), np.concatenate(done_from)
+
+
 def covering_points(vertices: Any, faces: Any, spacing: float, limit: int) -> np.ndarray | None:
     """Points on the faces such that every point of the surface lies within ``spacing`` of one of them,
     or None where that takes more than ``limit`` points (long faces and a fine spacing).
@@ -29,8 +66,7 @@ def covering_points(vertices: Any, faces: Any, spacing: float, limit: int) -> np
     triangles are the points. A mesh whose edges are all shorter than ``spacing`` gives its own vertices."""
     V, F = as_vf(vertices, faces)
     corners = V[F]
-    longest = np.linalg.norm(corners - corners[:, [1, 2, 0]], axis=2).max(axis=1)
-    cuts = np.maximum(1, np.ceil(longest / spacing)).astype(np.int64)
+    cuts = np.maximum(1, np.ceil(longest_edges(corners) / spacing)).astype(np.int64)
     used = np.unique(F)
     if len(used) + int(((cuts + 1) * (cuts + 2) // 2 - 3).sum()) > limit:
         return None
