@@ -118,7 +118,7 @@ class FourierFeatures(Encoding):
         longer: sin0, cos0, sin1, cos1, ... Returns ``out``."""
         if angles is None:
             angles = fourier_angles(x, self.frequencies)
-        pairs = out.view(out.shape[0], angles.shape[1], 2) if out.is_contiguous() else out.unflatten(1, (-1, 2))
+        pairs = out.unflatten(1, (-1, 2))  # a view, whatever the rows' stride
         torch.sin(angles, out=pairs[..., 0])
         torch.cos(angles, out=pairs[..., 1])
         return out

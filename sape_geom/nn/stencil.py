@@ -105,11 +105,10 @@ def corner_stencil(x: torch.Tensor, resolution: int, half: int | None = None) ->
 @cache
 def _corner_offsets(dim: int, resolution: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(d,) flat index strides of the axes, and (2^d,) flat index offsets of a cell's corners from its
-    lower corner, in combine_axes' order."""
+    lower corner, in :func:`combine_axes`' order (it makes them)."""
     strides = resolution ** torch.arange(dim, device=device)
-    offsets = torch.zeros(1, dtype=torch.long, device=device)
-    for axis in range(dim):
-        offsets = (offsets[:, None] + torch.arange(2, device=device) * resolution**axis).flatten()
+    corners = torch.arange(2, device=device).expand(1, dim, 2)
+    offsets = combine_axes(corners, torch.ones(1, dim, 2, device=device), resolution)[0][0]
     return strides, offsets
 
 

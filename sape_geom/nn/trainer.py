@@ -148,7 +148,7 @@ def make_optimizer(
     """Adam with PyTorch's defaults. ``fused=None``: the fused kernel where the device is not the CPU
     (one launch for all parameters, its step counters on the device, no host read), foreach if the fused
     kernel is missing; on the CPU :class:`~sape_geom.nn.adam.PlainAdam`, the same numbers bit for bit as
-    PyTorch's single-tensor loop, in a few list operations and without importing TorchDynamo."""
+    PyTorch's single-tensor loop, without importing TorchDynamo."""
     if fused is None:
         fused = device.type != "cpu"
     if not fused:
